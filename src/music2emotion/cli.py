@@ -1,0 +1,189 @@
+"""The ``music2emotion`` command: a thin layer over the library.
+
+Exit status: 0 when everything worked, 1 when some files failed, 2 for usage errors
+(bad options, a missing model, no input files). Errors are one line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .config import SEED_WINDOW_SECONDS, FeatureSettings
+
+
+class UsageError(Exception):
+    """Bad command-line input: reported in one line, exit status 2."""
+
+
+def _add_predict(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("predict", help="valence and arousal of audio files or folders")
+    p.add_argument("paths", nargs="+", help="audio files and/or folders (searched recursively)")
+    p.add_argument("-o", "--output", help="write rows to this CSV or JSONL file (default: a table on stdout)")
+    p.add_argument("--format", choices=["csv", "jsonl"], help="output format (default: from the -o extension, else csv)")
+    p.add_argument("--model", help="ONNX model file (default: the bundled model)")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per ONNX batch (default 16)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--hop", type=float, default=None, help="seconds between window starts (default: the window length)")
+    p.add_argument("--timeline", action="store_true", help="also output valence/arousal per window")
+    p.add_argument("--scale", choices=["unit", "deam"], default="unit", help="0-1 (default) or DEAM's 1-9 scale")
+    p.add_argument("--resume", action="store_true", help="skip files already in --output and append the rest")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a model on DEAM-layout data")
+    p.add_argument("--audio-dir", required=True, help="folder of <song_id>.<ext> audio files")
+    p.add_argument("--annotations", required=True, help="DEAM static-annotation CSV file or folder")
+    p.add_argument("--out", required=True, help="run folder for checkpoints, history, curves and ONNX")
+    p.add_argument("--window", type=float, default=FeatureSettings().window_seconds,
+                   help=f"window in seconds (default {FeatureSettings().window_seconds:g}; the seed used {SEED_WINDOW_SECONDS:g})")
+    p.add_argument("--arch", default="seed", help="network architecture (default: seed)")
+    p.add_argument("--epochs", type=int, default=80)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--weight-decay", type=float, default=1e-2)
+    p.add_argument("--patience", type=int, default=8, help="early stopping patience in epochs")
+    p.add_argument("--val-fraction", type=float, default=0.2)
+    p.add_argument("--val-ids", help="file of validation song ids (one per line) instead of a random split")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--cache-dir", help="feature cache (default ~/.cache/music2emotion/features)")
+    p.add_argument("--jobs", type=int, default=None, help="processes for feature extraction")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a training checkpoint to ONNX")
+    p.add_argument("checkpoint", help="best_emotion_model.pt")
+    p.add_argument("-o", "--output", required=True, help="ONNX file to write")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="music2emotion",
+        description="Valence (sad to happy) and arousal (calm to energetic) of music, on a 0-1 scale.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_predict(sub)
+    _add_train(sub)
+    _add_export(sub)
+    return parser
+
+
+def _table(rows: list[dict[str, object]]) -> str:
+    cols = ["path", "valence", "arousal", "error"]
+
+    def cell(row: dict[str, object], col: str) -> str:
+        value = (row["error"] or row["warning"]) if col == "error" else row[col]
+        return "" if value is None else str(value)
+
+    cells = [[cell(r, c) for c in cols] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(cols)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(cols, widths)).rstrip()]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
+    return "\n".join(lines)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .audio import find_audio_files
+    from .inference import EmotionModel, predict_files
+    from .results import RowWriter, done_paths, format_for, open_output
+
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    if args.resume and not args.output:
+        raise UsageError("--resume needs --output")
+    files = find_audio_files(args.paths)
+    if not files:
+        raise UsageError("no audio files found in " + ", ".join(args.paths))
+    try:
+        model = EmotionModel(args.model) if args.model else EmotionModel()
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    fmt = format_for(args.output, args.format)
+    if args.resume:
+        done = done_paths(args.output, fmt)
+        files = [f for f in files if str(f) not in done]
+    show = not args.no_progress and len(files) > 1 and sys.stderr.isatty()
+    results = predict_files(files, model, jobs=args.jobs, hop_seconds=args.hop,
+                            batch_size=args.batch_size, timeline=args.timeline)
+    failed = 0
+    rows = []
+    if args.output:
+        stream, header = open_output(args.output, args.resume)
+        with stream:
+            writer = RowWriter(stream, fmt, args.scale, args.timeline, header)
+            for pred in tqdm(results, total=len(files), disable=not show, unit="file"):
+                writer.write(pred)
+                failed += not pred.ok
+                if not pred.ok:
+                    print(f"error: {pred.path}: {pred.error}", file=sys.stderr)
+    elif fmt == "jsonl" or args.timeline:
+        writer = RowWriter(sys.stdout, fmt, args.scale, args.timeline)
+        for pred in results:
+            writer.write(pred)
+            failed += not pred.ok
+    else:
+        for pred in tqdm(results, total=len(files), disable=not show, unit="file"):
+            rows.append(pred.row(args.scale))
+            failed += not pred.ok
+        print(_table(rows))
+    return 1 if failed else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    val_ids = None
+    if args.val_ids:
+        val_ids = [int(t) for t in Path(args.val_ids).read_text().split()]
+    cfg = TrainConfig(
+        audio_dir=args.audio_dir, annotations=args.annotations, out=args.out,
+        window_seconds=args.window, arch=args.arch, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
+        patience=args.patience, val_fraction=args.val_fraction, seed=args.seed,
+        device=args.device, cache_dir=args.cache_dir, jobs=args.jobs or os.cpu_count() or 1,
+        val_ids=val_ids,
+    )
+    train(cfg, resume=args.resume)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .export import export_checkpoint
+
+    if not Path(args.checkpoint).is_file():
+        raise UsageError(f"{args.checkpoint}: checkpoint not found")
+    out = export_checkpoint(args.checkpoint, args.output)
+    print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {"predict": cmd_predict, "train": cmd_train, "export": cmd_export}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"music2emotion {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (OSError, ValueError, RuntimeError) as exc:
+        print(f"music2emotion {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,77 @@
+"""Settings shared by training, export and inference.
+
+Every number that shapes the model's input or output is defined here once. A trained
+model carries its :class:`FeatureSettings` (inside the checkpoint and inside the ONNX
+file's metadata), so inference rebuilds exactly the features the model was trained on,
+whatever the defaults of the installed version are.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+import numpy as np
+
+SAMPLE_RATE = 22_050
+N_MELS = 64
+N_FFT = 2048
+HOP_LENGTH = 512
+SEED_WINDOW_SECONDS = 30.0
+# DEAM clips are 10 s; README "Window length" gives the measurement behind this default.
+DEFAULT_WINDOW_SECONDS = 10.0
+# Shorter files carry too little music to say anything; they are refused, not padded.
+MIN_AUDIO_SECONDS = 0.5
+# Below this RMS (about -80 dBFS) a file is treated as digital silence and flagged.
+SILENCE_RMS = 1e-4
+
+TARGETS = ("valence", "arousal")
+DEAM_MIN, DEAM_MAX = 1.0, 9.0
+
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf"}
+)
+
+METADATA_KEY = "music2emotion.settings"
+
+
+def to_unit(rating: Any) -> Any:
+    """Map a DEAM rating on the 1-9 scale to [0, 1]: (r - 1) / 8."""
+    return (np.asarray(rating, dtype=np.float64) - DEAM_MIN) / (DEAM_MAX - DEAM_MIN)
+
+
+def to_deam(value: Any) -> Any:
+    """Map a [0, 1] prediction back to DEAM's 1-9 scale."""
+    return np.asarray(value, dtype=np.float64) * (DEAM_MAX - DEAM_MIN) + DEAM_MIN
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    """How audio becomes the model's input tensor ``[batch, 1, n_mels, n_frames]``."""
+
+    sample_rate: int = SAMPLE_RATE
+    n_mels: int = N_MELS
+    n_fft: int = N_FFT
+    hop_length: int = HOP_LENGTH
+    window_seconds: float = DEFAULT_WINDOW_SECONDS
+
+    @property
+    def window_samples(self) -> int:
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def n_frames(self) -> int:
+        """Frames in one window (librosa centres frames, hence the +1)."""
+        return 1 + self.window_samples // self.hop_length
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
