@@ -41,8 +41,11 @@ def _check_path(path: Path) -> None:
 def _reason(exc: Exception) -> str:
     text = getattr(exc, "error_string", None) or str(exc) or type(exc).__name__
     text = " ".join(str(text).split())
-    if "format not recognised" in text.lower() or "unknown format" in text.lower():
-        return "not a supported audio format (libsndfile could not recognise it)"
+    low = text.lower()
+    # libsndfile reports a file it cannot parse as "not a regular file" once its MP3
+    # decoder gives up, although _check_path has already established that it is one
+    if any(s in low for s in ("format not recognised", "unknown format", "not a regular file")):
+        return "not a supported audio format, or a corrupt file (libsndfile could not open it)"
     return text
 
 

@@ -1,0 +1,80 @@
+"""Audio loading: formats, channels, sample rates, and one-line errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import SR, tone, write
+from music2emotion.audio import AudioError, find_audio_files, load_audio, stream_audio
+
+
+@pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "mp3"])
+def test_formats_decode_to_mono_22k(tmp_path, ext):
+    path = write(tmp_path / f"x.{ext}", np.stack([tone(440, 2.0)] * 2, 1))
+    y = load_audio(path)
+    assert y.dtype == np.float32 and y.ndim == 1
+    assert abs(len(y) - 2 * SR) < 0.06 * SR  # MP3 adds encoder delay/padding
+    assert 0.1 < np.abs(y).max() <= 1.0
+
+
+@pytest.mark.parametrize("sr", [8_000, 16_000, 44_100, 48_000])
+def test_resamples_to_model_rate(tmp_path, sr):
+    path = write(tmp_path / "x.wav", tone(1000, 1.5, sr), sr)
+    y = load_audio(path)
+    assert abs(len(y) - int(1.5 * SR)) <= 2
+    spectrum = np.abs(np.fft.rfft(y))
+    peak_hz = np.argmax(spectrum) * SR / len(y)
+    assert abs(peak_hz - 1000) < 5
+
+
+def test_stream_equals_load_and_blocks_are_bounded(tmp_path):
+    path = write(tmp_path / "long.wav", tone(220, 50.0, 44_100), 44_100)
+    blocks = list(stream_audio(path, block_seconds=5.0))
+    assert len(blocks) >= 10
+    assert max(len(b) for b in blocks) < 6 * SR
+    np.testing.assert_array_equal(np.concatenate(blocks), load_audio(path))
+
+
+def test_downmix_averages_channels(tmp_path):
+    left, right = tone(440, 1.0), np.zeros(SR, np.float32)
+    y = load_audio(write(tmp_path / "st.wav", np.stack([left, right], 1)))
+    np.testing.assert_allclose(y, left / 2, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "make, reason",
+    [
+        (lambda p: p, "file not found"),
+        (lambda p: (p.write_bytes(b""), p)[1], "empty file"),
+        (lambda p: (p.write_text("hello, I am not audio\n" * 20), p)[1], "not a supported audio format"),
+    ],
+)
+def test_errors_are_one_line_reasons(tmp_path, make, reason):
+    path = make(tmp_path / "bad.mp3")
+    with pytest.raises(AudioError) as err:
+        load_audio(path)
+    assert reason in str(err.value) and "\n" not in str(err.value)
+
+
+def test_header_without_samples(tmp_path):
+    path = write(tmp_path / "empty.wav", np.zeros(0, np.float32))
+    with pytest.raises(AudioError, match="no audio data"):
+        load_audio(path)
+
+
+def test_directory_is_not_a_file(tmp_path):
+    (tmp_path / "d.wav").mkdir()
+    with pytest.raises(AudioError, match="directory"):
+        load_audio(tmp_path / "d.wav")
+
+
+def test_find_audio_files_recurses_and_survives_symlink_loops(tmp_path):
+    write(tmp_path / "a.wav", tone(440, 0.6))
+    write(tmp_path / "sub" / "b.FLAC", tone(440, 0.6))
+    (tmp_path / "notes.txt").write_text("not audio")
+    (tmp_path / "sub" / "loop").symlink_to(tmp_path, target_is_directory=True)
+    found = find_audio_files([tmp_path])
+    assert [p.name for p in found] == ["a.wav", "b.FLAC"]
+    # an explicitly named file is kept even with a foreign extension, so it gets reported
+    assert find_audio_files([tmp_path / "notes.txt"]) == [tmp_path / "notes.txt"]

@@ -1,0 +1,92 @@
+"""The command line: predict end to end (with a broken file among good ones), export, test.py."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from music2emotion.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_predict_folder_to_csv_with_a_broken_file(tmp_path, audio_dir, tiny_onnx, capsys):
+    (audio_dir / "broken.mp3").write_text("definitely not an mp3")
+    out = tmp_path / "out.csv"
+    code = main(["predict", str(audio_dir), "-o", str(out), "--model", str(tiny_onnx), "--jobs", "1"])
+    assert code == 1  # some files failed
+    rows = {Path(r["path"]).name: r for r in _rows(out)}
+    assert set(rows) == {"a.wav", "b.mp3", "c.flac", "broken.mp3"}
+    assert {"path", "valence", "arousal", "error"} <= set(next(iter(rows.values())))
+    for name in ("a.wav", "b.mp3", "c.flac"):
+        assert rows[name]["error"] == ""
+        assert 0 <= float(rows[name]["valence"]) <= 1 and 0 <= float(rows[name]["arousal"]) <= 1
+    assert "not a supported audio format" in rows["broken.mp3"]["error"]
+    assert rows["broken.mp3"]["valence"] == ""
+    err = capsys.readouterr().err
+    assert "broken.mp3" in err and "Traceback" not in err
+
+
+def test_predict_prints_a_table_and_exits_zero(audio_dir, tiny_onnx, capsys):
+    code = main(["predict", str(audio_dir / "a.wav"), "--model", str(tiny_onnx)])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert out[0].split() == ["path", "valence", "arousal", "error"]
+    assert out[1].startswith(str(audio_dir / "a.wav"))
+
+
+def test_predict_deam_scale(audio_dir, tiny_onnx, tmp_path):
+    unit, deam = tmp_path / "u.csv", tmp_path / "d.csv"
+    main(["predict", str(audio_dir / "a.wav"), "-o", str(unit), "--model", str(tiny_onnx)])
+    main(["predict", str(audio_dir / "a.wav"), "-o", str(deam), "--model", str(tiny_onnx), "--scale", "deam"])
+    u, d = _rows(unit)[0], _rows(deam)[0]
+    assert float(d["valence"]) == pytest.approx(1 + 8 * float(u["valence"]), abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["predict", "{empty}"], "no audio files found"),
+        (["predict", "{audio}", "--model", "/nonexistent.onnx"], "model file not found"),
+        (["predict", "{audio}", "--resume"], "--resume needs --output"),
+        (["export", "/nonexistent.pt", "-o", "x.onnx"], "checkpoint not found"),
+    ],
+)
+def test_usage_errors_exit_2_with_one_line(argv, message, audio_dir, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    code = main([a.replace("{audio}", str(audio_dir)).replace("{empty}", str(tmp_path / "empty")) for a in argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1
+
+
+def test_export_command_and_seed_script(tmp_path, audio_dir, deam_like):
+    torch = pytest.importorskip("torch")
+    from music2emotion.export import load_checkpoint, max_abs_difference, model_from_checkpoint
+    from music2emotion.train import BEST, TrainConfig, train
+
+    audio, ann = deam_like
+    out = tmp_path / "run"
+    train(TrainConfig(audio_dir=str(audio), annotations=str(ann), out=str(out), window_seconds=3.0,
+                      epochs=1, batch_size=8, cache_dir=str(tmp_path / "cache"), jobs=1), log=lambda _: None)
+    onnx_path = tmp_path / "model.onnx"
+    assert main(["export", str(out / BEST), "-o", str(onnx_path)]) == 0
+    model, settings = model_from_checkpoint(load_checkpoint(out / BEST))
+    x = torch.randn(2, 1, 64, settings.n_frames).numpy()
+    assert max_abs_difference(model, onnx_path, x) < 1e-4
+
+    # the seed's test.py runs the same prediction through ONNX
+    proc = subprocess.run([sys.executable, str(ROOT / "test.py"), "--model", str(onnx_path),
+                           str(audio_dir / "a.wav"), str(audio_dir / "b.mp3")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 3 and "a.wav" in lines[1] and "b.mp3" in lines[2]
