@@ -2,8 +2,8 @@
 
 A generated WAV is picked through the file input and another is dropped on the drop zone;
 the table, the point on the valence-arousal plane and the downloaded CSV must show the
-same numbers as ``music2emotion predict`` on the same files, and the page must load
-nothing from anywhere but the server. Needs Debian's ``chromium`` and the ``playwright``
+same numbers as ``music2emotion predict`` on the same files, and the page and the API
+docs must load nothing from anywhere but the server. Needs Debian's ``chromium`` and the ``playwright``
 Python package (``.ci/run`` installs both): skipped when they are absent, except in CI
 (``CI`` set), where their absence is a failure.
 """
@@ -164,6 +164,11 @@ def test_drop_a_song_and_see_the_same_numbers_as_predict(browser, model_path, tm
         page.set_viewport_size({"width": 375, "height": 800})
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0
+
+        # the API docs render from the package's own copy of Swagger UI
+        page.goto(url + "/docs")
+        page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+        assert "/api/predict" in page.locator(".swagger-ui").inner_text()
         context.close()
 
     assert foreign == [], f"the page loaded from elsewhere: {foreign}"
