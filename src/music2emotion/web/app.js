@@ -391,7 +391,7 @@
     if (!r) {
       note.textContent = "Pick a file in the table or on the plane to see how its mood moves.";
       svg.classList.add("empty-chart");
-      drawTimelineFrame(svg, 1);
+      drawTimelineFrame(svg, 0);
       return;
     }
     svg.classList.remove("empty-chart");
@@ -422,6 +422,7 @@
     note.textContent = `${segs.length} windows · dashed lines: the whole-file values.`;
   }
 
+  // duration 0: an empty frame, no time axis yet
   function drawTimelineFrame(svg, duration) {
     const px = (t) => T.x + (t / duration) * T.w, py = (v) => T.y + (1 - v) * T.h;
     el("rect", { x: T.x, y: T.y, width: T.w, height: T.h, class: "plot-area" }, svg);
@@ -430,7 +431,7 @@
       el("text", { x: T.x - 8, y: py(v) + 4, class: "tick", "text-anchor": "end" }, svg, String(v));
     }
     const step = niceStep(duration, T.w < 420 ? 5 : 8);
-    for (let t = 0; t <= duration + 1e-9; t += step) {
+    for (let t = 0; duration > 0 && t <= duration + 1e-9; t += step) {
       el("line", { x1: px(t), x2: px(t), y1: T.y + T.h, y2: T.y + T.h + 5, class: "grid" }, svg);
       el("text", { x: px(t), y: T.y + T.h + 20, class: "tick", "text-anchor": "middle" }, svg, fmtTime(t));
     }
