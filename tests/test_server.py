@@ -250,6 +250,16 @@ def test_request_level_errors(client):
     assert r.status_code == 400
 
 
+def test_unwritable_temp_dir_is_503_not_a_crash(model, tmp_path, monkeypatch):
+    with TestClient(server.create_app(model)) as c:
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "gone"))
+        r = c.post("/api/predict", files={"file": ("a.wav", wav_bytes(1.0), "audio/wav")})
+        assert r.status_code == 503 and "cannot store uploads" in r.json()["error"]
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+        r = c.post("/api/predict", files={"file": ("a.wav", wav_bytes(1.0), "audio/wav")})
+        assert r.status_code == 200
+
+
 def test_too_many_files(client):
     files = [("files", (f"{i}.wav", b"x", "audio/wav")) for i in range(server.MAX_FILES + 1)]
     r = client.post("/api/predict", files=files)

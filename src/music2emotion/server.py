@@ -16,8 +16,9 @@ short). A request holding **one** file answers with that file's status; a reques
 **several** answers 200 and the caller reads each result's ``status``, so one bad file in a
 batch does not hide the others. The whole request is refused with 413 as soon as any file
 grows past the per-file limit while it streams in (the server stops reading there), with
-400 for a malformed body or no file at all, and 415 when the body is not multipart. Every
-error body is JSON: ``{"error": "<one line>", "results": [...]}``.
+400 for a malformed body or no file at all, 415 when the body is not multipart, and 503
+when the server cannot write temporary files. Every error body is JSON:
+``{"error": "<one line>", "results": [...]}``.
 
 Safety: the body is parsed as it arrives (python-multipart's streaming parser) straight
 into private temporary files (``mkstemp``: mode 0600, random names) that are deleted
@@ -513,6 +514,9 @@ def create_app(
             return _error(exc.status, exc.message)
         except ClientDisconnect:
             return _error(400, "the client went away during the upload")
+        except OSError as exc:  # no space or no temp dir: the server's problem, not the file's
+            log.error("cannot store an upload: %s", exc)
+            return _error(503, f"the server cannot store uploads right now ({exc.strerror or exc})")
         try:
             uploads = receiver.uploads
             if not uploads:
