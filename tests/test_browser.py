@@ -118,9 +118,8 @@ def test_drop_a_song_and_see_the_same_numbers_as_predict(browser, model_path, tm
             [dropped.name, base64.b64encode(dropped.read_bytes()).decode()],
         )
         page.set_input_files("#file-input", str(notes))
-        page.wait_for_function(
-            "() => document.querySelectorAll('#results tbody tr[data-state=done], #results tbody tr[data-state=error]').length === 3",
-            timeout=60_000)
+        finished = "#results tbody tr[data-state=done], #results tbody tr[data-state=error]"
+        page.wait_for_function(f"() => document.querySelectorAll('{finished}').length === 3", timeout=60_000)
 
         for f in (picked, dropped):
             want = expected[f.name]

@@ -163,7 +163,7 @@ def test_many_files_at_once_keep_order_and_per_file_errors(client, model, tmp_pa
     results = r.json()["results"]
     assert [x["file"] for x in results] == ["a.wav", "bad.mp3", "b.wav", "image.png", "c.wav", "d"]
     assert [x["status"] for x in results] == [200, 422, 200, 415, 200, 200]
-    for res, data in zip([results[0], results[2], results[4], results[5]], good):
+    for res, data in zip([results[0], results[2], results[4], results[5]], good, strict=True):
         ref = predict_on_disk(model, data, tmp_path).row()
         assert (res["valence"], res["arousal"]) == (ref["valence"], ref["arousal"])
     assert results[1]["error"] and results[3]["error"]

@@ -33,13 +33,13 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
 import mimetypes
 import os
 import re
 import sys
 import tempfile
+import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
