@@ -1,0 +1,608 @@
+"""``music2emotion serve``: a local JSON API and a web page over one loaded model.
+
+Routes:
+
+- ``GET /`` the page (``web/``: drag and drop audio, the valence-arousal plane, the
+  emotion-over-time curve, a table to download as CSV). Everything it loads comes from
+  this package; a Content-Security-Policy forbids any other origin.
+- ``POST /api/predict`` multipart/form-data with one or more files (any field name).
+- ``GET /api/health`` the model loaded, its settings and the upload limits.
+- ``GET /docs`` and ``/redoc`` (served offline), ``GET /openapi.json``.
+
+Status codes of ``/api/predict``. Each file gets a result with its own ``status``: 200,
+415 (not an audio type we read: neither its name ends in one of ``AUDIO_EXTENSIONS`` nor is
+it sent as ``audio/*``) or 422 (it claims to be audio but cannot be decoded, or is too
+short). A request holding **one** file answers with that file's status; a request holding
+**several** answers 200 and the caller reads each result's ``status``, so one bad file in a
+batch does not hide the others. The whole request is refused with 413 as soon as any file
+grows past the per-file limit while it streams in (the server stops reading there), with
+400 for a malformed body or no file at all, 415 when the body is not multipart, and 503
+when the server cannot write temporary files. Every error body is JSON:
+``{"error": "<one line>", "results": [...]}``.
+
+Safety: the body is parsed as it arrives (python-multipart's streaming parser) straight
+into private temporary files (``mkstemp``: mode 0600, random names) that are deleted
+when the request ends, whatever happens. The client's file name is only echoed back,
+never used on disk: at most its suffix is kept, and only when it is one of
+``AUDIO_EXTENSIONS`` (the decoder may go by it). Inference runs in worker threads, at most
+``concurrency`` at a time, so the event loop keeps answering while files are analysed.
+No CORS header is sent unless origins are given.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import mimetypes
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from functools import partial
+from importlib import resources
+from pathlib import Path, PurePosixPath
+from typing import Any, Literal
+
+import anyio
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, Field
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
+
+from . import __version__
+from .config import AUDIO_EXTENSIONS
+from .inference import EmotionModel, Prediction
+
+log = logging.getLogger("music2emotion.server")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+DEFAULT_MAX_UPLOAD_MB = 50.0
+MAX_FILES = 64  # per request; with the per-file limit this bounds what one request may send
+# Multipart overhead per part (boundary and part headers) allowed on top of the file limit
+# when a declared Content-Length is checked before reading anything.
+PART_OVERHEAD = 16 * 1024
+TEMP_PREFIX = "music2emotion-upload-"
+
+# The page may load only what this server serves; inline scripts and styles are refused.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
+        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+def web_dir() -> Path:
+    """The page's files, shipped inside the package."""
+    return Path(str(resources.files("music2emotion") / "web"))
+
+
+def default_concurrency() -> int:
+    """Files analysed at once: one per core, at most 4 (each holds a window batch in memory)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def load_model(path: str | os.PathLike[str] | None, concurrency: int) -> EmotionModel:
+    """Load the model once for the server; ONNX Runtime threads are split between the
+    concurrent analyses so they do not fight over the cores."""
+    threads = max(1, (os.cpu_count() or 1) // max(1, concurrency))
+    return EmotionModel(path, threads=threads)
+
+
+# ---- response schemas (they also document the API at /docs) -------------------------
+
+
+class SegmentOut(BaseModel):
+    start: float = Field(description="window start, seconds")
+    end: float = Field(description="window end, seconds")
+    valence: float
+    arousal: float
+
+
+class FileResult(BaseModel):
+    file: str = Field(description="the uploaded file's name, as the client sent it")
+    status: int = Field(description="200, or 415 (not audio) / 422 (undecodable, too short)")
+    valence: float | None = Field(None, description="mean over the windows; null on error")
+    arousal: float | None = None
+    duration: float | None = Field(None, description="seconds of audio")
+    windows: int = 0
+    warning: str = ""
+    error: str = Field("", description="one-line reason when status is not 200")
+    timeline: list[SegmentOut] = Field(
+        default_factory=list, description="one entry per window when the file is longer than one window"
+    )
+
+
+class PredictResponse(BaseModel):
+    results: list[FileResult]
+    error: str = Field("", description="one line; set when the status is not 200")
+
+
+class ModelInfo(BaseModel):
+    file: str
+    settings: dict[str, Any]
+    info: dict[str, Any]
+
+
+class Limits(BaseModel):
+    max_upload_bytes: int
+    max_files: int
+    concurrency: int
+    audio_extensions: list[str]
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+    version: str
+    model: ModelInfo
+    limits: Limits
+
+
+# ---- streaming multipart reception ---------------------------------------------------
+
+
+class RequestRefused(Exception):
+    """The request as a whole cannot be served: ``status`` and a one-line ``message``."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status, self.message = status, message
+
+
+@dataclass
+class Upload:
+    """One file part: ``name`` is for display only; ``path`` is our private temp file
+    (``None`` when the part was refused before any of it was stored)."""
+
+    name: str
+    path: Path | None = None
+    size: int = 0
+    status: int = 200
+    error: str = ""
+
+
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def display_name(raw: bytes, charset: str = "utf-8") -> str:
+    """The client's file name reduced to something safe to echo: last path component,
+    no control characters, at most 200 characters."""
+    text = raw.decode(charset, errors="replace")
+    text = _UNSAFE.sub("", re.split(r"[\\/]", text)[-1]).strip()
+    return text[:200] or "upload"
+
+
+def audio_suffix(name: str, content_type: str) -> str | None:
+    """Suffix for the temp file, or ``None`` when the upload is not audio we read.
+
+    The name's suffix counts when it is one of ``AUDIO_EXTENSIONS``; otherwise an
+    ``audio/*`` content type is trusted and mapped to a suffix where one is known.
+    """
+    suffix = PurePosixPath(name).suffix.lower()
+    if suffix in AUDIO_EXTENSIONS:
+        return suffix
+    if content_type.startswith("audio/"):
+        guessed = (mimetypes.guess_extension(content_type) or "").lower()
+        return guessed if guessed in AUDIO_EXTENSIONS else ""
+    return None
+
+
+def _not_audio(name: str, content_type: str) -> str:
+    kinds = " ".join(sorted(AUDIO_EXTENSIONS))
+    sent = f" (sent as {content_type})" if content_type else ""
+    return f"not an audio file{sent}: expected one of {kinds}"
+
+
+class UploadReceiver:
+    """Feeds a multipart body, chunk by chunk, into private temp files.
+
+    A part larger than ``max_bytes`` raises :class:`RequestRefused` (413) as the byte that
+    crosses the limit arrives, so nothing past it is read or stored. Non-file fields are
+    read (counted against the same limit) and ignored. Call :meth:`cleanup` in a
+    ``finally``: it closes and deletes every temp file made so far.
+    """
+
+    def __init__(self, boundary: bytes, max_bytes: int, max_files: int = MAX_FILES,
+                 charset: str = "utf-8"):
+        self.max_bytes, self.max_files, self.charset = max_bytes, max_files, charset
+        self.uploads: list[Upload] = []
+        self._headers: dict[bytes, bytes] = {}
+        self._hname = b""
+        self._hvalue = b""
+        self._upload: Upload | None = None
+        self._file: Any = None
+        self._size = 0
+        self._parser = MultipartParser(boundary, {
+            "on_part_begin": self._on_part_begin,
+            "on_header_field": self._on_header_field,
+            "on_header_value": self._on_header_value,
+            "on_header_end": self._on_header_end,
+            "on_headers_finished": self._on_headers_finished,
+            "on_part_data": self._on_part_data,
+            "on_part_end": self._on_part_end,
+        })
+
+    def feed(self, chunk: bytes) -> None:
+        try:
+            self._parser.write(chunk)
+        except FormParserError as exc:
+            raise RequestRefused(400, f"malformed multipart body ({exc})") from exc
+
+    def finish(self) -> list[Upload]:
+        try:
+            self._parser.finalize()
+        except FormParserError as exc:
+            raise RequestRefused(400, f"malformed multipart body ({exc})") from exc
+        if self._upload is not None or self._file is not None:
+            raise RequestRefused(400, "malformed multipart body (it ends inside a part)")
+        return self.uploads
+
+    def cleanup(self) -> None:
+        self._close_file()
+        for up in self.uploads:
+            if up.path is not None:
+                try:
+                    up.path.unlink()
+                except FileNotFoundError:
+                    pass
+
+    # python-multipart callbacks
+
+    def _on_part_begin(self) -> None:
+        self._headers = {}
+        self._upload = None
+        self._size = 0
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._hname += data[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._hvalue += data[start:end]
+
+    def _on_header_end(self) -> None:
+        self._headers[self._hname.strip().lower()] = self._hvalue.strip()
+        self._hname = self._hvalue = b""
+
+    def _on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        raw_name = options.get(b"filename")
+        if not raw_name:  # a plain form field, or a file input left empty by a browser
+            return
+        if len(self.uploads) >= self.max_files:
+            raise RequestRefused(413, f"too many files: at most {self.max_files} per request")
+        name = display_name(raw_name, self.charset)
+        ctype = parse_options_header(self._headers.get(b"content-type", b""))[0].decode("latin-1")
+        suffix = audio_suffix(name, ctype)
+        up = Upload(name)
+        if suffix is None:
+            up.status, up.error = 415, _not_audio(name, ctype)
+        else:
+            fd, path = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=suffix)
+            up.path = Path(path)
+            self._file = os.fdopen(fd, "wb")
+        self.uploads.append(up)
+        self._upload = up
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        self._size += end - start
+        if self._size > self.max_bytes:
+            what = self._upload.name if self._upload else "a form field"
+            raise RequestRefused(
+                413, f"{what}: larger than the upload limit of {format_size(self.max_bytes)} per file"
+            )
+        if self._file is not None:
+            # page-cache writes of one network chunk take microseconds: cheaper here
+            # than a hop to a worker thread per chunk
+            self._file.write(data[start:end])
+
+    def _on_part_end(self) -> None:
+        if self._upload is not None:
+            self._upload.size = self._size
+        self._close_file()
+        self._upload = None
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def format_size(n: int) -> str:
+    mb = n / 1e6
+    return f"{mb:g} MB" if mb >= 1 else f"{n / 1e3:g} kB"
+
+
+async def receive_uploads(request: Request, max_bytes: int) -> UploadReceiver:
+    """Stream the request body into a :class:`UploadReceiver` (caller cleans up)."""
+    ctype, params = parse_options_header(request.headers.get("content-type", ""))
+    if ctype != b"multipart/form-data":
+        raise RequestRefused(415, "send the audio as multipart/form-data file fields")
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise RequestRefused(400, "malformed multipart body (no boundary)")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_FILES * (max_bytes + PART_OVERHEAD):
+        raise RequestRefused(413, f"request of {format_size(int(declared))} is larger than "
+                                  f"{MAX_FILES} files of {format_size(max_bytes)}")
+    charset = params.get(b"charset", b"utf-8").decode("latin-1")
+    try:
+        "".encode(charset)
+    except LookupError:
+        charset = "utf-8"
+    receiver = UploadReceiver(boundary, max_bytes, MAX_FILES, charset)
+    try:
+        async for chunk in request.stream():
+            receiver.feed(chunk)
+        receiver.finish()
+    except BaseException:
+        receiver.cleanup()
+        raise
+    return receiver
+
+
+class PageFiles(StaticFiles):
+    """The page's scripts and styles, with the same security headers as the page."""
+
+    async def get_response(self, path: str, scope: Any) -> Any:
+        response = await super().get_response(path, scope)
+        response.headers.update(PAGE_HEADERS)
+        return response
+
+
+# ---- the app -------------------------------------------------------------------------
+
+
+@dataclass
+class ServerState:
+    model: EmotionModel | None
+    model_path: str | os.PathLike[str] | None
+    max_upload_bytes: int
+    concurrency: int
+    hop_seconds: float | None
+    limiter: anyio.CapacityLimiter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.limiter = anyio.CapacityLimiter(self.concurrency)
+
+    def get_model(self) -> EmotionModel:
+        if self.model is None:
+            self.model = load_model(self.model_path, self.concurrency)
+        return self.model
+
+
+def _segment(s: Any, scale: str) -> dict[str, float]:
+    row = Prediction(path="", valence=s.valence, arousal=s.arousal).row(scale)
+    return {"start": s.start, "end": s.end, "valence": row["valence"], "arousal": row["arousal"]}
+
+
+def file_result(up: Upload, pred: Prediction | None, scale: str) -> FileResult:
+    """The API record for one upload; the temp path never leaks into it."""
+    if pred is None:
+        return FileResult(file=up.name, status=up.status, error=up.error)
+    row = pred.row(scale)
+    error = pred.error.replace(str(up.path), up.name) if up.path else pred.error
+    return FileResult(
+        file=up.name,
+        status=200 if pred.ok else 422,
+        valence=row["valence"],
+        arousal=row["arousal"],
+        duration=row["duration"],
+        windows=row["windows"],
+        warning=row["warning"],
+        error=error,
+        timeline=[_segment(s, scale) for s in pred.timeline] if pred.windows > 1 else [],
+    )
+
+
+async def analyse(state: ServerState, up: Upload, scale: str) -> FileResult:
+    if up.path is None:
+        return file_result(up, None, scale)
+    model = state.get_model()
+    pred = await anyio.to_thread.run_sync(
+        partial(model.predict_file, up.path, state.hop_seconds, timeline=True),
+        limiter=state.limiter,
+    )
+    return file_result(up, pred, scale)
+
+
+def _error(status: int, message: str, results: list[FileResult] | None = None) -> JSONResponse:
+    body = PredictResponse(results=results or [], error=message)
+    return JSONResponse(body.model_dump(), status_code=status)
+
+
+_UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "one or more audio files (any field name works)",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def create_app(
+    model: EmotionModel | str | os.PathLike[str] | None = None,
+    *,
+    max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1_000_000),
+    concurrency: int | None = None,
+    hop_seconds: float | None = None,
+    cors_origins: list[str] | tuple[str, ...] = (),
+) -> FastAPI:
+    """The FastAPI app. ``model`` is a loaded :class:`EmotionModel`, or a path (``None``:
+    the bundled model) loaded once at start-up."""
+    if max_upload_bytes < 1:
+        raise ValueError("the upload limit must be at least 1 byte")
+    conc = concurrency or default_concurrency()
+    state = ServerState(
+        model=model if isinstance(model, EmotionModel) else None,
+        model_path=None if isinstance(model, EmotionModel) else model,
+        max_upload_bytes=max_upload_bytes,
+        concurrency=conc,
+        hop_seconds=hop_seconds,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(state.get_model)  # load once, before the first request
+        yield
+
+    app = FastAPIOffline(
+        title="music2emotion",
+        version=__version__,
+        description=(
+            "Valence (sad to happy) and arousal (calm to energetic) of music on a 0-1 scale. "
+            "POST audio files to /api/predict; the page at / does the same in a browser."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.m2e = state
+    if cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["*"])
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # a bug must cost one request a 500, never the server
+        log.exception("unexpected error on %s", request.url.path)
+        return _error(500, f"internal error: {type(exc).__name__}")
+
+    @app.post(
+        "/api/predict",
+        response_model=PredictResponse,
+        openapi_extra=_UPLOAD_BODY,
+        responses={s: {"model": PredictResponse, "description": d} for s, d in [
+            (400, "malformed body or no file"), (413, "a file is larger than the limit"),
+            (415, "not audio (single file) or not multipart"), (422, "undecodable (single file)"),
+        ]},
+        summary="Valence and arousal of uploaded audio files",
+    )
+    async def predict(
+        request: Request,
+        scale: Literal["unit", "deam"] = Query("unit", description="0-1, or DEAM's 1-9 ratings"),
+    ) -> JSONResponse:
+        """One file: the status is that file's. Several files: 200, and each result
+        carries its own ``status`` and ``error``."""
+        try:
+            receiver = await receive_uploads(request, state.max_upload_bytes)
+        except RequestRefused as exc:
+            return _error(exc.status, exc.message)
+        except ClientDisconnect:
+            return _error(400, "the client went away during the upload")
+        except OSError as exc:  # no space or no temp dir: the server's problem, not the file's
+            log.error("cannot store an upload: %s", exc)
+            return _error(503, f"the server cannot store uploads right now ({exc.strerror or exc})")
+        try:
+            uploads = receiver.uploads
+            if not uploads:
+                return _error(400, "no file in the request: send audio as multipart file fields")
+            results: list[FileResult | None] = [None] * len(uploads)
+
+            async def run(i: int, up: Upload) -> None:
+                try:
+                    results[i] = await analyse(state, up, scale)
+                except Exception as exc:  # a bug on one file must not sink the batch
+                    log.exception("unexpected error analysing an upload")
+                    results[i] = FileResult(file=up.name, status=500,
+                                            error=f"internal error: {type(exc).__name__}")
+
+            async with anyio.create_task_group() as tg:
+                for i, up in enumerate(uploads):
+                    tg.start_soon(run, i, up)
+        finally:
+            receiver.cleanup()
+        done = [r for r in results if r is not None]
+        if len(done) == 1 and done[0].status != 200:
+            return _error(done[0].status, f"{done[0].file}: {done[0].error}", done)
+        return JSONResponse(PredictResponse(results=done).model_dump())
+
+    @app.get("/api/health", response_model=Health, summary="The model loaded and the limits")
+    async def health() -> Health:
+        m = state.get_model()
+        return Health(
+            version=__version__,
+            model=ModelInfo(file=m.path.name, settings=m.settings.to_dict(), info=m.info),
+            limits=Limits(max_upload_bytes=state.max_upload_bytes, max_files=MAX_FILES,
+                          concurrency=state.concurrency,
+                          audio_extensions=sorted(AUDIO_EXTENSIONS)),
+        )
+
+    page = web_dir()
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(page / "index.html", headers=PAGE_HEADERS)
+
+    app.mount("/static", PageFiles(directory=page), name="static")
+    return app
+
+
+def run(
+    model: EmotionModel,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
+    concurrency: int | None = None,
+    hop_seconds: float | None = None,
+    cors_origins: list[str] | tuple[str, ...] = (),
+) -> None:
+    """Serve until interrupted (uvicorn)."""
+    import uvicorn
+
+    app = create_app(model, max_upload_bytes=max(1, math.floor(max_upload_mb * 1_000_000)),
+                     concurrency=concurrency, hop_seconds=hop_seconds, cors_origins=cors_origins)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {host}: anyone who can reach it can upload files",
+              file=sys.stderr)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"music2emotion: serving http://{shown}:{port}/ (Ctrl+C to stop)", file=sys.stderr)
+    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
+
+
+@contextmanager
+def running(app: FastAPI, host: str = DEFAULT_HOST, port: int = 0,
+            timeout: float = 60.0) -> Iterator[str]:
+    """Serve ``app`` from a background thread (tests, benchmarks, screenshots) and yield
+    its base URL; ``port=0`` picks a free port. The server stops when the block ends."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="music2emotion-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"the server did not start on {host}:{port}")
+        time.sleep(0.02)
+    bound = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout)

@@ -1,0 +1,174 @@
+"""End to end: the real server (uvicorn on 127.0.0.1), the page in headless Chromium.
+
+A generated WAV is picked through the file input and another is dropped on the drop zone;
+the table, the point on the valence-arousal plane and the downloaded CSV must show the
+same numbers as ``music2emotion predict`` on the same files, and the page and the API
+docs must load nothing from anywhere but the server. Needs Debian's ``chromium`` and the ``playwright``
+Python package (``.ci/run`` installs both): skipped when they are absent, except in CI
+(``CI`` set), where their absence is a failure.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+SR = 22_050
+
+
+def _need(ok: bool, reason: str) -> None:
+    if not ok:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI installs it: see .ci/run)")
+        pytest.skip(reason)
+
+
+try:
+    from playwright.sync_api import sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    sync_playwright = None
+
+pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
+
+from music2emotion.config import FeatureSettings  # noqa: E402
+from music2emotion.server import create_app, running  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch", reason="exporting the test model needs the 'train' extra")
+    from music2emotion.export import export_onnx
+    from music2emotion.model import build_model
+
+    out = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    return export_onnx(build_model("seed"), FeatureSettings(window_seconds=2.0), out)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    _need(sync_playwright is not None, "the playwright Python package is not installed")
+    _need(Path(CHROMIUM).exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+def make_wav(path: Path, seconds: float, freq: float) -> Path:
+    t = np.arange(int(seconds * SR)) / SR
+    beat = (np.mod(t, 0.25) < 0.02) * np.random.default_rng(1).standard_normal(len(t))
+    y = 0.3 * np.sin(2 * np.pi * freq * t) * (0.5 + 0.5 * np.sin(2 * np.pi * t / 3)) + 0.2 * beat
+    sf.write(path, y.astype(np.float32), SR)
+    return path
+
+
+def cli_predict(model: Path, files: list[Path]) -> dict[str, dict]:
+    """What ``music2emotion predict`` says about ``files``, keyed by file name."""
+    out = subprocess.run(
+        [sys.executable, "-m", "music2emotion.cli", "predict", "--model", str(model),
+         "--format", "jsonl", "--jobs", "1", *map(str, files)],
+        capture_output=True, text=True, check=True, timeout=120,
+    ).stdout
+    rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+    return {Path(r["path"]).name: r for r in rows}
+
+
+def test_drop_a_song_and_see_the_same_numbers_as_predict(browser, model_path, tmp_path):
+    picked = make_wav(tmp_path / "picked song.wav", 7.0, 330.0)
+    dropped = make_wav(tmp_path / "dropped.wav", 1.5, 660.0)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not audio")
+    expected = cli_predict(model_path, [picked, dropped])
+
+    with running(create_app(model_path)) as url:
+        context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+        page = context.new_page()
+        foreign: list[str] = []
+        page.on("request", lambda req: None if req.url.startswith((url, "data:", "blob:")) else foreign.append(req.url))
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url + "/")
+        page.wait_for_selector("#model-info a")  # /api/health answered
+
+        # pick one file through the input, drop another on the drop zone, pick a non-audio file
+        page.set_input_files("#file-input", str(picked))
+        page.evaluate(
+            """([name, b64]) => {
+                const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+                const dt = new DataTransfer();
+                dt.items.add(new File([bytes], name, { type: "audio/wav" }));
+                const zone = document.getElementById("drop");
+                zone.dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+            }""",
+            [dropped.name, base64.b64encode(dropped.read_bytes()).decode()],
+        )
+        page.set_input_files("#file-input", str(notes))
+        finished = "#results tbody tr[data-state=done], #results tbody tr[data-state=error]"
+        page.wait_for_function(f"() => document.querySelectorAll('{finished}').length === 3", timeout=60_000)
+
+        for f in (picked, dropped):
+            want = expected[f.name]
+            row = page.locator(f"#results tbody tr[data-file='{f.name}']")
+            assert row.get_attribute("data-state") == "done"
+            assert float(row.locator("td.valence").inner_text()) == want["valence"]
+            assert float(row.locator("td.arousal").inner_text()) == want["arousal"]
+            point = page.locator(f"#plane circle.point[data-file='{f.name}']")
+            assert float(point.get_attribute("data-valence")) == want["valence"]
+            assert float(point.get_attribute("data-arousal")) == want["arousal"]
+            # the point sits where its numbers say on the plot
+            area = page.locator("#plane rect.plot-area").bounding_box()
+            box = point.bounding_box()
+            cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+            assert (cx - area["x"]) / area["width"] == pytest.approx(want["valence"], abs=0.01)
+            assert 1 - (cy - area["y"]) / area["height"] == pytest.approx(want["arousal"], abs=0.01)
+
+        bad = page.locator("#results tbody tr[data-file='notes.txt']")
+        assert bad.get_attribute("data-state") == "error"
+        assert "not an audio file" in bad.locator("td.status").inner_text()
+
+        # the longer file's emotion-over-time curve: one dot per window and per series
+        page.click(f"#results tbody tr[data-file='{picked.name}']")
+        windows = expected[picked.name]["windows"]
+        assert windows > 1
+        assert page.locator("#timeline path.series").count() == 2
+        assert page.locator("#timeline circle.dotpt").count() == 2 * windows
+        assert picked.name in page.locator("#timeline-file").inner_text()
+
+        with page.expect_download() as dl:
+            page.click("#download")
+        rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+        by_name = {r["path"]: r for r in rows}
+        assert set(by_name) == {picked.name, dropped.name, notes.name}
+        for f in (picked, dropped):
+            assert float(by_name[f.name]["valence"]) == expected[f.name]["valence"]
+            assert float(by_name[f.name]["arousal"]) == expected[f.name]["arousal"]
+        assert by_name[notes.name]["error"]
+
+        # phone width: nothing spills sideways outside the table's own scroller
+        page.set_viewport_size({"width": 375, "height": 800})
+        overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0
+
+        # the API docs render from the package's own copy of Swagger UI
+        page.goto(url + "/docs")
+        page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+        assert "/api/predict" in page.locator(".swagger-ui").inner_text()
+        context.close()
+
+    assert foreign == [], f"the page loaded from elsewhere: {foreign}"
+    assert errors == [], f"script errors on the page: {errors}"
