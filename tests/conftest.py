@@ -95,3 +95,30 @@ def audio_dir(tmp_path: Path) -> Path:
     write(d / "b.mp3", tone(MINOR, 2.5) + clicks(4, 2.5, amp=0.3))
     write(d / "sub" / "c.flac", np.stack([tone(440, 4.0, 48_000)] * 2, 1), 48_000)
     return d
+
+
+def train_config(deam: tuple[Path, Path], out: Path, cache: Path, **overrides):
+    """A TrainConfig for quick runs on ``deam_like`` (3 s windows)."""
+    from music2emotion.train import TrainConfig
+
+    audio, ann = deam
+    base = dict(audio_dir=str(audio), annotations=str(ann), out=str(out), window_seconds=3.0,
+                epochs=14, batch_size=8, lr=3e-3, patience=8, val_fraction=0.25, seed=0,
+                cache_dir=str(cache), jobs=1)
+    return TrainConfig(**{**base, **overrides})
+
+
+@pytest.fixture(scope="session")
+def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def trained_run(deam_like, feature_cache, tmp_path_factory: pytest.TempPathFactory):
+    """One short training run on ``deam_like``, shared by the tests that need a real
+    checkpoint: returns the run folder and train()'s result."""
+    pytest.importorskip("torch")
+    from music2emotion.train import train
+
+    out = tmp_path_factory.mktemp("train") / "run"
+    return out, train(train_config(deam_like, out, feature_cache), log=lambda _: None)

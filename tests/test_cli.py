@@ -68,15 +68,12 @@ def test_usage_errors_exit_2_with_one_line(argv, message, audio_dir, tmp_path, c
     assert code == 2 and message in err and len(err.splitlines()) == 1
 
 
-def test_export_command_and_seed_script(tmp_path, audio_dir, deam_like):
+def test_export_command_and_seed_script(tmp_path, audio_dir, trained_run):
     torch = pytest.importorskip("torch")
     from music2emotion.export import load_checkpoint, max_abs_difference, model_from_checkpoint
-    from music2emotion.train import BEST, TrainConfig, train
+    from music2emotion.train import BEST
 
-    audio, ann = deam_like
-    out = tmp_path / "run"
-    train(TrainConfig(audio_dir=str(audio), annotations=str(ann), out=str(out), window_seconds=3.0,
-                      epochs=1, batch_size=8, cache_dir=str(tmp_path / "cache"), jobs=1), log=lambda _: None)
+    out, _ = trained_run
     onnx_path = tmp_path / "model.onnx"
     assert main(["export", str(out / BEST), "-o", str(onnx_path)]) == 0
     model, settings = model_from_checkpoint(load_checkpoint(out / BEST))

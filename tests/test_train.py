@@ -10,15 +10,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import train_config  # noqa: E402
 from music2emotion.train import BEST, CURVES, HISTORY, LAST, ONNX_NAME, TrainConfig, spec_augment, train  # noqa: E402
-
-
-def _cfg(deam_like, out, **kw) -> TrainConfig:
-    audio, ann = deam_like
-    base = dict(audio_dir=str(audio), annotations=str(ann), out=str(out), window_seconds=3.0,
-                epochs=14, batch_size=8, lr=3e-3, patience=8, val_fraction=0.25, seed=0,
-                cache_dir=str(out.parent / "cache"), jobs=1)
-    return TrainConfig(**{**base, **kw})
 
 
 def _history(out):
@@ -27,10 +20,8 @@ def _history(out):
 
 
 @pytest.fixture(scope="module")
-def run(deam_like, tmp_path_factory):
-    out = tmp_path_factory.mktemp("train") / "run"
-    result = train(_cfg(deam_like, out), log=lambda _: None)
-    return out, result
+def run(trained_run):
+    return trained_run
 
 
 def test_writes_all_artifacts(run):
@@ -71,20 +62,20 @@ def test_split_is_reproducible(run, deam_like, tmp_path):
     assert split_ids(ds.ids, 0.25, 0) == (split["train"], split["val"])
 
 
-def test_resume_continues_where_it_stopped(deam_like, tmp_path):
+def test_resume_continues_where_it_stopped(deam_like, feature_cache, tmp_path):
     out = tmp_path / "run"
-    train(_cfg(deam_like, out, epochs=2), log=lambda _: None)
+    train(train_config(deam_like, out, feature_cache, epochs=2), log=lambda _: None)
     ckpt = torch.load(out / LAST, weights_only=False)
     assert ckpt["epoch"] == 2 and {"model", "optimizer", "scheduler", "settings", "split"} <= set(ckpt)
-    train(_cfg(deam_like, out, epochs=4), resume=True, log=lambda _: None)
+    train(train_config(deam_like, out, feature_cache, epochs=4), resume=True, log=lambda _: None)
     hist = _history(out)
     assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
     assert torch.load(out / LAST, weights_only=False)["split"] == ckpt["split"]
 
 
-def test_resume_without_a_run_is_a_clear_error(deam_like, tmp_path):
+def test_resume_without_a_run_is_a_clear_error(deam_like, feature_cache, tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
-        train(_cfg(deam_like, tmp_path / "none"), resume=True, log=lambda _: None)
+        train(train_config(deam_like, tmp_path / "none", feature_cache), resume=True, log=lambda _: None)
 
 
 def test_spec_augment_masks_bands_and_spans():
