@@ -334,10 +334,30 @@ def _quiet_ray() -> None:
 
 
 @contextmanager
+def _quiet_console() -> Iterator[None]:
+    """Keep what Ray prints on its own off the console for the duration of a run.
+
+    Ray's C++ core writes notices straight to file descriptor 2 (one about actor restarts
+    for every actor pool, ray-project/ray#53727); its driver log file keeps them, so fd 2
+    goes to /dev/null while Python's ``sys.stderr`` stays where it was. Ray's Python side
+    prints the cluster's error notices (a worker that died, and its retries) with ``print``
+    to ``sys.stdout``; each affected file gets its own error line and the raylet's log
+    keeps the notice, so ``sys.stdout`` goes to /dev/null too (a run writes its rows to a
+    file, never to stdout). Ray Data's advisory ``UserWarning``\ s are dropped.
+    """
+    with open(os.devnull, "w", encoding="utf-8") as null, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.")
+        old_stdout, sys.stdout = sys.stdout, null
+        try:
+            with _c_stderr_to_devnull():
+                yield
+        finally:
+            sys.stdout = old_stdout
+
+
+@contextmanager
 def _c_stderr_to_devnull() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null while keeping Python's ``sys.stderr`` where it
-    was. Ray's C++ core prints notices there (such as one about actor restarts for every
-    actor pool, ray-project/ray#53727) that its driver log file keeps anyway."""
+    """Point file descriptor 2 at /dev/null, keeping Python's ``sys.stderr`` where it was."""
     try:
         sys.stderr.flush()
         python_on_fd2 = sys.stderr.fileno() == 2
@@ -560,7 +580,7 @@ def run(
     parquet = is_parquet(output)
     target = journal_path(output) if parquet else Path(output)
     row_fmt = "jsonl" if parquet else format_for(output, fmt)
-    with _c_stderr_to_devnull():
+    with _quiet_console():
         started = init_ray(address, num_cpus) if names else False
         try:
             stream, header = open_output(target, resume)
