@@ -124,7 +124,7 @@ def expand_uris(uris: Iterable[str], extensions: frozenset[str] = AUDIO_EXTENSIO
             continue
         for entry in filesystem.get_file_info(fs.FileSelector(root, recursive=True)):
             if entry.type == fs.FileType.File and Path(entry.path).suffix.lower() in extensions:
-                found.append(f"{scheme}://{entry.path}" if scheme != "file" else f"file://{entry.path}")
+                found.append(f"{scheme}://{entry.path}")
     return sorted(dict.fromkeys(found))
 
 
@@ -343,7 +343,7 @@ def _quiet_console() -> Iterator[None]:
     prints the cluster's error notices (a worker that died, and its retries) with ``print``
     to ``sys.stdout``; each affected file gets its own error line and the raylet's log
     keeps the notice, so ``sys.stdout`` goes to /dev/null too (a run writes its rows to a
-    file, never to stdout). Ray Data's advisory ``UserWarning``\ s are dropped.
+    file, never to stdout). Ray Data's advisory UserWarnings are dropped.
     """
     with open(os.devnull, "w", encoding="utf-8") as null, warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.")
