@@ -225,6 +225,19 @@ def test_gatherer_waits_for_every_window_and_counts_each_once():
     assert bad.error == failed["error"] and bad.valence is None and bad.windows == 0
 
 
+def test_cluster_yaml_of_the_docs_is_a_valid_ray_cluster_config():
+    """``ray up docs/ray-cluster.yaml`` checks the file against this schema first."""
+    from importlib import resources
+
+    import jsonschema
+    import yaml
+
+    schema = json.loads((resources.files("ray.autoscaler") / "ray-schema.json").read_text())
+    config = yaml.safe_load((Path(__file__).parents[1] / "docs" / "ray-cluster.yaml").read_text())
+    jsonschema.validate(config, schema)
+    assert "music2emotion[distributed]" in " ".join(config["setup_commands"])
+
+
 def test_uri_detection():
     assert ray_engine.is_uri("s3://bucket/a.mp3") and ray_engine.is_uri("gs://b/x")
     assert ray_engine.is_uri("file:///tmp/a.wav")

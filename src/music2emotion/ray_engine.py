@@ -16,7 +16,8 @@ The pipeline (one Ray Dataset, streamed, so memory does not grow with the catalo
    features as float32 bytes, about 110 KB for a 10 s window) as the file streams in, and
    then one summary row per file (window count, duration, silence, or the error);
 3. a pool of actors, each holding one ONNX Runtime session, runs the windows in batches;
-   it needs few cores (the model is ~5% of the work), so it grows with the cluster;
+   the model is ~5% of the work, so the pool starts with one actor and grows only while
+   its actors are all busy;
 4. this process gathers each file's window values, reduces them to the song-level value
    exactly as the local engine does, and writes the row as soon as the file is complete,
    CSV/JSONL flushed row by row, so ``--resume`` works as with the local engine.
@@ -62,9 +63,6 @@ if TYPE_CHECKING:
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 JOURNAL_SUFFIX = ".partial.jsonl"
-# The model is about 5% of a window's work (measured on DEAM clips: 1.2 s decoding and
-# 4.2 s features against 0.19 s of ONNX for 20 files), so one actor per 8 CPUs keeps up.
-CPUS_PER_MODEL_ACTOR = 8
 # A block's files are decoded one after the other by one task: a few per block keeps the
 # per-task overhead small, and at least BLOCKS_PER_CPU blocks per CPU keep the load even.
 FILES_PER_BLOCK = 16
@@ -426,8 +424,6 @@ def _pipeline(paths: Sequence[str], model_ref: Any, settings: FeatureSettings,
     import ray
     import ray.data
 
-    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    actors = max(1, math.ceil(cpus / CPUS_PER_MODEL_ACTOR))
     s = settings.to_dict()
     ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks)
     with warnings.catch_warnings():
@@ -438,12 +434,16 @@ def _pipeline(paths: Sequence[str], model_ref: Any, settings: FeatureSettings,
         ds = ds.map_batches(_decode, batch_size=1, num_cpus=1, max_retries=TASK_RETRIES,
                             fn_kwargs={"settings": s, "hop_seconds": hop_seconds,
                                        "rows_per_batch": batch_size})
-    # The actors reserve no CPU: they need little, and a reservation would leave a core of
-    # a small machine idle. (Differing reservations also keep Ray from fusing the stages.)
+    # The model is about 5% of a window's work (on DEAM clips: 1.2 s decoding and 4.2 s
+    # features against 0.19 s of ONNX for 20 windows), so one actor keeps up with some 25
+    # decoding CPUs. The actors therefore reserve no CPU, which would leave a core of a
+    # small machine idle, and the pool starts with one and grows only while its actors are
+    # all busy, which also follows a cluster that autoscales. (Differing CPU reservations
+    # also keep Ray from fusing the two stages into one.)
     ds = ds.map_batches(_ModelActor, batch_size=batch_size, num_cpus=0,
                         batch_format="numpy",
                         fn_constructor_kwargs={"model": [model_ref], "settings": s},
-                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors))
+                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=None))
     yield from ds.iter_batches(batch_size=None, batch_format="numpy")
 
 
