@@ -177,6 +177,8 @@ def test_object_storage_paths_in_parquet_out(songs, model_path, local_rows, ray_
         (["--engine", "ray", "-o", "x.parquet", "--format", "csv"], "--format"),
         (["-o", "x.parquet"], "Parquet output needs --engine ray"),
         (["--ray-address", "auto", "-o", "x.csv"], "--ray-address is for --engine ray"),
+        (["--engine", "ray", "-o", "x.csv", "--ray-address", "ray://head:10001"], "Ray Client"),
+        (["--engine", "ray", "-o", "x.csv", "--ray-address", "127.0.0.1:1"], "cannot reach"),
     ],
 )
 def test_usage_errors(songs, model_path, tmp_path, monkeypatch, capsys, args, message):

@@ -36,7 +36,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local worker processes (default), or a Ray cluster (needs the 'distributed' extra)")
     p.add_argument("--ray-address", metavar="ADDRESS",
-                   help="with --engine ray: the cluster (auto, ray://host:10001; default: start Ray on this machine)")
+                   help="with --engine ray: the cluster (auto, or HEAD:6379; default: start Ray on this machine)")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:

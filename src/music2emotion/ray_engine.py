@@ -40,6 +40,7 @@ import json
 import logging
 import math
 import os
+import socket
 import sys
 import tempfile
 import warnings
@@ -67,6 +68,8 @@ JOURNAL_SUFFIX = ".partial.jsonl"
 # per-task overhead small, and at least BLOCKS_PER_CPU blocks per CPU keep the load even.
 FILES_PER_BLOCK = 16
 BLOCKS_PER_CPU = 4
+# Seconds to wait for a Ray head node to accept a connection before giving up.
+CONNECT_TIMEOUT = 10
 # Retries of a task whose worker died: enough for a lost node, few for a crashing file.
 TASK_RETRIES = 2
 TASK_DIED = (
@@ -91,6 +94,22 @@ def _song_value(starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> np.
 
 class RayUnavailable(RuntimeError):
     """Ray is not installed, or the cluster cannot be reached; ``str()`` is one line."""
+
+
+class ClusterFailed(RuntimeError):
+    """Ray itself failed during the run (not a bad file); ``str()`` is one line. The rows
+    written so far are kept, and ``--resume`` continues."""
+
+
+def _one_line(exc: BaseException) -> str:
+    """The gist of a Ray error, whose text is a remote traceback: its last ``...Error:`` line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    causes = [ln for ln in lines if "Error: " in ln]
+    gist = causes[-1] if causes else f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    hint = ""
+    if "No module named" in gist:
+        hint = " (install music2emotion[distributed] on every node of the cluster)"
+    return f"the Ray cluster failed: {gist}{hint}"
 
 
 def is_parquet(path: str | os.PathLike[str] | None) -> bool:
@@ -387,10 +406,31 @@ def _c_stderr_to_devnull() -> Iterator[None]:
         os.close(saved)
 
 
+def _check_reachable(address: str) -> None:
+    """Fail fast on a ``host:port`` nobody listens on: ``ray.init`` would retry for minutes."""
+    host, sep, port = address.partition("://")[2 if "://" in address else 0].rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", a bare host, ...: Ray itself answers those quickly
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from exc
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Connect to the cluster at ``address`` (``auto``, ``ray://host:port``), or start a
-    local instance with ``num_cpus`` CPUs (default: all). Returns whether it connected now
-    (so the caller shuts it down), ``False`` when this process was already connected."""
+    """Connect to the cluster at ``address`` (``auto``: the one this node belongs to, or
+    ``HOST:PORT`` of its head node), or start a local instance with ``num_cpus`` CPUs
+    (default: all). Returns whether it connected now (so the caller shuts it down),
+    ``False`` when this process was already connected."""
+    if address and address.startswith("ray://"):
+        # Ray Data runs its scheduler in the driver, which Ray Client does not provide
+        # (2.60 fails with "'Worker' object has no attribute 'core_worker'")
+        raise RayUnavailable(
+            "the Ray engine cannot run through Ray Client (ray://); run predict on a node of "
+            "the cluster with --ray-address auto (ssh, ray exec, or ray job submit)"
+        )
+    if address:
+        _check_reachable(address)
     try:
         import ray
         import ray.data  # noqa: F401  (the 'data' part of the extra)
@@ -401,14 +441,18 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     if ray.is_initialized():
         _quiet_ray()
         return False
+    # Ray warns whenever it turns token authentication on (for a new local instance, or
+    # because a token file exists): a notice that things are as they should be.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
     options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address:
-        options["address"] = address
+        # The cluster's workers run this process's music2emotion, shipped with the job, so
+        # the rows cannot depend on which version each node has installed (its
+        # dependencies must be installed there all the same).
+        options.update(address=address,
+                       runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]})
     else:
-        # A new local instance turns token authentication on, as it should, and warns
-        # that it did so: a notice about a private instance this run owns, not a problem.
-        logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
-            logging.ERROR)
         options.update(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
     try:
         ray.init(**options)
@@ -593,6 +637,10 @@ def run(
                     if not pred.ok:
                         summary.failed += 1
                         print(f"error: {pred.path}: {pred.error}", file=sys.stderr)
+        except (OSError, ClusterFailed):
+            raise  # the output cannot be written, or already one line
+        except Exception as exc:  # Ray's errors carry remote tracebacks: one line instead
+            raise ClusterFailed(_one_line(exc)) from exc
         finally:
             if started:
                 import ray
