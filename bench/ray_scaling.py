@@ -114,7 +114,7 @@ def main() -> None:
         n = len(find_audio_files(files))
         model = ["--model", args.model] if args.model else []
         common = [*files, *model, "--jobs", str(args.cpus)]
-        print(f"{what}, {args.cpus} CPUs", flush=True)
+        print(f"{what}, {args.cpus} CPUs; load average {os.getloadavg()[0]:.1f}", flush=True)
 
         local = timed_predict([*common, "-o", str(work / "local.csv")])
         print(f"local engine          {n / local:7.2f} files/s  ({local:.1f} s)", flush=True)
@@ -139,6 +139,7 @@ def main() -> None:
         diff = max(max_difference(ref, rows(work / f)) for f in ("ray1.csv", "ray2.csv"))
         best_local = min(local, again)
         print(f"same rows: yes (largest valence/arousal difference {diff:.1e})")
+        print(f"load average at the end {os.getloadavg()[0]:.1f} (other processes share these CPUs)")
         print(f"Ray overhead on this machine: x{cold / best_local:.2f} the local time cold, "
               f"x{warm / best_local:.2f} warm")
 
