@@ -15,8 +15,9 @@ Runs, in one process and one after the other, each through the command line:
 3. the local engine again, so that a change in the machine's load shows.
 
 Checks that both engines wrote the same rows (up to float rounding) and prints files/s
-and the ratio of Ray's time to the local engine's (the faster of its two runs). On one machine Ray can only add overhead: its value is that the
-same command spreads over many machines (docs/distributed.md).
+and the ratio of Ray's time to the local engine's (the faster of its two runs). On one
+machine Ray adds its start-up and scheduling to the same per-file work; its value is that
+the same command spreads over many machines (docs/distributed.md, with the figures).
 """
 
 from __future__ import annotations

@@ -195,6 +195,7 @@ def _predict_on_ray(args: argparse.Namespace) -> int:
     """``predict --engine ray``: the local engine's checks, rows and exit statuses."""
     from . import ray_engine
     from .audio import find_audio_files
+    from .config import MIN_AUDIO_SECONDS
     from .inference import EmotionModel
 
     if args.batch_size < 1:
@@ -207,6 +208,12 @@ def _predict_on_ray(args: argparse.Namespace) -> int:
         raise UsageError("--engine ray needs --output (a CSV, JSONL or Parquet file)")
     if args.timeline:
         raise UsageError("--timeline is not available with --engine ray")
+    # --window and --plot come with the catalog-scale predict options (issue 4)
+    window = getattr(args, "window", None)
+    if window is not None and not window >= MIN_AUDIO_SECONDS:
+        raise UsageError(f"--window must be at least {MIN_AUDIO_SECONDS} s")
+    if getattr(args, "plot", None):
+        raise UsageError("--plot is not available with --engine ray")
     if args.format and ray_engine.is_parquet(args.output):
         raise UsageError("--format does not apply to Parquet output")
     local = [p for p in args.paths if not ray_engine.is_uri(p)]
@@ -225,8 +232,7 @@ def _predict_on_ray(args: argparse.Namespace) -> int:
     try:
         summary = ray_engine.run(
             files, model, args.output, args.format, args.scale, args.resume, args.hop,
-            args.batch_size, getattr(args, "window", None),  # --window comes with issue 4
-            args.ray_address, args.jobs, progress=show)
+            args.batch_size, window, args.ray_address, args.jobs, progress=show)
     except ValueError as exc:  # an earlier output that cannot be resumed
         raise UsageError(str(exc)) from exc
     return 1 if summary.failed else 0

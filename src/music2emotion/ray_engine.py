@@ -453,6 +453,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         options.update(address=address,
                        runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]})
     else:
+        # a private instance on the user's machine sends nothing home (Ray's usage
+        # statistics), unless the user's own setting says otherwise
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         options.update(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
     try:
         ray.init(**options)
