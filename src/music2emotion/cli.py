@@ -33,6 +33,10 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", choices=["unit", "deam"], default="unit", help="0-1 (default) or DEAM's 1-9 scale")
     p.add_argument("--resume", action="store_true", help="skip files already in --output and append the rest")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local worker processes (default), or a Ray cluster (needs the 'distributed' extra)")
+    p.add_argument("--ray-address", metavar="ADDRESS",
+                   help="with --engine ray: the cluster (auto, or HEAD:6379; default: start Ray on this machine)")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -105,6 +109,12 @@ def _table(rows: list[dict[str, object]]) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    if args.engine == "ray":
+        return _predict_on_ray(args)
+    if args.ray_address:
+        raise UsageError("--ray-address is for --engine ray")
+    if args.output and args.output.lower().endswith((".parquet", ".pq")):
+        raise UsageError("Parquet output needs --engine ray")
     from tqdm import tqdm
 
     from .audio import find_audio_files
@@ -179,6 +189,53 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = export_checkpoint(args.checkpoint, args.output)
     print(f"wrote {out}")
     return 0
+
+
+def _predict_on_ray(args: argparse.Namespace) -> int:
+    """``predict --engine ray``: the local engine's checks, rows and exit statuses."""
+    from . import ray_engine
+    from .audio import find_audio_files
+    from .config import MIN_AUDIO_SECONDS
+    from .inference import EmotionModel
+
+    if args.batch_size < 1:
+        raise UsageError("--batch-size must be at least 1")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    if args.hop is not None and not args.hop > 0:
+        raise UsageError("--hop must be positive")
+    if not args.output:
+        raise UsageError("--engine ray needs --output (a CSV, JSONL or Parquet file)")
+    if args.timeline:
+        raise UsageError("--timeline is not available with --engine ray")
+    # --window and --plot come with the catalog-scale predict options (issue 4)
+    window = getattr(args, "window", None)
+    if window is not None and not window >= MIN_AUDIO_SECONDS:
+        raise UsageError(f"--window must be at least {MIN_AUDIO_SECONDS} s")
+    if getattr(args, "plot", None):
+        raise UsageError("--plot is not available with --engine ray")
+    if args.format and ray_engine.is_parquet(args.output):
+        raise UsageError("--format does not apply to Parquet output")
+    local = [p for p in args.paths if not ray_engine.is_uri(p)]
+    try:
+        files = [str(f) for f in find_audio_files(local)] if local else []
+        files += ray_engine.expand_uris([p for p in args.paths if ray_engine.is_uri(p)])
+    except (OSError, ValueError) as exc:
+        raise UsageError(" ".join(str(exc).split())) from exc
+    if not files:
+        raise UsageError("no audio files found in " + ", ".join(args.paths))
+    try:
+        model = EmotionModel(args.model, threads=1)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    show = not args.no_progress and len(files) > 1 and sys.stderr.isatty()
+    try:
+        summary = ray_engine.run(
+            files, model, args.output, args.format, args.scale, args.resume, args.hop,
+            args.batch_size, window, args.ray_address, args.jobs, progress=show)
+    except ValueError as exc:  # an earlier output that cannot be resumed
+        raise UsageError(str(exc)) from exc
+    return 1 if summary.failed else 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

@@ -1,0 +1,655 @@
+"""Batch prediction on a Ray cluster (Ray Data): the ``--engine ray`` of ``music2emotion predict``.
+
+It gives the same rows as the local engine (:func:`music2emotion.inference.predict_files`)
+for the same files, up to float rounding, but spreads the work over every machine of a
+Ray cluster, or over a Ray instance it starts on this machine when no address is given.
+The CLI imports this module only for ``--engine ray``; the library never imports it, and
+Ray itself is imported only when a run starts, so ``music2emotion`` works without the
+``distributed`` extra.
+
+The pipeline (one Ray Dataset, streamed, so memory does not grow with the catalogue):
+
+1. the file list becomes a Dataset of paths (``ray.data.from_items``), a few files a block;
+2. CPU tasks (one core each) decode each file and cut it into the model's windows with the
+   library's own :func:`~music2emotion.features.iter_windows` and
+   :func:`~music2emotion.features.window_features`, emitting one row per window (its
+   features as float32 bytes, about 110 KB for a 10 s window) as the file streams in, and
+   then one summary row per file (window count, duration, silence, or the error);
+3. a pool of actors, each holding one ONNX Runtime session, runs the windows in batches;
+   the model is a tenth or less of the work, so the pool starts with one actor and grows
+   only while its actors are all busy;
+4. this process gathers each file's window values, reduces them to the song-level value
+   exactly as the local engine does, and writes the row as soon as the file is complete,
+   CSV/JSONL flushed row by row, so ``--resume`` works as with the local engine.
+
+Parquet output cannot be appended to, so its rows go to a JSON Lines journal beside it
+(``<output>.partial.jsonl``) while the run goes on, and become the Parquet file (written
+whole, then renamed into place) when the run ends; a run that dies leaves the journal,
+which ``--resume`` picks up. Object-storage paths (``s3://``, ``gs://``, ...) are listed and
+read through pyarrow's filesystems; each task copies its file to local temporary storage
+to decode it.
+
+Bad files give error rows, as locally. A task that dies (a decoder crash, a lost node)
+after Ray's retries costs its block's unfinished files a second pass, one file a task;
+only files that fail on their own then get an error row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import socket
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import inference
+from .audio import AudioError, stream_audio
+from .config import AUDIO_EXTENSIONS, SILENCE_RMS, FeatureSettings
+from .features import TooShortError, iter_windows, window_features
+from .inference import DEFAULT_BATCH, EmotionModel, Prediction
+from .results import RowWriter, done_paths, format_for, open_output
+
+if TYPE_CHECKING:
+    import pyarrow
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+JOURNAL_SUFFIX = ".partial.jsonl"
+# A block's files are decoded one after the other by one task: a few per block keeps the
+# per-task overhead small, and at least BLOCKS_PER_CPU blocks per CPU keep the load even.
+FILES_PER_BLOCK = 16
+BLOCKS_PER_CPU = 4
+# Seconds to wait for a Ray head node to accept a connection before giving up.
+CONNECT_TIMEOUT = 10
+# Retries of a task whose worker died: enough for a lost node, few for a crashing file.
+TASK_RETRIES = 2
+TASK_DIED = (
+    "the Ray task decoding this file died (a crash in the decoder, or its worker was "
+    "killed, e.g. for lack of memory)"
+)
+NO_VALUES = "the model gave no valid values for this audio (NaN)"
+# The local engine's song-level rule and silence warning, taken from the library when it
+# names them so both engines change together.
+_SILENT = getattr(
+    inference, "SILENT_WARNING", "silent: the audio is digital silence, so the values mean nothing"
+)
+
+
+def _song_value(starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The song-level ``[valence, arousal]`` from its windows, as the local engine has it."""
+    weighted: Callable[..., np.ndarray] | None = getattr(inference, "time_weighted_mean", None)
+    if weighted is not None:
+        return weighted(starts, ends, values)
+    return np.asarray(values, np.float64).mean(axis=0)
+
+
+class RayUnavailable(RuntimeError):
+    """Ray is not installed, or the cluster cannot be reached; ``str()`` is one line."""
+
+
+class ClusterFailed(RuntimeError):
+    """Ray itself failed during the run (not a bad file); ``str()`` is one line. The rows
+    written so far are kept, and ``--resume`` continues."""
+
+
+def _one_line(exc: BaseException) -> str:
+    """The gist of a Ray error, whose text is a remote traceback: its last ``...Error:`` line."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    causes = [ln for ln in lines if "Error: " in ln]
+    gist = causes[-1] if causes else f"{type(exc).__name__}: {lines[0] if lines else ''}"
+    hint = ""
+    if "No module named" in gist:
+        hint = " (install music2emotion[distributed] on every node of the cluster)"
+    return f"the Ray cluster failed: {gist}{hint}"
+
+
+def is_parquet(path: str | os.PathLike[str] | None) -> bool:
+    return bool(path) and str(path).lower().endswith(PARQUET_SUFFIXES)
+
+
+def is_uri(path: str | os.PathLike[str]) -> bool:
+    """``s3://bucket/key`` and the like; local paths (also on Windows, ``C:\\``) are not."""
+    text = str(path)
+    scheme, sep, _ = text.partition("://")
+    return bool(sep) and len(scheme) > 1 and scheme.replace("+", "").isalnum()
+
+
+# --- object storage ---------------------------------------------------------------------
+
+
+def expand_uris(uris: Iterable[str], extensions: frozenset[str] = AUDIO_EXTENSIONS) -> list[str]:
+    """Audio files under object-storage URIs (a file, or a prefix listed recursively), as
+    URIs, sorted; like :func:`~music2emotion.audio.find_audio_files` for local paths."""
+    from pyarrow import fs
+
+    found: list[str] = []
+    for uri in uris:
+        filesystem, root = fs.FileSystem.from_uri(uri)
+        scheme = uri.partition("://")[0]
+        info = filesystem.get_file_info(root)
+        if info.type != fs.FileType.Directory:
+            found.append(uri)  # named explicitly: kept, so that a missing one is reported
+            continue
+        for entry in filesystem.get_file_info(fs.FileSelector(root, recursive=True)):
+            if entry.type == fs.FileType.File and Path(entry.path).suffix.lower() in extensions:
+                found.append(f"{scheme}://{entry.path}")
+    return sorted(dict.fromkeys(found))
+
+
+def _fetch(uri: str, folder: str) -> str:
+    """Copy an object to a local file (the decoder needs a seekable file)."""
+    from pyarrow import fs
+
+    try:
+        filesystem, path = fs.FileSystem.from_uri(uri)
+        local = os.path.join(folder, "audio" + Path(path).suffix)
+        with filesystem.open_input_stream(path) as src, open(local, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+    except (OSError, ValueError) as exc:
+        raise AudioError(f"cannot read from object storage: {' '.join(str(exc).split())}") from exc
+    return local
+
+
+# --- stage 2: decode and features (Ray tasks) -------------------------------------------
+
+# Row layout between the stages: window rows have ``index >= 0`` and their features; the
+# one summary row per file has ``index == -1``, no features, and the file's totals.
+_SUMMARY = -1
+
+
+def _rows(path: str, index: list[int], start: list[float], end: list[float],
+          features: list[bytes], windows: int = 0, duration: float = math.nan,
+          silent: bool = False, error: str = "") -> dict[str, list[Any]]:
+    n = len(index)
+    return {"path": [path] * n, "index": index, "start": start, "end": end,
+            "features": features, "windows": [windows] * n, "duration": [duration] * n,
+            "silent": [silent] * n, "error": [error] * n}
+
+
+def _file_rows(path: str, settings: FeatureSettings, hop_seconds: float | None,
+               rows_per_batch: int) -> Iterator[dict[str, list[Any]]]:
+    """One file's window rows, ``rows_per_batch`` at a time, then its summary row. Never
+    raises for a bad file: the error goes into the summary (as in ``predict_file``)."""
+    samples, sumsq, count = 0, 0.0, 0
+    pending: dict[str, list[Any]] = {"index": [], "start": [], "end": [], "features": []}
+
+    def tapped(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        nonlocal samples, sumsq
+        for b in blocks:
+            samples += len(b)
+            sumsq += float(np.dot(b, b))
+            yield b
+
+    def flush() -> dict[str, list[Any]]:
+        out = _rows(path, **{k: list(v) for k, v in pending.items()})
+        for v in pending.values():
+            v.clear()
+        return out
+
+    error = ""
+    with tempfile.TemporaryDirectory(prefix="music2emotion-") as tmp:
+        try:
+            local = _fetch(path, tmp) if is_uri(path) else path
+            for w in iter_windows(tapped(stream_audio(local, settings.sample_rate)), settings,
+                                  hop_seconds):
+                feats = window_features(w.samples, settings)
+                pending["index"].append(count)
+                pending["start"].append(w.start)
+                pending["end"].append(w.end)
+                pending["features"].append(np.ascontiguousarray(feats, np.float32).tobytes())
+                count += 1
+                if len(pending["index"]) >= rows_per_batch:
+                    yield flush()
+        except (AudioError, TooShortError) as exc:
+            error = str(exc)
+        except MemoryError:
+            error = "out of memory while decoding"
+        except Exception as exc:  # a decoder or feature bug must not take other files down
+            error = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"
+    if error:
+        # windows already sent are dropped by the gatherer once it sees the error
+        yield _rows(path, [_SUMMARY], [math.nan], [math.nan], [b""], error=error)
+        return
+    if pending["index"]:
+        yield flush()
+    silent = bool(samples) and math.sqrt(sumsq / samples) < SILENCE_RMS
+    yield _rows(path, [_SUMMARY], [math.nan], [math.nan], [b""], windows=count,
+                duration=samples / settings.sample_rate, silent=silent)
+
+
+def _decode(batch: dict[str, np.ndarray], settings: dict[str, Any], hop_seconds: float | None,
+            rows_per_batch: int) -> Iterator[dict[str, list[Any]]]:
+    s = FeatureSettings.from_dict(settings)
+    for path in batch["path"]:
+        yield from _file_rows(str(path), s, hop_seconds, rows_per_batch)
+
+
+# --- stage 3: the model (an actor pool) -------------------------------------------------
+
+
+class _ModelActor:
+    """One ONNX Runtime session per actor, run on batches of window rows."""
+
+    def __init__(self, model: list[Any], settings: dict[str, Any]):
+        import ray
+
+        # The model travels as bytes through the object store, so the cluster's nodes need
+        # no copy of the file. (Inside a list: Ray leaves nested references unresolved,
+        # which keeps the constructor's arguments small enough to restart the actor.)
+        self._dir = tempfile.TemporaryDirectory(prefix="music2emotion-model-")
+        path = os.path.join(self._dir.name, "model.onnx")
+        Path(path).write_bytes(ray.get(model[0]))
+        self.model = EmotionModel(path, threads=1)
+        s = FeatureSettings.from_dict(settings)
+        self.shape = (1, s.n_mels, s.n_frames)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        features = batch.pop("features")
+        windows = np.flatnonzero(batch["index"] >= 0)
+        values = np.full((len(features), 2), np.nan)
+        if windows.size:
+            x = np.stack([np.frombuffer(features[i], np.float32).reshape(self.shape)
+                          for i in windows])
+            values[windows] = self.model.predict_features(x)
+        batch["valence"], batch["arousal"] = values[:, 0], values[:, 1]
+        return batch
+
+
+# --- stage 4: gathering files (this process) --------------------------------------------
+
+
+@dataclass
+class _Partial:
+    spans: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
+    summary: dict[str, Any] | None = None
+
+
+class _Gatherer:
+    """Collects window values per file and hands back each file's :class:`Prediction` once
+    its summary and all its windows have arrived. A window that arrives twice (a retried
+    task) counts once."""
+
+    def __init__(self) -> None:
+        self.partial: dict[str, _Partial] = {}
+        self.finished: set[str] = set()
+
+    def add(self, batch: dict[str, np.ndarray]) -> list[Prediction]:
+        touched = []
+        for i in range(len(batch["path"])):
+            path = str(batch["path"][i])
+            if path in self.finished:
+                continue
+            part = self.partial.setdefault(path, _Partial())
+            index = int(batch["index"][i])
+            if index == _SUMMARY:
+                part.summary = {k: batch[k][i] for k in ("windows", "duration", "silent", "error")}
+            else:
+                part.spans[index] = (float(batch["start"][i]), float(batch["end"][i]),
+                                     float(batch["valence"][i]), float(batch["arousal"][i]))
+            touched.append(path)
+        done = []
+        for path in dict.fromkeys(touched):
+            pred = self._complete(path)
+            if pred is not None:
+                done.append(pred)
+        return done
+
+    def _complete(self, path: str) -> Prediction | None:
+        part = self.partial[path]
+        s = part.summary
+        if s is None:
+            return None
+        if s["error"]:
+            pred = Prediction(path, error=str(s["error"]))
+        elif len(part.spans) < int(s["windows"]):
+            return None
+        else:
+            starts, ends, v, a = np.array([part.spans[i] for i in sorted(part.spans)]).T
+            values = np.stack([v, a], axis=1)
+            pred = Prediction(path)
+            if not np.isfinite(values).all():
+                pred.error = NO_VALUES
+            else:
+                pred.valence, pred.arousal = (float(x) for x in _song_value(starts, ends, values))
+                pred.windows = len(values)
+                pred.duration = float(s["duration"])
+                pred.warning = _SILENT if s["silent"] else ""
+        del self.partial[path]
+        self.finished.add(path)
+        return pred
+
+
+# --- running ----------------------------------------------------------------------------
+
+
+def _quiet_ray() -> None:
+    """Keep Ray Data's progress bars, banners and tracebacks off the console: the CLI shows
+    its own bar and one line per failed file. Ray Data still logs everything to
+    ``ray-data.log`` in the Ray session's log folder."""
+    import ray.data
+
+    logging.getLogger("ray").setLevel(logging.WARNING)
+    for handler in logging.getLogger("ray.data").handlers:
+        if type(handler) is not logging.FileHandler and isinstance(handler, logging.StreamHandler):
+            handler.setLevel(logging.CRITICAL)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.enable_auto_log_stats = False
+    ctx.print_on_execution_start = False
+    # a dead task must not stop a catalogue run: its files get a second pass instead
+    ctx.max_errored_blocks = -1
+
+
+@contextmanager
+def _quiet_console() -> Iterator[None]:
+    """Keep what Ray prints on its own off the console for the duration of a run.
+
+    Ray's C++ core writes notices straight to file descriptor 2 (one about actor restarts
+    for every actor pool, ray-project/ray#53727); its driver log file keeps them, so fd 2
+    goes to /dev/null while Python's ``sys.stderr`` stays where it was. Ray's Python side
+    prints the cluster's error notices (a worker that died, and its retries) with ``print``
+    to ``sys.stdout``; each affected file gets its own error line and the raylet's log
+    keeps the notice, so ``sys.stdout`` goes to /dev/null too (a run writes its rows to a
+    file, never to stdout). Ray Data's advisory UserWarnings are dropped.
+    """
+    with open(os.devnull, "w", encoding="utf-8") as null, warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.")
+        old_stdout, sys.stdout = sys.stdout, null
+        try:
+            with _c_stderr_to_devnull():
+                yield
+        finally:
+            sys.stdout = old_stdout
+
+
+@contextmanager
+def _c_stderr_to_devnull() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null, keeping Python's ``sys.stderr`` where it was."""
+    try:
+        sys.stderr.flush()
+        python_on_fd2 = sys.stderr.fileno() == 2
+    except (OSError, ValueError, AttributeError):  # replaced by a caller, or closed
+        python_on_fd2 = False
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all: nothing to quieten
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    old = sys.stderr
+    try:
+        if python_on_fd2:
+            sys.stderr = open(  # noqa: SIM115 - closed in finally
+                saved, "w", encoding=getattr(old, "encoding", None) or "utf-8",
+                errors="backslashreplace", buffering=1, closefd=False,
+            )
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        if python_on_fd2:
+            sys.stderr.flush()
+        os.dup2(saved, 2)
+        if python_on_fd2:
+            sys.stderr.close()
+            sys.stderr = old
+        os.close(devnull)
+        os.close(saved)
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast on a ``host:port`` nobody listens on: ``ray.init`` would retry for minutes."""
+    host, sep, port = address.partition("://")[2 if "://" in address else 0].rpartition(":")
+    if not sep or not port.isdigit():
+        return  # "auto", a bare host, ...: Ray itself answers those quickly
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as exc:
+        raise RayUnavailable(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from exc
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
+    """Connect to the cluster at ``address`` (``auto``: the one this node belongs to, or
+    ``HOST:PORT`` of its head node), or start a local instance with ``num_cpus`` CPUs
+    (default: all). Returns whether it connected now (so the caller shuts it down),
+    ``False`` when this process was already connected."""
+    if address and address.startswith("ray://"):
+        # Ray Data runs its scheduler in the driver, which Ray Client does not provide
+        # (2.60 fails with "'Worker' object has no attribute 'core_worker'")
+        raise RayUnavailable(
+            "the Ray engine cannot run through Ray Client (ray://); run predict on a node of "
+            "the cluster with --ray-address auto (ssh, ray exec, or ray job submit)"
+        )
+    if address:
+        _check_reachable(address)
+    try:
+        import ray
+        import ray.data  # noqa: F401  (the 'data' part of the extra)
+    except ImportError as exc:
+        raise RayUnavailable(
+            f"the Ray engine needs the 'distributed' extra: pip install 'music2emotion[distributed]' ({exc})"
+        ) from exc
+    if ray.is_initialized():
+        _quiet_ray()
+        return False
+    # Ray warns whenever it turns token authentication on (for a new local instance, or
+    # because a token file exists): a notice that things are as they should be.
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
+    options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if address:
+        # The cluster's workers run this process's music2emotion, shipped with the job, so
+        # the rows cannot depend on which version each node has installed (its
+        # dependencies must be installed there all the same).
+        options.update(address=address,
+                       runtime_env={"py_modules": [str(Path(__file__).resolve().parent)]})
+    else:
+        # a private instance on the user's machine sends nothing home (Ray's usage
+        # statistics), unless the user's own setting says otherwise
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        options.update(num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False)
+    try:
+        ray.init(**options)
+    except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError, ...
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise RayUnavailable(f"cannot start or reach {where}: {' '.join(str(exc).split())}") from exc
+    _quiet_ray()
+    return True
+
+
+def _pipeline(paths: Sequence[str], model_ref: Any, settings: FeatureSettings,
+              hop_seconds: float | None, batch_size: int, blocks: int) -> Iterator[dict[str, np.ndarray]]:
+    import ray
+    import ray.data
+
+    s = settings.to_dict()
+    ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks)
+    with warnings.catch_warnings():
+        # Ray Data retries a task whose worker died without limit, so one file that crashes
+        # the decoder would stall the run forever; 2.60 takes a limit only through the
+        # deprecated ``**ray_remote_args``.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ds = ds.map_batches(_decode, batch_size=1, num_cpus=1, max_retries=TASK_RETRIES,
+                            fn_kwargs={"settings": s, "hop_seconds": hop_seconds,
+                                       "rows_per_batch": batch_size})
+    # The model is a tenth or less of a window's work (measured per window on one core:
+    # 3 ms of ONNX against 20 ms of decoding and features for a 30 s WAV song, and 70 ms
+    # for a 10 s DEAM MP3 clip), so one actor keeps up with 7 to 20 decoding CPUs. The
+    # actors therefore reserve no CPU, which would leave a core of a small machine idle,
+    # and the pool starts with one and grows only while its actors are all busy, which
+    # also follows a cluster that autoscales. (Differing CPU reservations also keep Ray
+    # from fusing the two stages into one.)
+    ds = ds.map_batches(_ModelActor, batch_size=batch_size, num_cpus=0,
+                        batch_format="numpy",
+                        fn_constructor_kwargs={"model": [model_ref], "settings": s},
+                        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=None))
+    yield from ds.iter_batches(batch_size=None, batch_format="numpy")
+
+
+def predict(
+    paths: Sequence[str | os.PathLike[str]],
+    model: EmotionModel,
+    hop_seconds: float | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    window_seconds: float | None = None,
+) -> Iterator[Prediction]:
+    """Yield a :class:`Prediction` for every path, in the order files finish, computed on
+    the Ray cluster this process is connected to (see :func:`init_ray`)."""
+    import ray
+
+    names = [str(p) for p in paths]
+    if not names:
+        return
+    settings = model.settings
+    if window_seconds is not None:
+        settings = replace(settings, window_seconds=float(window_seconds))
+    model_ref = ray.put(model.path.read_bytes())
+    cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
+    gatherer = _Gatherer()
+    todo = names
+    # a first pass a few files a task; the files of tasks that died get a second pass one
+    # file a task, so that a file that kills its worker takes only itself down
+    for blocks in (max(cpus * BLOCKS_PER_CPU, math.ceil(len(todo) / FILES_PER_BLOCK)), None):
+        n_blocks = min(len(todo), blocks or len(todo))
+        for batch in _pipeline(todo, model_ref, settings, hop_seconds, batch_size, n_blocks):
+            yield from gatherer.add(batch)
+        todo = [p for p in todo if p not in gatherer.finished]
+        if not todo:
+            return
+    if not gatherer.finished and len(todo) > 1:
+        raise RuntimeError(
+            "every Ray task failed (is music2emotion installed on every node?); "
+            "the reasons are in ray-data.log in the Ray session's log folder on the head node "
+            "(/tmp/ray/session_latest/logs/ray-data)"
+        )
+    for path in todo:
+        yield Prediction(path, error=TASK_DIED)
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+def _parquet_schema() -> pyarrow.Schema:
+    import pyarrow as pa
+
+    return pa.schema([("path", pa.string()), ("valence", pa.float64()), ("arousal", pa.float64()),
+                      ("duration", pa.float64()), ("windows", pa.int64()),
+                      ("warning", pa.string()), ("error", pa.string())])
+
+
+def journal_path(output: str | os.PathLike[str]) -> Path:
+    return Path(str(output) + JOURNAL_SUFFIX)
+
+
+def finish_parquet(output: str | os.PathLike[str], keep_existing: bool) -> int:
+    """Write the journal's rows (after the rows already in ``output`` when
+    ``keep_existing``) to ``output`` as Parquet, atomically, and drop the journal.
+    Returns the number of rows written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out, journal = Path(output), journal_path(output)
+    schema = _parquet_schema()
+    tables = []
+    if keep_existing and out.exists():
+        tables.append(pq.read_table(out).select(schema.names).cast(schema))
+    if journal.exists():
+        done_paths(journal, "jsonl")  # cuts off a last line a killed run left half-written
+        with journal.open(encoding="utf-8") as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        tables.append(pa.Table.from_pylist(rows, schema=schema))
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    tmp = out.with_name(out.name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, out)
+    journal.unlink(missing_ok=True)
+    return table.num_rows
+
+
+def already_done(output: str | os.PathLike[str], fmt: str | None = None) -> set[str]:
+    """Paths present in an earlier output, for ``--resume`` (Parquet: also its journal)."""
+    if not is_parquet(output):
+        return done_paths(output, format_for(output, fmt))
+    import pyarrow.parquet as pq
+
+    done = done_paths(journal_path(output), "jsonl")
+    if Path(output).exists():
+        try:
+            done |= {str(p) for p in pq.read_table(output, columns=["path"]).column("path").to_pylist()}
+        except Exception as exc:  # pyarrow's ArrowInvalid and kin
+            raise ValueError(f"{output}: not a readable Parquet file ({exc})") from exc
+    return done
+
+
+@dataclass
+class RunSummary:
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+
+def run(
+    paths: Sequence[str | os.PathLike[str]],
+    model: EmotionModel,
+    output: str | os.PathLike[str],
+    fmt: str | None = None,
+    scale: str = "unit",
+    resume: bool = False,
+    hop_seconds: float | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    window_seconds: float | None = None,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    progress: bool = False,
+) -> RunSummary:
+    """Predict ``paths`` on Ray and write one row per file to ``output`` (CSV, JSON Lines
+    or, by its extension, Parquet); with ``resume``, files already there are skipped.
+    Each failed file gets a line ``error: PATH: REASON`` on stderr."""
+    from tqdm import tqdm
+
+    summary = RunSummary()
+    names = [str(p) for p in paths]
+    if resume:
+        done = already_done(output, fmt)
+        summary.skipped = sum(p in done for p in names)
+        names = [p for p in names if p not in done]
+        if summary.skipped:
+            print(f"resuming: {summary.skipped} of {len(paths)} files already in {output}",
+                  file=sys.stderr)
+    parquet = is_parquet(output)
+    target = journal_path(output) if parquet else Path(output)
+    row_fmt = "jsonl" if parquet else format_for(output, fmt)
+    with _quiet_console():
+        started = init_ray(address, num_cpus) if names else False
+        try:
+            stream, header = open_output(target, resume)
+            with stream:
+                writer = RowWriter(stream, row_fmt, scale, False, header)
+                results = predict(names, model, hop_seconds, batch_size, window_seconds)
+                for pred in tqdm(results, total=len(names), disable=not progress, unit="file"):
+                    writer.write(pred)
+                    summary.done += 1
+                    if not pred.ok:
+                        summary.failed += 1
+                        print(f"error: {pred.path}: {pred.error}", file=sys.stderr)
+        except (OSError, ClusterFailed):
+            raise  # the output cannot be written, or already one line
+        except Exception as exc:  # Ray's errors carry remote tracebacks: one line instead
+            raise ClusterFailed(_one_line(exc)) from exc
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+    if parquet:
+        finish_parquet(output, keep_existing=resume)
+    return summary

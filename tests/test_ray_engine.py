@@ -1,0 +1,247 @@
+"""The Ray engine (``predict --engine ray``) against the local engine, on one local Ray
+instance with 2 CPUs shared by the whole module (starting Ray costs 10-20 s)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import MAJOR, MINOR, clicks, tone, write
+
+ray = pytest.importorskip("ray")
+pytest.importorskip("ray.data")
+pq = pytest.importorskip("pyarrow.parquet")
+
+from music2emotion import cli, ray_engine  # noqa: E402
+from music2emotion.config import FeatureSettings  # noqa: E402
+from music2emotion.inference import EmotionModel  # noqa: E402
+from music2emotion.results import COLUMNS  # noqa: E402
+
+FLOAT_COLUMNS = ("valence", "arousal", "duration")
+# Ray Data's execution touches its own deprecated settings; nothing this project sets
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised seed CNN with 2 s windows: a real graph, meaningless values."""
+    torch = pytest.importorskip("torch")
+    from music2emotion.export import export_onnx
+    from music2emotion.model import build_model
+
+    torch.manual_seed(1)
+    out = tmp_path_factory.mktemp("ray-model") / "tiny.onnx"
+    return export_onnx(build_model("seed"), FeatureSettings(window_seconds=2.0), out)
+
+
+@pytest.fixture(scope="module")
+def ray_instance():
+    started = ray_engine.init_ray(num_cpus=2)
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def songs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Files of several lengths (one window, several, an end-aligned last one), formats and
+    rates, a silent one, and three bad ones."""
+    d = tmp_path_factory.mktemp("ray-songs") / "songs"
+    for i, seconds in enumerate((1.3, 2.0, 3.1, 4.6, 7.25)):
+        y = tone(MAJOR if i % 2 else MINOR, seconds) + clicks(1 + 3 * i, seconds, amp=0.4)
+        write(d / f"t{i}.wav", y)
+    write(d / "mp3" / "song.mp3", tone(MINOR, 3.5) + clicks(6, 3.5, amp=0.3))
+    write(d / "hi-rate.flac", np.stack([tone(440, 2.7, 48_000), tone(660, 2.7, 48_000)], 1), 48_000)
+    write(d / "silence.wav", np.zeros(int(2.5 * 22_050), np.float32))
+    write(d / "short.wav", tone(440, 0.2))
+    (d / "broken.mp3").write_bytes(b"this is not audio " * 20)
+    (d / "empty.wav").write_bytes(b"")
+    return d
+
+
+def read_csv(path: Path) -> dict[str, dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    by_path = {r["path"]: r for r in rows}
+    assert len(by_path) == len(rows), "a file appears twice"
+    return by_path
+
+
+@pytest.fixture(scope="module")
+def local_rows(songs: Path, model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("local") / "local.csv"
+    rc = cli.main(["predict", str(songs), "--model", str(model_path), "--jobs", "1", "-o", str(out)])
+    assert rc == 1  # the bad files
+    return read_csv(out)
+
+
+def assert_same(row: dict[str, object], ref: dict[str, str]) -> None:
+    """Equal up to float tolerance (values are written rounded to 4 decimals, so a last
+    digit may differ when two sums of the same numbers round differently)."""
+    for col in COLUMNS:
+        a, b = row[col], ref[col]
+        a = "" if a is None or (isinstance(a, float) and math.isnan(a)) else a
+        if col in FLOAT_COLUMNS and b != "":
+            assert float(a) == pytest.approx(float(b), abs=2e-4), (ref["path"], col)
+        else:
+            assert str(a) == b, (ref["path"], col)
+
+
+def test_ray_engine_gives_the_local_engines_rows(songs, model_path, local_rows, ray_instance,
+                                                 tmp_path, capfd):
+    out = tmp_path / "ray.csv"
+    rc = cli.main(["predict", str(songs), "--model", str(model_path), "--engine", "ray",
+                   "-o", str(out)])
+    assert rc == 1
+    rows = read_csv(out)
+    assert rows.keys() == local_rows.keys()
+    for path, ref in local_rows.items():
+        assert_same(rows[path], ref)
+    # the comparison means something: real values, real errors, real differences
+    good = [r for r in rows.values() if not r["error"]]
+    assert len(good) == 8 and len({r["valence"] for r in good}) > 1
+    assert {int(r["windows"]) for r in good} >= {1, 2, 4}
+    assert "silent" in rows[str(songs / "silence.wav")]["warning"]
+    for bad in ("short.wav", "broken.mp3", "empty.wav"):
+        assert rows[str(songs / bad)]["error"]
+    captured = capfd.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert sorted(lines) == sorted(f"error: {p}: {r['error']}" for p, r in rows.items() if r["error"])
+
+
+def test_resume_keeps_finished_rows_and_does_the_rest(songs, model_path, local_rows,
+                                                      ray_instance, tmp_path, capfd):
+    out = tmp_path / "ray.csv"
+    paths = sorted(local_rows)
+    kept = paths[:3]
+    with out.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS)
+        w.writeheader()
+        for p in kept:
+            # a value no model computes: had it been recomputed, it would be gone
+            w.writerow({**local_rows[p], "valence": "0.123"})
+        f.write(paths[3] + ",0.5")  # the half-written row of a killed run
+    rc = cli.main(["predict", str(songs), "--model", str(model_path), "--engine", "ray",
+                   "--resume", "-o", str(out)])
+    assert rc == 1
+    rows = read_csv(out)  # also checks that no file appears twice
+    assert rows.keys() == local_rows.keys()
+    for p in kept:
+        assert rows[p]["valence"] == "0.123"
+    for p in paths[3:]:
+        assert_same(rows[p], local_rows[p])
+    assert f"resuming: 3 of {len(paths)} files already in {out}" in capfd.readouterr().err
+
+
+def test_object_storage_paths_in_parquet_out(songs, model_path, local_rows, ray_instance,
+                                             tmp_path):
+    """``file://`` goes through the same pyarrow filesystem layer as ``s3://``; the Parquet
+    file is finished from a journal that a killed run left behind."""
+    out = tmp_path / "rows.parquet"
+    uri = songs.as_uri()
+    earlier = str(songs.as_uri()) + "/t0.wav"
+    journal = ray_engine.journal_path(out)
+    journal.write_text(json.dumps({**local_rows[str(songs / "t0.wav")], "path": earlier,
+                                   "valence": 0.123, "arousal": 0.5, "duration": 1.3,
+                                   "windows": 1}) + "\n" + '{"path": "cut', encoding="utf-8")
+    rc = cli.main(["predict", uri, "--model", str(model_path), "--engine", "ray", "--resume",
+                   "-o", str(out)])
+    assert rc == 1
+    assert not journal.exists()
+    table = pq.read_table(out)
+    assert table.column_names == COLUMNS
+    rows = table.to_pylist()
+    assert len({r["path"] for r in rows}) == len(rows) == len(local_rows)
+    by_local = {str(songs / r["path"][len(uri) + 1:]): r for r in rows}
+    assert by_local.keys() == local_rows.keys()
+    assert by_local[str(songs / "t0.wav")]["valence"] == 0.123
+    for path, ref in local_rows.items():
+        if not path.endswith("t0.wav"):
+            assert_same({**by_local[path], "path": path}, ref)
+
+
+# --- without Ray running -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--engine", "ray"], "needs --output"),
+        (["--engine", "ray", "-o", "x.csv", "--timeline"], "--timeline"),
+        (["--engine", "ray", "-o", "x.parquet", "--format", "csv"], "--format"),
+        (["-o", "x.parquet"], "Parquet output needs --engine ray"),
+        (["--ray-address", "auto", "-o", "x.csv"], "--ray-address is for --engine ray"),
+        (["--engine", "ray", "-o", "x.csv", "--ray-address", "ray://head:10001"], "Ray Client"),
+        (["--engine", "ray", "-o", "x.csv", "--ray-address", "127.0.0.1:1"], "cannot reach"),
+    ],
+)
+def test_usage_errors(songs, model_path, tmp_path, monkeypatch, capsys, args, message):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["predict", str(songs), "--model", str(model_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_file_rows_stream_windows_then_a_summary(songs, model_path):
+    model = EmotionModel(model_path)
+    batches = list(ray_engine._file_rows(str(songs / "t4.wav"), model.settings, None, 2))
+    rows = {k: sum((b[k] for b in batches), []) for k in batches[0]}
+    n = len(rows["index"]) - 1
+    assert [len(b["index"]) for b in batches] == [2, 2, 1]  # 4 windows by 2, then the summary
+    assert rows["index"] == [*range(n), -1] and rows["windows"][-1] == n == 4
+    assert rows["end"][n - 1] == pytest.approx(7.25, abs=1e-3)  # the last window is end-aligned
+    x = np.frombuffer(rows["features"][0], np.float32).reshape(1, 1, 64, model.settings.n_frames)
+    assert np.isfinite(x).all() and rows["features"][-1] == b""
+
+    broken = list(ray_engine._file_rows(str(songs / "broken.mp3"), model.settings, None, 2))
+    assert len(broken) == 1 and broken[0]["index"] == [-1] and broken[0]["error"][0]
+
+
+def _batch(rows: list[dict]) -> dict[str, np.ndarray]:
+    return {k: np.array([r[k] for r in rows]) for k in rows[0]}
+
+
+def test_gatherer_waits_for_every_window_and_counts_each_once():
+    def window(i, v):
+        return {"path": "a", "index": i, "start": 2.0 * i, "end": 2.0 * i + 2, "windows": 0,
+                "duration": np.nan, "silent": False, "error": "", "valence": v, "arousal": 1 - v}
+
+    summary = {**window(-1, np.nan), "windows": 3, "duration": 6.0}
+    g = ray_engine._Gatherer()
+    # the summary may overtake windows that went to another actor; a retried task repeats one
+    assert g.add(_batch([window(0, 0.2), summary])) == []
+    assert g.add(_batch([window(0, 0.2), window(1, 0.4)])) == []
+    [pred] = g.add(_batch([window(2, 0.6)]))
+    assert (pred.path, pred.windows, pred.duration) == ("a", 3, 6.0)
+    assert pred.valence == pytest.approx(0.4) and pred.arousal == pytest.approx(0.6)
+    assert g.add(_batch([window(2, 0.9)])) == []  # a late duplicate of a finished file
+
+    failed = {**summary, "path": "b", "windows": 0, "error": "decoding failed after 1.0 s: x"}
+    [bad] = g.add(_batch([{**window(0, 0.5), "path": "b"}, failed]))
+    assert bad.error == failed["error"] and bad.valence is None and bad.windows == 0
+
+
+def test_cluster_yaml_of_the_docs_is_a_valid_ray_cluster_config():
+    """``ray up docs/ray-cluster.yaml`` checks the file against this schema first."""
+    from importlib import resources
+
+    import jsonschema
+    import yaml
+
+    schema = json.loads((resources.files("ray.autoscaler") / "ray-schema.json").read_text())
+    config = yaml.safe_load((Path(__file__).parents[1] / "docs" / "ray-cluster.yaml").read_text())
+    jsonschema.validate(config, schema)
+    assert "music2emotion[distributed]" in " ".join(config["setup_commands"])
+
+
+def test_uri_detection():
+    assert ray_engine.is_uri("s3://bucket/a.mp3") and ray_engine.is_uri("gs://b/x")
+    assert ray_engine.is_uri("file:///tmp/a.wav")
+    assert not ray_engine.is_uri("/music/a.mp3") and not ray_engine.is_uri(r"C:\music\a.mp3")
+    assert not ray_engine.is_uri("odd name: ://.wav")
