@@ -1,0 +1,247 @@
+"""The shipped model's recipe: inputs for every clip, the CV table, the final fit, one ONNX file.
+
+Training side only (scikit-learn, skl2onnx, onnx; torch to rebuild the musicnn encoder):
+
+1. :func:`build_encoder` reads the pretrained musicnn tagger out of the ``musicnn`` wheel
+   and exports it to ONNX (see :mod:`music2emotion.musicnn`).
+2. :func:`clip_features` computes, for every clip, exactly what inference computes
+   (:func:`music2emotion.fusion.window_inputs` per window, the encoder run by ONNX Runtime),
+   cached in one ``.npz``.
+3. :func:`cv_table` cross-validates every candidate and the baselines on the same folds.
+4. :func:`export_fusion` fits the chosen candidate on every song and writes one ONNX graph:
+   patches -> encoder -> mean over patches -> concat with descriptors -> regressor(s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from . import evaluate as ev
+from . import regressors as rg
+from .audio import AudioError, stream_audio
+from .config import METADATA_KEY, TARGETS
+from .descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS
+from .features import TooShortError, iter_windows
+from .fusion import KIND, PATCH_FRAMES, PATCHES, MUSICNN_MELS, fusion_settings, window_inputs
+
+MUSICNN_WHEEL = "musicnn-0.1.0-py3-none-any.whl"
+N_TAGS, N_EMBEDDING = 50, 200
+EMBEDDING_NAMES = tuple(f"musicnn_tag{i}" for i in range(N_TAGS)) + tuple(
+    f"musicnn_emb{i}" for i in range(N_EMBEDDING))
+FEATURE_NAMES = DESCRIPTOR_NAMES + EMBEDDING_NAMES
+ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
+
+
+def build_encoder(wheel: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
+    """Export musicnn's MSD tagger from the downloaded wheel to an ONNX file."""
+    from .musicnn import MSD_MODEL, export_encoder, load_musicnn, read_wheel_checkpoint
+
+    return export_encoder(load_musicnn(read_wheel_checkpoint(wheel, MSD_MODEL)), out,
+                          PATCH_FRAMES, MUSICNN_MELS)
+
+
+def _encoder_session(path: str | os.PathLike[str]):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 1
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+_worker: Any = None
+
+
+def _init(encoder: str) -> None:
+    global _worker
+    _worker = _encoder_session(encoder)
+
+
+def _one_clip(path: str) -> np.ndarray | str:
+    """Mean over the clip's windows of [descriptors, mean tags, mean embedding]."""
+    settings = fusion_settings()
+    try:
+        rows = []
+        for w in iter_windows(stream_audio(path, settings.sample_rate), settings):
+            desc, patches = window_inputs(w.samples, settings.sample_rate)
+            tags, emb = _worker.run(None, {"patches": patches})
+            rows.append(np.concatenate([desc, tags.mean(0), emb.mean(0)]))
+        return np.mean(rows, 0).astype(np.float32)
+    except (AudioError, TooShortError) as exc:
+        return f"{path}: {exc}"
+
+
+def clip_features(
+    paths: Sequence[str | os.PathLike[str]],
+    encoder: str | os.PathLike[str],
+    cache: str | os.PathLike[str] | None = None,
+    jobs: int = 1,
+    progress: bool = True,
+) -> np.ndarray:
+    """``[clips, len(FEATURE_NAMES)]`` for training, cached by files, encoder and names."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    files = [Path(p) for p in paths]
+    digest = hashlib.sha1(Path(encoder).read_bytes()).hexdigest()
+    key = hashlib.sha1("\n".join(
+        [f"{p.resolve()}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in files]
+        + list(FEATURE_NAMES) + [digest, str(PATCHES)]).encode()).hexdigest()
+    if cache is not None and Path(cache).is_file():
+        with np.load(cache) as stored:
+            if str(stored["key"]) == key:
+                return stored["x"]
+    with ProcessPoolExecutor(max(1, jobs), initializer=_init, initargs=(str(encoder),)) as pool:
+        results = list(tqdm(pool.map(_one_clip, map(str, files), chunksize=4), total=len(files),
+                            desc="features", disable=not progress, unit="clip"))
+    errors = [r for r in results if isinstance(r, str)]
+    if errors:
+        raise AudioError(f"{len(errors)} file(s) could not be read, e.g. {errors[0]}")
+    x = np.stack(results).astype(np.float32)  # type: ignore[arg-type]
+    if cache is not None:
+        out = Path(cache)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp.npz")
+        np.savez(tmp, x=x, key=np.array(key))
+        os.replace(tmp, out)
+    return x
+
+
+# ---------------------------------------------------------------- candidates
+
+DESCRIPTORS_ONLY = np.arange(N_DESCRIPTORS)
+ALL_FEATURES = np.arange(len(FEATURE_NAMES))
+EMBEDDING_ONLY = np.arange(N_DESCRIPTORS, len(FEATURE_NAMES))
+
+
+def candidates() -> dict[str, tuple[np.ndarray, Callable[[], Any]]]:
+    """Name -> (feature columns, regressor factory). Every row of the CV table."""
+    return {
+        "descriptors: ridge": (DESCRIPTORS_ONLY, rg.ridge),
+        "descriptors: svr": (DESCRIPTORS_ONLY, rg.svr),
+        "descriptors: ridge+svr+gbm": (DESCRIPTORS_ONLY, lambda: rg.average("ridge", "svr", "gbm")),
+        "musicnn: ridge": (EMBEDDING_ONLY, rg.ridge),
+        "musicnn: svr": (EMBEDDING_ONLY, rg.svr),
+        "fusion: ridge": (ALL_FEATURES, rg.ridge),
+        "fusion: svr": (ALL_FEATURES, rg.svr),
+        "fusion: ridge+svr": (ALL_FEATURES, lambda: rg.average("ridge", "svr")),
+        "fusion: ridge+svr+gbm": (ALL_FEATURES, lambda: rg.average("ridge", "svr", "gbm")),
+    }
+
+
+SHIPPED = "fusion: ridge+svr"
+
+
+def cv_table(
+    x: np.ndarray,
+    y: np.ndarray,
+    ids: Sequence[int],
+    folds: list[list[int]],
+    names: Sequence[str] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> list[ev.CVResult]:
+    """Cross-validate the baselines and the named candidates (default: all) on ``folds``."""
+    results = [ev.cross_validate(n, make, x, y, ids, folds, log)
+               for n, make in ev.baselines(FEATURE_NAMES[: x.shape[1]]).items()]
+    table = candidates()
+    for name in names or table:
+        if name not in table:
+            raise ValueError(f"unknown candidate {name!r}; choose from {', '.join(table)}")
+        cols, make = table[name]
+        results.append(ev.cross_validate(name, lambda: ev.ColumnSubset(make(), cols), x, y, ids, folds, log))
+    return results
+
+
+# ---------------------------------------------------------------- export
+
+
+def _members(fitted: Any) -> list[Any]:
+    """The convertible estimators whose mean is the prediction."""
+    if isinstance(fitted, rg.Average):
+        if fitted.weights is not None:
+            raise ValueError("weighted averages are not exported")
+        return [est for _, est in fitted.fitted_]
+    return [fitted]
+
+
+def export_fusion(
+    fitted: Any,
+    encoder: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """One ONNX graph: ``descriptors [n, D]``, ``patches [n, P, 187, 96]`` -> ``output [n, 2]``.
+
+    ``fitted`` takes ``[descriptors, tags, embedding]`` rows (all of :data:`FEATURE_NAMES`).
+    """
+    import onnx
+    from onnx import TensorProto, helper
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    n_feat = len(FEATURE_NAMES)
+    enc = onnx.compose.add_prefix(onnx.load(str(encoder)), "enc_")
+    nodes = [
+        helper.make_node("Reshape", ["patches", "flat_shape"], ["enc_patches"]),
+        *enc.graph.node,
+        helper.make_node("Concat", ["enc_tags", "enc_embedding"], ["patch_features"], axis=1),
+        helper.make_node("Reshape", ["patch_features", "window_shape"], ["window_patches"]),
+        helper.make_node("ReduceMean", ["window_patches"], ["window_embedding"], axes=[1], keepdims=0),
+        helper.make_node("Concat", ["descriptors", "window_embedding"], ["features"], axis=1),
+    ]
+    inits = [
+        *enc.graph.initializer,
+        helper.make_tensor("flat_shape", TensorProto.INT64, [3], [-1, PATCH_FRAMES, MUSICNN_MELS]),
+        helper.make_tensor("window_shape", TensorProto.INT64, [3], [-1, PATCHES, N_TAGS + N_EMBEDDING]),
+    ]
+    member_outputs = []
+    for i, est in enumerate(_members(fitted)):
+        head = convert_sklearn(est, initial_types=[("features", FloatTensorType([None, n_feat]))],
+                               target_opset=ONNX_OPSET)
+        head = onnx.compose.add_prefix(head, f"m{i}_")
+        for node in head.graph.node:
+            node.input[:] = ["features" if n == f"m{i}_features" else n for n in node.input]
+        nodes += head.graph.node
+        inits += head.graph.initializer
+        member_outputs.append(head.graph.output[0].name)
+    inits.append(helper.make_tensor("inv_members", TensorProto.FLOAT, [], [1.0 / len(member_outputs)]))
+    nodes += [helper.make_node("Sum", member_outputs, ["member_sum"]),
+              helper.make_node("Mul", ["member_sum", "inv_members"], ["output"])]
+    graph = helper.make_graph(
+        nodes, "music2emotion_fusion",
+        [helper.make_tensor_value_info("descriptors", TensorProto.FLOAT, ["n", N_DESCRIPTORS]),
+         helper.make_tensor_value_info("patches", TensorProto.FLOAT, ["n", PATCHES, PATCH_FRAMES, MUSICNN_MELS])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", len(TARGETS)])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in ONNX_OPSET.items()])
+    model.ir_version = min(model.ir_version, enc.ir_version if enc.ir_version else model.ir_version)
+    meta = {
+        "kind": KIND,
+        "settings": fusion_settings().to_dict(),
+        "targets": list(TARGETS),
+        "scale": "0-1 (DEAM rating r maps to (r - 1) / 8)",
+        "n_descriptors": N_DESCRIPTORS,
+        "patches": PATCHES,
+        "encoder": "musicnn MSD_musicnn (Pons & Serra 2019), musicnn 0.1.0 on PyPI, ISC licence",
+        "music2emotion_version": __version__,
+        **(extra or {}),
+    }
+    entry = model.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
+    onnx.checker.check_model(model)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    onnx.save(model, str(tmp))
+    os.replace(tmp, out)
+    return out
