@@ -122,3 +122,94 @@ def test_scatter_plot_writes_a_png(tmp_path):
     x, y = noisy_linear(30)
     out = ev.scatter_plot(y, y + 0.01, tmp_path / "s.png", "demo")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+# ---------------------------------------------------------------- the evaluate command
+
+SR = 22_050
+
+
+@pytest.fixture(scope="module")
+def tiny_deam(tmp_path_factory):
+    """12 short labelled clips: louder and busier clips get higher arousal and valence."""
+    import soundfile as sf
+
+    root = tmp_path_factory.mktemp("deam")
+    (root / "audio").mkdir()
+    rng = np.random.default_rng(0)
+    rows = ["song_id, valence_mean, valence_std, arousal_mean, arousal_std"]
+    for sid in range(1, 13):
+        level = sid / 12
+        t = np.arange(int(1.5 * SR)) / SR
+        y = 0.05 * np.sin(2 * np.pi * (200 + 40 * sid) * t) + level * 0.3 * rng.standard_normal(len(t))
+        sf.write(root / "audio" / f"{sid}.wav", y.astype(np.float32), SR)
+        rows.append(f"{sid},{2 + 5 * level:.2f},1.0,{1.5 + 6 * level:.2f},1.1")
+    (root / "ann.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def run_cli(*argv: str) -> int:
+    from music2emotion.cli import main
+
+    return main(list(argv))
+
+
+def test_evaluate_cross_validates_candidates_beside_baselines(tiny_deam, tmp_path, capsys):
+    out = tmp_path / "cv"
+    rc = run_cli("evaluate", "--audio-dir", str(tiny_deam / "audio"), "--annotations", str(tiny_deam / "ann.csv"),
+                 "--folds", "3", "--out", str(out), "--jobs", "1", "--candidates", "descriptors: ridge")
+    assert rc == 0
+    table = (out / "cv_table.md").read_text()
+    for name in ("mean", "ridge-summary", "descriptors: ridge"):
+        assert f"| {name} |" in table
+    folds = ev.load_folds(out / "folds.json")
+    assert sorted(i for f in folds for i in f) == list(range(1, 13)) and len(folds) == 3
+    cv = json.loads((out / "cv.json").read_text())
+    assert [r["name"] for r in cv["results"]] == ["mean", "ridge-summary", "descriptors: ridge"]
+    assert (out / "scatter_best.png").is_file()
+    assert (out / "oof_predictions.csv").read_text().count("\n") == 13
+    # the same folds again, from the file: same table
+    again = tmp_path / "cv2"
+    assert run_cli("evaluate", "--audio-dir", str(tiny_deam / "audio"), "--annotations", str(tiny_deam / "ann.csv"),
+                   "--folds-file", str(out / "folds.json"), "--out", str(again), "--jobs", "1",
+                   "--candidates", "descriptors: ridge") == 0
+    assert (again / "cv_table.md").read_text() == table
+
+
+def test_evaluate_scores_a_model_on_a_split(tiny_deam, tmp_path):
+    torch = pytest.importorskip("torch")
+    from music2emotion.config import FeatureSettings
+    from music2emotion.export import export_onnx
+    from music2emotion.model import build_model
+
+    torch.manual_seed(0)
+    model = export_onnx(build_model("seed"), FeatureSettings(window_seconds=1.0), tmp_path / "m.onnx")
+    (tmp_path / "split.txt").write_text("2 5 8 11\n")
+    out = tmp_path / "eval"
+    rc = run_cli("evaluate", "--model", str(model), "--audio-dir", str(tiny_deam / "audio"),
+                 "--annotations", str(tiny_deam / "ann.csv"), "--split", str(tmp_path / "split.txt"),
+                 "--out", str(out), "--jobs", "1")
+    assert rc == 0
+    report = json.loads((out / "evaluation.json").read_text())
+    assert report["songs"] == 4
+    for block in (report["model_score"], *report["baselines"].values()):
+        assert set(block["unit"]) == {"valence", "arousal"} and "r2_ci95" in block["unit"]["valence"]
+        assert block["deam"]["arousal"]["rmse"] == pytest.approx(8 * block["unit"]["arousal"]["rmse"])
+    assert "outside the split" in report["baselines"]["ridge-summary"]["how"]
+    assert (out / "predictions.csv").read_text().splitlines()[0].startswith("song_id,")
+    assert (out / "scatter.png").is_file()
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--folds", "1"], "--folds"),
+    (["--model", "missing.onnx"], "file not found"),
+    (["--split", "ids.txt"], "--split"),
+])
+def test_evaluate_usage_errors_exit_2(tiny_deam, tmp_path, capsys, extra, message):
+    (tmp_path / "ids.txt").write_text("1\n")
+    extra = [str(tmp_path / e) if e.endswith((".txt", ".onnx")) else e for e in extra]
+    rc = run_cli("evaluate", "--audio-dir", str(tiny_deam / "audio"), "--annotations",
+                 str(tiny_deam / "ann.csv"), "--out", str(tmp_path / "o"), *extra)
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -300,3 +300,169 @@ def write_json(path: str | os.PathLike[str], data: Any) -> Path:
     tmp.write_text(json.dumps(data, indent=1))
     os.replace(tmp, path)
     return path
+
+
+# ---------------------------------------------------------------- whole runs (the CLI's evaluate)
+
+
+def predict_paths(model: str | os.PathLike[str], paths: Sequence[Path], jobs: int = 1) -> np.ndarray:
+    """``[n, 2]`` song-level predictions of an ONNX model (CNN or fusion) for ``paths``.
+
+    Raises ``ValueError`` naming the first file that failed: a metric over a silently
+    shortened list of songs would not be comparable with anything.
+    """
+    from .fusion import FusionModel, is_fusion_model
+    from .inference import predict_files
+
+    if is_fusion_model(model):
+        preds = _predict_fusion(str(model), [str(p) for p in paths], jobs)
+    else:
+        preds = list(predict_files(paths, model, jobs=jobs))
+    bad = [p for p in preds if not p.ok]
+    if bad:
+        raise ValueError(f"{len(bad)} file(s) failed, e.g. {bad[0].path}: {bad[0].error}")
+    return np.array([[p.valence, p.arousal] for p in preds], np.float64)
+
+
+_fusion_worker: Any = None
+
+
+def _init_fusion(path: str) -> None:
+    global _fusion_worker
+    from .fusion import FusionModel
+
+    _fusion_worker = FusionModel(path, threads=1)
+
+
+def _fusion_predict(path: str) -> Any:
+    return _fusion_worker.predict_file(path)
+
+
+def _predict_fusion(model: str, paths: list[str], jobs: int) -> list[Any]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    if jobs <= 1:
+        _init_fusion(model)
+        return [_fusion_predict(p) for p in paths]
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_fusion,
+                             initargs=(model,)) as pool:
+        return list(pool.map(_fusion_predict, paths, chunksize=2))
+
+
+def evaluate_model(
+    model: str | os.PathLike[str],
+    audio_dir: str | os.PathLike[str],
+    annotations: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    split: Sequence[int] | None = None,
+    folds: int = 5,
+    seed: int = 42,
+    jobs: int = 1,
+    descriptor_cache: str | os.PathLike[str] | None = None,
+    n_boot: int = 1000,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Score a trained model on labelled songs, beside the baselines, and write the report.
+
+    With ``split`` only those songs are scored and the baselines are fitted on the other
+    songs; without it every song is scored and the baselines' predictions are out-of-fold
+    (``folds``-fold, ``seed``), so they never see the song they predict either. Writes
+    ``evaluation.json``, ``predictions.csv`` and ``scatter.png`` into ``out``.
+    """
+    from .data import load_dataset
+    from .descriptors import DESCRIPTOR_NAMES, describe_clips
+
+    data = load_dataset(audio_dir, annotations)
+    log(data.report())
+    ids = np.array(data.ids)
+    if split is not None:
+        unknown = sorted(set(split) - set(data.ids))
+        if unknown:
+            raise ValueError(f"--split names {len(unknown)} song(s) without audio and labels, e.g. {unknown[:3]}")
+        test = np.isin(ids, list(split))
+    else:
+        test = np.ones(len(ids), bool)
+    paths = [p for p, t in zip(data.paths, test) if t]
+    log(f"predicting {len(paths)} songs with {model}")
+    pred = predict_paths(model, paths, jobs)
+    y = data.targets.astype(np.float64)
+    report: dict[str, Any] = {"model": str(model), "songs": int(test.sum()),
+                              "model_score": score(y[test], pred, n_boot, seed)}
+    log(format_score(report["model_score"], Path(model).name))
+
+    log("descriptors for the baselines")
+    x = describe_clips(data.paths, cache=descriptor_cache, jobs=jobs, progress=False)
+    report["baselines"] = {}
+    for name, make in baselines(DESCRIPTOR_NAMES).items():
+        if split is not None:
+            base = make().fit(x[~test], y[~test]).predict(x[test])
+            how = f"fitted on the {int((~test).sum())} songs outside the split"
+        else:
+            base = cross_validate(name, make, x, y, data.ids, kfold(data.ids, folds, seed)).oof
+            how = f"out-of-fold predictions, {folds} folds, seed {seed}"
+        report["baselines"][name] = {"how": how, **score(y[test], base, n_boot, seed)}
+        log(format_score(report["baselines"][name], f"baseline {name} ({how})"))
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "evaluation.json", report)
+    rows = ["song_id,valence_true,arousal_true,valence_pred,arousal_pred"]
+    rows += [f"{i},{t[0]:.4f},{t[1]:.4f},{p[0]:.4f},{p[1]:.4f}" for i, t, p in zip(ids[test], y[test], pred)]
+    (out / "predictions.csv").write_text("\n".join(rows) + "\n")
+    scatter_plot(y[test], pred, out / "scatter.png", Path(model).name)
+    log(f"wrote {out / 'evaluation.json'}, {out / 'predictions.csv'} and {out / 'scatter.png'}")
+    return report
+
+
+def run_cross_validation(
+    audio_dir: str | os.PathLike[str],
+    annotations: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    folds: int = 5,
+    seed: int = 42,
+    folds_file: str | os.PathLike[str] | None = None,
+    encoder: str | os.PathLike[str] | None = None,
+    candidates: Sequence[str] | None = None,
+    jobs: int = 1,
+    cache_dir: str | os.PathLike[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[CVResult]:
+    """k-fold CV of the baselines and candidates; writes folds, table, JSON and OOF predictions.
+
+    Without ``encoder`` (the musicnn ONNX from :func:`music2emotion.recipe.build_encoder`)
+    only descriptor-based candidates can run. ``folds_file`` reuses saved folds.
+    """
+    from . import recipe
+    from .data import load_dataset
+    from .descriptors import describe_clips
+
+    data = load_dataset(audio_dir, annotations)
+    log(data.report())
+    fold_ids = load_folds(folds_file) if folds_file else kfold(data.ids, folds, seed)
+    out = Path(out)
+    save_folds(out / "folds.json", fold_ids, seed)
+    cache = Path(cache_dir) if cache_dir else None
+    if encoder is not None:
+        x = recipe.clip_features(data.paths, encoder, cache and cache / "fusion_features.npz", jobs)
+        names = candidates
+    else:
+        x = describe_clips(data.paths, cache=cache and cache / "descriptors.npz", jobs=jobs)
+        names = candidates or [n for n, (cols, _) in recipe.candidates().items()
+                               if cols.max() < x.shape[1]]
+    y = data.targets.astype(np.float64)
+    results = recipe.cv_table(x, y, data.ids, fold_ids, names, log)
+    table = format_table(results)
+    log(table)
+    (out / "cv_table.md").write_text(table + "\n")
+    write_json(out / "cv.json", {"folds": len(fold_ids), "seed": seed, "songs": len(data.ids),
+                                 "results": [r.summary() for r in results]})
+    header = "song_id,valence_true,arousal_true," + ",".join(
+        f"{r.name} {d}" for r in results for d in TARGETS)
+    lines = [header] + [
+        f"{sid},{y[i, 0]:.4f},{y[i, 1]:.4f}," + ",".join(f"{v:.4f}" for r in results for v in r.oof[i])
+        for i, sid in enumerate(data.ids)]
+    (out / "oof_predictions.csv").write_text("\n".join(lines) + "\n")
+    best = max(results, key=lambda r: sum(r.stat(d, "r2")[0] for d in TARGETS))
+    scatter_plot(y, best.oof, out / "scatter_best.png", f"{best.name} (out-of-fold)")
+    return results
