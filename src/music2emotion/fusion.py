@@ -71,17 +71,6 @@ def window_inputs(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
     return describe(y, sr), musicnn_patches(y, sr)
 
 
-def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """The music2emotion metadata of an ONNX file, or ``None`` when it has none."""
-    import onnx
-
-    model = onnx.load(str(path), load_external_data=False)
-    for prop in model.metadata_props:
-        if prop.key == METADATA_KEY:
-            return json.loads(prop.value)
-    return None
-
-
 def is_fusion_model(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a fusion model (else, presumably, a CNN for :class:`EmotionModel`)."""
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
