@@ -73,13 +73,15 @@ def main() -> int:
     if digest != WHEEL_SHA256:
         raise SystemExit(f"{wheel}: unexpected SHA-256 {digest} (expected {WHEEL_SHA256})")
 
-    encoder = out / "musicnn_msd.onnx"
-    if not encoder.is_file():
-        recipe.build_encoder(wheel, encoder)
+    encoders = []
+    for name in recipe.ENCODERS:
+        encoders.append(out / f"{name}.onnx")
+        if not encoders[-1].is_file():
+            recipe.build_encoder(wheel, encoders[-1], name)
     data = load_dataset(args.audio_dir, args.annotations)
     print(data.report())
     t0 = time.time()
-    x = recipe.clip_features(data.paths, encoder, cache / "fusion_features.npz", args.jobs)
+    x = recipe.clip_features(data.paths, encoders, cache, args.jobs)
     print(f"features {x.shape} in {time.time() - t0:.0f} s")
     y = data.targets.astype(np.float64)
 
@@ -94,13 +96,13 @@ def main() -> int:
                                     "results": [r.summary() for r in results]})
 
     cols, make = recipe.candidates()[recipe.SHIPPED]
-    if not np.array_equal(cols, recipe.ALL_FEATURES):
+    if len(cols) != x.shape[1]:
         raise SystemExit("the shipped candidate must use every feature column")
     shipped = next((r for r in results if r.name == recipe.SHIPPED), None)
     fitted = make().fit(x, y)
     cv_info = {d: {m: [round(v, 4) for v in shipped.stat(d, m)] for m in ("r2", "ccc")}
                for d in TARGETS} if shipped else None
-    model_path = recipe.export_fusion(fitted, encoder, out / "emotion_model.onnx", {
+    model_path = recipe.export_fusion(fitted, encoders, out / "emotion_model.onnx", {
         "candidate": recipe.SHIPPED, "trained_on": f"DEAM, {len(data.ids)} songs",
         "cv_fold_mean_std": cv_info, "cv": f"{args.folds}-fold, seed {args.seed}",
         "musicnn_wheel_sha256": digest,

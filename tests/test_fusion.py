@@ -24,6 +24,12 @@ def encoder(tmp_path_factory):
     return model, path
 
 
+@pytest.fixture(scope="module")
+def second_encoder(tmp_path_factory):
+    torch.manual_seed(1)
+    return export_encoder(MusiCNN().eval(), tmp_path_factory.mktemp("enc2") / "enc2.onnx")
+
+
 def test_encoder_onnx_matches_torch(encoder):
     import onnxruntime as ort
 
@@ -42,16 +48,16 @@ def test_protobuf_and_varint_decoding():
     assert _proto_fields(bytes([0x08, 0x96, 0x01, 0x12, 0x02]) + b"hi") == {1: [150], 2: [b"hi"]}
 
 
-def test_exported_fusion_model_predicts_files_like_scikit_learn(encoder, tmp_path):
+def test_exported_fusion_model_predicts_files_like_scikit_learn(encoder, second_encoder, tmp_path):
     import onnxruntime as ort
 
-    _, enc_path = encoder
+    encoders = [encoder[1], second_encoder]
     rng = np.random.default_rng(1)
-    n = len(recipe.FEATURE_NAMES)
+    n = len(recipe.feature_names(["a", "b"]))
     x = rng.standard_normal((60, n)).astype(np.float32)
     y = rng.uniform(0.2, 0.8, (60, 2))
     fitted = regressors.average("ridge", "svr").fit(x, y)
-    path = recipe.export_fusion(fitted, enc_path, tmp_path / "fusion.onnx", {"note": "test"})
+    path = recipe.export_fusion(fitted, encoders, tmp_path / "fusion.onnx", {"note": "test"})
     assert is_fusion_model(path)
     model = FusionModel(path, threads=1)
     assert model.info["note"] == "test" and model.settings.window_seconds == 10.0
@@ -62,14 +68,17 @@ def test_exported_fusion_model_predicts_files_like_scikit_learn(encoder, tmp_pat
     pred = model.predict_file(tmp_path / "song.wav", timeline=True)
     assert pred.ok and pred.windows == 2 and len(pred.timeline) == 2
 
-    # the same two windows by hand: descriptors + encoder outputs -> scikit-learn
-    enc = ort.InferenceSession(str(enc_path))
+    # the same two windows by hand: descriptors + each encoder's outputs -> scikit-learn
+    sessions = [ort.InferenceSession(str(e)) for e in encoders]
     rows = []
     for start in (0, len(audio) - 10 * SAMPLE_RATE):
         desc, patches = window_inputs(audio[start : start + 10 * SAMPLE_RATE], SAMPLE_RATE)
         assert patches.shape == (PATCHES, PATCH_FRAMES, 96)
-        tags, emb = enc.run(None, {"patches": patches})
-        rows.append(np.concatenate([desc, tags.mean(0), emb.mean(0)]))
+        parts = [desc]
+        for sess in sessions:
+            tags, emb = sess.run(None, {"patches": patches})
+            parts += [tags.mean(0), emb.mean(0)]
+        rows.append(np.concatenate(parts))
     want = np.clip(fitted.predict(np.array(rows, np.float32)), 0, 1).mean(0)
     assert pred.valence == pytest.approx(want[0], abs=1e-3)
     assert pred.arousal == pytest.approx(want[1], abs=1e-3)
@@ -77,9 +86,9 @@ def test_exported_fusion_model_predicts_files_like_scikit_learn(encoder, tmp_pat
 
 def test_fusion_model_reports_bad_files_without_raising(encoder, tmp_path):
     _, enc_path = encoder
-    x = np.random.default_rng(2).standard_normal((20, len(recipe.FEATURE_NAMES))).astype(np.float32)
+    x = np.random.default_rng(2).standard_normal((20, len(recipe.feature_names(["a"])))).astype(np.float32)
     fitted = regressors.ridge().fit(x, np.full((20, 2), 0.5))
-    model = FusionModel(recipe.export_fusion(fitted, enc_path, tmp_path / "f.onnx"))
+    model = FusionModel(recipe.export_fusion(fitted, [enc_path], tmp_path / "f.onnx"))
     (tmp_path / "bad.mp3").write_bytes(b"nope")
     pred = model.predict_file(tmp_path / "bad.mp3")
     assert not pred.ok and pred.error and pred.valence is None

@@ -72,7 +72,8 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=5, help="folds for cross-validation and out-of-fold baselines (default 5)")
     p.add_argument("--folds-file", help="folds.json from an earlier run, to reuse its folds")
     p.add_argument("--seed", type=int, default=42, help="seed of the fold assignment (default 42)")
-    p.add_argument("--encoder", help="musicnn encoder ONNX (scripts/reproduce_model.sh builds it) for the fusion candidates")
+    p.add_argument("--encoder", action="append", default=[],
+                   help="musicnn encoder ONNX, once per tagger in recipe.ENCODERS order (scripts/reproduce_model.py builds them)")
     p.add_argument("--candidates", help="comma-separated candidate names (default: all that the features allow)")
     p.add_argument("--out", default="evaluation", help="folder for the JSON report, tables and plots (default ./evaluation)")
     p.add_argument("--cache-dir", help="folder for cached descriptors/features")
@@ -190,8 +191,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     if args.folds < 2:
         raise UsageError("--folds must be at least 2")
-    for opt, path in (("--model", args.model), ("--split", args.split), ("--encoder", args.encoder),
-                      ("--folds-file", args.folds_file)):
+    for opt, path in (("--model", args.model), ("--split", args.split), ("--folds-file", args.folds_file),
+                      *(("--encoder", e) for e in args.encoder)):
         if path and not Path(path).is_file():
             raise UsageError(f"{opt} {path}: file not found")
     if args.model:

@@ -422,7 +422,7 @@ def run_cross_validation(
     folds: int = 5,
     seed: int = 42,
     folds_file: str | os.PathLike[str] | None = None,
-    encoder: str | os.PathLike[str] | None = None,
+    encoders: Sequence[str | os.PathLike[str]] = (),
     candidates: Sequence[str] | None = None,
     jobs: int = 1,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -430,8 +430,9 @@ def run_cross_validation(
 ) -> list[CVResult]:
     """k-fold CV of the baselines and candidates; writes folds, table, JSON and OOF predictions.
 
-    Without ``encoder`` (the musicnn ONNX from :func:`music2emotion.recipe.build_encoder`)
-    only descriptor-based candidates can run. ``folds_file`` reuses saved folds.
+    Without ``encoders`` (the musicnn ONNX files from :func:`music2emotion.recipe.build_encoder`,
+    in :data:`music2emotion.recipe.ENCODERS` order) only descriptor-based candidates can run.
+    ``folds_file`` reuses saved folds.
     """
     from . import recipe
     from .data import load_dataset
@@ -443,8 +444,10 @@ def run_cross_validation(
     out = Path(out)
     save_folds(out / "folds.json", fold_ids, seed)
     cache = Path(cache_dir) if cache_dir else None
-    if encoder is not None:
-        x = recipe.clip_features(data.paths, encoder, cache and cache / "fusion_features.npz", jobs)
+    if encoders:
+        if len(encoders) != len(recipe.ENCODERS):
+            raise ValueError(f"--encoder takes {len(recipe.ENCODERS)} files, for {', '.join(recipe.ENCODERS)}")
+        x = recipe.clip_features(data.paths, encoders, cache, jobs)
         names = candidates
     else:
         x = describe_clips(data.paths, cache=cache and cache / "descriptors.npz", jobs=jobs)

@@ -28,24 +28,34 @@ from . import evaluate as ev
 from . import regressors as rg
 from .audio import AudioError, stream_audio
 from .config import METADATA_KEY, TARGETS
-from .descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS
+from .descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS, describe_clips
 from .features import TooShortError, iter_windows
-from .fusion import KIND, PATCH_FRAMES, PATCHES, MUSICNN_MELS, fusion_settings, window_inputs
+from .fusion import KIND, MUSICNN_MELS, PATCH_FRAMES, PATCHES, fusion_settings, musicnn_patches
 
 MUSICNN_WHEEL = "musicnn-0.1.0-py3-none-any.whl"
+# The pretrained taggers inside the fusion graph, in feature order: the Million Song Dataset
+# one (Last.fm tags: happy, sad, mellow, party...) and the MagnaTagATune one (loud, quiet,
+# soft, fast, slow, ambient...).
+ENCODERS = ("MSD_musicnn", "MTT_musicnn")
 N_TAGS, N_EMBEDDING = 50, 200
-EMBEDDING_NAMES = tuple(f"musicnn_tag{i}" for i in range(N_TAGS)) + tuple(
-    f"musicnn_emb{i}" for i in range(N_EMBEDDING))
-FEATURE_NAMES = DESCRIPTOR_NAMES + EMBEDDING_NAMES
 ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
 
 
-def build_encoder(wheel: str | os.PathLike[str], out: str | os.PathLike[str]) -> Path:
-    """Export musicnn's MSD tagger from the downloaded wheel to an ONNX file."""
-    from .musicnn import MSD_MODEL, export_encoder, load_musicnn, read_wheel_checkpoint
+def embedding_names(encoder: str) -> tuple[str, ...]:
+    return tuple(f"{encoder}_tag{i}" for i in range(N_TAGS)) + tuple(
+        f"{encoder}_emb{i}" for i in range(N_EMBEDDING))
 
-    return export_encoder(load_musicnn(read_wheel_checkpoint(wheel, MSD_MODEL)), out,
-                          PATCH_FRAMES, MUSICNN_MELS)
+
+def feature_names(encoders: Sequence[str] = ENCODERS) -> tuple[str, ...]:
+    """Columns of the regressor's input: descriptors, then each encoder's tags and embedding."""
+    return DESCRIPTOR_NAMES + tuple(n for e in encoders for n in embedding_names(e))
+
+
+def build_encoder(wheel: str | os.PathLike[str], out: str | os.PathLike[str], name: str = ENCODERS[0]) -> Path:
+    """Export one of musicnn's taggers from the downloaded wheel to an ONNX file."""
+    from .musicnn import export_encoder, load_musicnn, read_wheel_checkpoint
+
+    return export_encoder(load_musicnn(read_wheel_checkpoint(wheel, name)), out, PATCH_FRAMES, MUSICNN_MELS)
 
 
 def _encoder_session(path: str | os.PathLike[str]):
@@ -66,43 +76,45 @@ def _init(encoder: str) -> None:
 
 
 def _one_clip(path: str) -> np.ndarray | str:
-    """Mean over the clip's windows of [descriptors, mean tags, mean embedding]."""
+    """Mean over the clip's windows of the encoder's [mean tags, mean embedding]."""
     settings = fusion_settings()
     try:
         rows = []
         for w in iter_windows(stream_audio(path, settings.sample_rate), settings):
-            desc, patches = window_inputs(w.samples, settings.sample_rate)
-            tags, emb = _worker.run(None, {"patches": patches})
-            rows.append(np.concatenate([desc, tags.mean(0), emb.mean(0)]))
+            tags, emb = _worker.run(None, {"patches": musicnn_patches(w.samples, settings.sample_rate)})
+            rows.append(np.concatenate([tags.mean(0), emb.mean(0)]))
         return np.mean(rows, 0).astype(np.float32)
     except (AudioError, TooShortError) as exc:
         return f"{path}: {exc}"
 
 
-def clip_features(
+def _file_key(files: Sequence[Path], *extra: str) -> str:
+    return hashlib.sha1("\n".join(
+        [f"{p.resolve()}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in files] + list(extra)
+    ).encode()).hexdigest()
+
+
+def clip_embeddings(
     paths: Sequence[str | os.PathLike[str]],
     encoder: str | os.PathLike[str],
     cache: str | os.PathLike[str] | None = None,
     jobs: int = 1,
     progress: bool = True,
 ) -> np.ndarray:
-    """``[clips, len(FEATURE_NAMES)]`` for training, cached by files, encoder and names."""
+    """``[clips, 250]`` mean tags and embedding of one encoder, cached by files and encoder."""
     from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
 
     files = [Path(p) for p in paths]
-    digest = hashlib.sha1(Path(encoder).read_bytes()).hexdigest()
-    key = hashlib.sha1("\n".join(
-        [f"{p.resolve()}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in files]
-        + list(FEATURE_NAMES) + [digest, str(PATCHES)]).encode()).hexdigest()
+    key = _file_key(files, hashlib.sha1(Path(encoder).read_bytes()).hexdigest(), str(PATCHES))
     if cache is not None and Path(cache).is_file():
         with np.load(cache) as stored:
             if str(stored["key"]) == key:
                 return stored["x"]
     with ProcessPoolExecutor(max(1, jobs), initializer=_init, initargs=(str(encoder),)) as pool:
         results = list(tqdm(pool.map(_one_clip, map(str, files), chunksize=4), total=len(files),
-                            desc="features", disable=not progress, unit="clip"))
+                            desc=Path(encoder).stem, disable=not progress, unit="clip"))
     errors = [r for r in results if isinstance(r, str)]
     if errors:
         raise AudioError(f"{len(errors)} file(s) could not be read, e.g. {errors[0]}")
@@ -116,28 +128,56 @@ def clip_features(
     return x
 
 
+def clip_features(
+    paths: Sequence[str | os.PathLike[str]],
+    encoders: Sequence[str | os.PathLike[str]],
+    cache_dir: str | os.PathLike[str] | None = None,
+    jobs: int = 1,
+    progress: bool = True,
+) -> np.ndarray:
+    """``[clips, len(feature_names())]``: descriptors and every encoder's outputs, each cached."""
+    cache = Path(cache_dir) if cache_dir else None
+    parts = [describe_clips(paths, cache=cache and cache / "descriptors.npz", jobs=jobs, progress=progress)]
+    for enc in encoders:
+        parts.append(clip_embeddings(paths, enc, cache and cache / f"{Path(enc).stem}.npz", jobs, progress))
+    return np.hstack(parts)
+
+
 # ---------------------------------------------------------------- candidates
 
-DESCRIPTORS_ONLY = np.arange(N_DESCRIPTORS)
-ALL_FEATURES = np.arange(len(FEATURE_NAMES))
-EMBEDDING_ONLY = np.arange(N_DESCRIPTORS, len(FEATURE_NAMES))
+def _columns(*blocks: str, encoders: Sequence[str] = ENCODERS) -> np.ndarray:
+    """Feature columns of the named blocks ("descriptors" or an encoder's name)."""
+    spans, start = {"descriptors": (0, N_DESCRIPTORS)}, N_DESCRIPTORS
+    for e in encoders:
+        spans[e] = (start, start + N_TAGS + N_EMBEDDING)
+        start += N_TAGS + N_EMBEDDING
+    return np.concatenate([np.arange(*spans[b]) for b in blocks])
 
 
-def candidates() -> dict[str, tuple[np.ndarray, Callable[[], Any]]]:
-    """Name -> (feature columns, regressor factory). Every row of the CV table."""
-    return {
-        "descriptors: ridge": (DESCRIPTORS_ONLY, rg.ridge),
-        "descriptors: svr": (DESCRIPTORS_ONLY, rg.svr),
-        "descriptors: ridge+svr+gbm": (DESCRIPTORS_ONLY, lambda: rg.average("ridge", "svr", "gbm")),
-        "musicnn: ridge": (EMBEDDING_ONLY, rg.ridge),
-        "musicnn: svr": (EMBEDDING_ONLY, rg.svr),
-        "fusion: ridge": (ALL_FEATURES, rg.ridge),
-        "fusion: svr": (ALL_FEATURES, rg.svr),
-        "fusion: ridge+svr": (ALL_FEATURES, lambda: rg.average("ridge", "svr")),
-        "fusion: ridge+svr+gbm": (ALL_FEATURES, lambda: rg.average("ridge", "svr", "gbm")),
+def candidates(encoders: Sequence[str] = ENCODERS) -> dict[str, tuple[np.ndarray, Callable[[], Any]]]:
+    """Name -> (feature columns, regressor factory): every row of the CV table."""
+    msd = encoders[0]
+    every = ("descriptors", *encoders)
+    table: dict[str, tuple[np.ndarray, Callable[[], Any]]] = {
+        "descriptors: ridge": (_columns("descriptors"), rg.ridge),
+        "descriptors: svr": (_columns("descriptors"), rg.svr),
+        "descriptors: ridge+svr+gbm": (_columns("descriptors"), lambda: rg.average("ridge", "svr", "gbm")),
+        f"{msd}: ridge": (_columns(msd, encoders=encoders), rg.ridge),
+        f"descriptors+{msd}: ridge+svr": (_columns("descriptors", msd, encoders=encoders),
+                                           lambda: rg.average("ridge", "svr")),
     }
+    if len(encoders) > 1:
+        table["all taggers: ridge"] = (_columns(*encoders, encoders=encoders), rg.ridge)
+    table.update({
+        "fusion: ridge": (_columns(*every, encoders=encoders), rg.ridge),
+        "fusion: svr": (_columns(*every, encoders=encoders), rg.svr),
+        "fusion: ridge+svr": (_columns(*every, encoders=encoders), lambda: rg.average("ridge", "svr")),
+        "fusion: ridge+svr+gbm": (_columns(*every, encoders=encoders), lambda: rg.average("ridge", "svr", "gbm")),
+    })
+    return table
 
 
+# the candidate that ships: the best fold mean of both dimensions in MODEL_CARD.md's table
 SHIPPED = "fusion: ridge+svr"
 
 
@@ -151,7 +191,7 @@ def cv_table(
 ) -> list[ev.CVResult]:
     """Cross-validate the baselines and the named candidates (default: all) on ``folds``."""
     results = [ev.cross_validate(n, make, x, y, ids, folds, log)
-               for n, make in ev.baselines(FEATURE_NAMES[: x.shape[1]]).items()]
+               for n, make in ev.baselines(DESCRIPTOR_NAMES).items()]
     table = candidates()
     for name in names or table:
         if name not in table:
@@ -175,33 +215,40 @@ def _members(fitted: Any) -> list[Any]:
 
 def export_fusion(
     fitted: Any,
-    encoder: str | os.PathLike[str],
+    encoders: Sequence[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """One ONNX graph: ``descriptors [n, D]``, ``patches [n, P, 187, 96]`` -> ``output [n, 2]``.
 
-    ``fitted`` takes ``[descriptors, tags, embedding]`` rows (all of :data:`FEATURE_NAMES`).
+    ``fitted`` takes rows of :func:`feature_names` for these ``encoders`` (ONNX files from
+    :func:`build_encoder`, in the same order).
     """
     import onnx
     from onnx import TensorProto, helper
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
-    n_feat = len(FEATURE_NAMES)
-    enc = onnx.compose.add_prefix(onnx.load(str(encoder)), "enc_")
-    nodes = [
-        helper.make_node("Reshape", ["patches", "flat_shape"], ["enc_patches"]),
-        *enc.graph.node,
-        helper.make_node("Concat", ["enc_tags", "enc_embedding"], ["patch_features"], axis=1),
+    n_feat = N_DESCRIPTORS + len(encoders) * (N_TAGS + N_EMBEDDING)
+    nodes = [helper.make_node("Reshape", ["patches", "flat_shape"], ["flat_patches"])]
+    inits = [
+        helper.make_tensor("flat_shape", TensorProto.INT64, [3], [-1, PATCH_FRAMES, MUSICNN_MELS]),
+        helper.make_tensor("window_shape", TensorProto.INT64, [3],
+                           [-1, PATCHES, len(encoders) * (N_TAGS + N_EMBEDDING)]),
+    ]
+    enc_outputs: list[str] = []
+    for i, path in enumerate(encoders):
+        enc = onnx.compose.add_prefix(onnx.load(str(path)), f"enc{i}_")
+        for node in enc.graph.node:
+            node.input[:] = ["flat_patches" if n == f"enc{i}_patches" else n for n in node.input]
+        nodes += enc.graph.node
+        inits += enc.graph.initializer
+        enc_outputs += [f"enc{i}_tags", f"enc{i}_embedding"]
+    nodes += [
+        helper.make_node("Concat", enc_outputs, ["patch_features"], axis=1),
         helper.make_node("Reshape", ["patch_features", "window_shape"], ["window_patches"]),
         helper.make_node("ReduceMean", ["window_patches"], ["window_embedding"], axes=[1], keepdims=0),
         helper.make_node("Concat", ["descriptors", "window_embedding"], ["features"], axis=1),
-    ]
-    inits = [
-        *enc.graph.initializer,
-        helper.make_tensor("flat_shape", TensorProto.INT64, [3], [-1, PATCH_FRAMES, MUSICNN_MELS]),
-        helper.make_tensor("window_shape", TensorProto.INT64, [3], [-1, PATCHES, N_TAGS + N_EMBEDDING]),
     ]
     member_outputs = []
     for i, est in enumerate(_members(fitted)):
@@ -224,7 +271,6 @@ def export_fusion(
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in ONNX_OPSET.items()])
-    model.ir_version = min(model.ir_version, enc.ir_version if enc.ir_version else model.ir_version)
     meta = {
         "kind": KIND,
         "settings": fusion_settings().to_dict(),
@@ -232,7 +278,9 @@ def export_fusion(
         "scale": "0-1 (DEAM rating r maps to (r - 1) / 8)",
         "n_descriptors": N_DESCRIPTORS,
         "patches": PATCHES,
-        "encoder": "musicnn MSD_musicnn (Pons & Serra 2019), musicnn 0.1.0 on PyPI, ISC licence",
+        "encoders": [Path(e).stem for e in encoders],
+        "encoder_source": "musicnn 0.1.0 on PyPI (Pons & Serra 2019; Music Technology Group, "
+                          "Universitat Pompeu Fabra; ISC licence)",
         "music2emotion_version": __version__,
         **(extra or {}),
     }

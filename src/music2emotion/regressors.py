@@ -46,7 +46,7 @@ def ridge(alpha: float = 300.0) -> Pipeline:
     return make_pipeline(StandardScaler(), Ridge(alpha=alpha))
 
 
-def svr(c: float = 1.0, epsilon: float = 0.02, gamma: str | float = "scale") -> Pipeline:
+def svr(c: float = 0.3, epsilon: float = 0.02, gamma: str | float = "scale") -> Pipeline:
     return make_pipeline(StandardScaler(), MultiOutputRegressor(SVR(C=c, epsilon=epsilon, gamma=gamma)))
 
 
