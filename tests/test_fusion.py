@@ -30,16 +30,21 @@ def second_encoder(tmp_path_factory):
     return export_encoder(MusiCNN().eval(), tmp_path_factory.mktemp("enc2") / "enc2.onnx")
 
 
-def test_encoder_onnx_matches_torch(encoder):
+def test_encoder_onnx_matches_torch(encoder, tmp_path):
     import onnxruntime as ort
 
-    model, path = encoder
+    model, half = encoder
+    full = export_encoder(model, tmp_path / "full.onnx", half_storage=False)
     x = np.random.default_rng(0).uniform(0, 3, (2, PATCH_FRAMES, 96)).astype(np.float32)
     with torch.no_grad():
-        tags, emb = model(torch.from_numpy(x))
-    got_tags, got_emb = ort.InferenceSession(str(path)).run(None, {"patches": x})
+        tags, emb = (t.numpy() for t in model(torch.from_numpy(x)))
     assert tags.shape == (2, 50) and emb.shape == (2, 200)
-    assert np.abs(got_tags - tags.numpy()).max() < 1e-4 and np.abs(got_emb - emb.numpy()).max() < 1e-4
+    got_tags, got_emb = ort.InferenceSession(str(full)).run(None, {"patches": x})
+    assert np.abs(got_tags - tags).max() < 1e-4 and np.abs(got_emb - emb).max() < 1e-4
+    # float16 storage: half the bytes, float16 rounding of the weights and nothing more
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    half_tags, half_emb = ort.InferenceSession(str(half)).run(None, {"patches": x})
+    assert np.abs(half_emb - emb).max() < 0.05 * max(1.0, np.abs(emb).max())
 
 
 def test_protobuf_and_varint_decoding():

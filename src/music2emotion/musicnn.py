@@ -22,6 +22,7 @@ import os
 import struct
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -199,9 +200,37 @@ def load_musicnn(weights: dict[str, np.ndarray]) -> MusiCNN:
     return model.eval()
 
 
-def export_encoder(model: MusiCNN, out: str | os.PathLike[str], frames: int = 187, n_mels: int = 96) -> Path:
+def store_half(proto: Any) -> Any:
+    """Keep every float32 weight as float16 in the file, cast back to float32 when loaded.
+
+    Halves the file; ONNX Runtime folds the casts at session start, so the arithmetic stays
+    float32. The weights are then exactly the float16-rounded ones, which the features the
+    regressors are fitted on are computed with too (they come from this same file).
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    casts, kept = [], []
+    for init in proto.graph.initializer:
+        if init.data_type == TensorProto.FLOAT and init.dims and np.prod(init.dims) > 16:
+            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), init.name + "_f16")
+            kept.append(half)
+            casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+        else:
+            kept.append(init)
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(kept)
+    nodes = casts + list(proto.graph.node)
+    del proto.graph.node[:]
+    proto.graph.node.extend(nodes)
+    return proto
+
+
+def export_encoder(model: MusiCNN, out: str | os.PathLike[str], frames: int = 187, n_mels: int = 96,
+                   half_storage: bool = True) -> Path:
     """Write the tagger to ONNX: ``patches [n, frames, mels]`` -> ``tags``, ``embedding``."""
     import warnings
+
+    import onnx
 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +243,11 @@ def export_encoder(model: MusiCNN, out: str | os.PathLike[str], frames: int = 18
             dynamic_axes={"patches": {0: "n"}, "tags": {0: "n"}, "embedding": {0: "n"}},
             opset_version=17, dynamo=False,
         )
+    proto = onnx.load_from_string(buf.getvalue())
+    if half_storage:
+        proto = store_half(proto)
+    onnx.checker.check_model(proto)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_bytes(buf.getvalue())
+    onnx.save(proto, str(tmp))
     os.replace(tmp, out)
     return out

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, RegressorMixin, clone
+from sklearn.decomposition import PCA
 from sklearn.ensemble import GradientBoostingRegressor, HistGradientBoostingRegressor
 from sklearn.linear_model import Ridge
 from sklearn.multioutput import MultiOutputRegressor
@@ -48,6 +49,18 @@ def ridge(alpha: float = 300.0) -> Pipeline:
 
 def svr(c: float = 0.3, epsilon: float = 0.02, gamma: str | float = "scale") -> Pipeline:
     return make_pipeline(StandardScaler(), MultiOutputRegressor(SVR(C=c, epsilon=epsilon, gamma=gamma)))
+
+
+def pca_svr(n_features: int, components: int = 64, c: float = 0.3, epsilon: float = 0.02) -> Pipeline:
+    """RBF SVR on the first ``components`` principal components of the standardised features.
+
+    An SVR keeps (nearly) every training song as a support vector; in 64 dimensions instead
+    of several hundred its exported size drops about tenfold for the same fold-mean R². The
+    kernel width stays that of the full standardised input (gamma = 1 / n_features), since
+    the leading components keep most of the distances between songs.
+    """
+    return make_pipeline(StandardScaler(), PCA(components, random_state=0),
+                         MultiOutputRegressor(SVR(C=c, epsilon=epsilon, gamma=1.0 / n_features)))
 
 
 def gbm(n_estimators: int = 400, learning_rate: float = 0.03, max_depth: int = 3,
