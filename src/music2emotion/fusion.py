@@ -73,7 +73,10 @@ def window_inputs(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
 
 def is_fusion_model(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is a fusion model (else, presumably, a CNN for :class:`EmotionModel`)."""
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    opts = ort.SessionOptions()
+    # only the metadata is read: skip graph optimisation, which is most of a session's start
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
     meta = sess.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
     return meta is not None and json.loads(meta).get("kind") == KIND
 
