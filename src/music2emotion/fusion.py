@@ -9,12 +9,12 @@ CNN's windows) gives two inputs:
   ``log10(1 + 10000 * mel)`` spectrogram, cut into :data:`PATCHES` evenly spaced 3 s patches
   (:func:`musicnn_patches`).
 
-Inside the graph the pretrained musicnn tagger (see :mod:`music2emotion.musicnn`) turns each
-patch into 50 tag probabilities and a 200-unit embedding, averages them over the window's
-patches, appends them to the descriptors, and a regressor fitted on DEAM (standardisation,
-then the average of several scikit-learn regressors converted with skl2onnx) gives
-``output`` ``[n, 2]`` = valence, arousal on the 0-1 scale. As with the CNN, a file's result
-is the mean over its windows.
+Inside the graph each pretrained musicnn tagger (see :mod:`music2emotion.musicnn`; the
+metadata's ``encoders`` names them) turns each patch into 50 tag probabilities and a 200-unit
+embedding; these are averaged over the window's patches and appended to the descriptors, and a
+regressor fitted on DEAM (standardisation, then the average of scikit-learn regressors
+converted with skl2onnx) gives ``output`` ``[n, 2]`` = valence, arousal on the 0-1 scale. As
+with the CNN, a file's result is the mean over its windows.
 
 The file's ``music2emotion.settings`` metadata has ``"kind": "fusion"``;
 :func:`is_fusion_model` tells the two kinds of model apart without loading either.

@@ -2,14 +2,14 @@
 
 Training side only (scikit-learn, skl2onnx, onnx; torch to rebuild the musicnn encoder):
 
-1. :func:`build_encoder` reads the pretrained musicnn tagger out of the ``musicnn`` wheel
-   and exports it to ONNX (see :mod:`music2emotion.musicnn`).
+1. :func:`build_encoder` reads a pretrained musicnn tagger (:data:`ENCODERS`) out of the
+   ``musicnn`` wheel and exports it to ONNX (see :mod:`music2emotion.musicnn`).
 2. :func:`clip_features` computes, for every clip, exactly what inference computes
-   (:func:`music2emotion.fusion.window_inputs` per window, the encoder run by ONNX Runtime),
-   cached in one ``.npz``.
-3. :func:`cv_table` cross-validates every candidate and the baselines on the same folds.
-4. :func:`export_fusion` fits the chosen candidate on every song and writes one ONNX graph:
-   patches -> encoder -> mean over patches -> concat with descriptors -> regressor(s).
+   (descriptors and musicnn patches per window, the encoders run by ONNX Runtime), each part
+   cached in its own ``.npz``.
+3. :func:`cv_table` cross-validates the baselines and every candidate on the same folds.
+4. :func:`export_fusion` writes the fitted candidate as one ONNX graph: patches -> encoders ->
+   mean over patches -> concat with descriptors -> average of the regressors.
 """
 
 from __future__ import annotations
