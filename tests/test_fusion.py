@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -87,6 +91,14 @@ def test_exported_fusion_model_predicts_files_like_scikit_learn(encoder, second_
     want = np.clip(fitted.predict(np.array(rows, np.float32)), 0, 1).mean(0)
     assert pred.valence == pytest.approx(want[0], abs=1e-3)
     assert pred.arousal == pytest.approx(want[1], abs=1e-3)
+
+    # inference never imports torch (scikit-learn comes in anyway: librosa.decompose uses it)
+    code = ("import sys, json; from music2emotion.fusion import FusionModel; "
+            f"p = FusionModel({str(path)!r}).predict_file({str(tmp_path / 'song.wav')!r}); "
+            "print(json.dumps([p.valence, 'torch' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    valence, torch_loaded = json.loads(out.stdout.splitlines()[-1])
+    assert valence == pytest.approx(pred.valence) and not torch_loaded
 
 
 def test_fusion_model_reports_bad_files_without_raising(encoder, tmp_path):
