@@ -78,6 +78,21 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hop", type=float, help="seconds between window starts (default: the window length)")
     p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                    help="allow browser pages from ORIGIN to call the API (repeatable; default: none)")
+def _add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="accuracy of a model beside baselines, or k-fold CV of the candidates")
+    p.add_argument("--audio-dir", required=True, help="folder of <song_id>.<ext> audio files")
+    p.add_argument("--annotations", required=True, help="DEAM static-annotation CSV file or folder")
+    p.add_argument("--model", help="ONNX model to score (CNN or fusion); without it, cross-validate the candidates")
+    p.add_argument("--split", help="file of song ids to score --model on (default: every song)")
+    p.add_argument("--folds", type=int, default=5, help="folds for cross-validation and out-of-fold baselines (default 5)")
+    p.add_argument("--folds-file", help="folds.json from an earlier run, to reuse its folds")
+    p.add_argument("--seed", type=int, default=42, help="seed of the fold assignment (default 42)")
+    p.add_argument("--encoder", action="append", default=[],
+                   help="musicnn encoder ONNX, once per tagger in recipe.ENCODERS order (scripts/reproduce_model.py builds them)")
+    p.add_argument("--candidates", help="comma-separated candidate names (default: all that the features allow)")
+    p.add_argument("--out", default="evaluation", help="folder for the JSON report, tables and plots (default ./evaluation)")
+    p.add_argument("--cache-dir", help="folder for cached descriptors/features")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_export(sub)
     _add_serve(sub)
+    _add_evaluate(sub)
     return parser
 
 
@@ -263,7 +279,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"predict": cmd_predict, "train": cmd_train, "export": cmd_export, "serve": cmd_serve}
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import evaluate as ev
+
+    jobs = args.jobs or os.cpu_count() or 1
+    if args.folds < 2:
+        raise UsageError("--folds must be at least 2")
+    for opt, path in (("--model", args.model), ("--split", args.split), ("--folds-file", args.folds_file),
+                      *(("--encoder", e) for e in args.encoder)):
+        if path and not Path(path).is_file():
+            raise UsageError(f"{opt} {path}: file not found")
+    if args.model:
+        if args.candidates or args.encoder or args.folds_file:
+            raise UsageError("--candidates, --encoder and --folds-file are for cross-validation, without --model")
+        cache = Path(args.cache_dir) / "descriptors.npz" if args.cache_dir else None
+        ev.evaluate_model(args.model, args.audio_dir, args.annotations, args.out,
+                          ev.read_ids(args.split) if args.split else None, args.folds, args.seed, jobs, cache)
+    else:
+        if args.split:
+            raise UsageError("--split scores a trained --model; cross-validation uses every song")
+        names = [n.strip() for n in args.candidates.split(",")] if args.candidates else None
+        ev.run_cross_validation(args.audio_dir, args.annotations, args.out, args.folds, args.seed,
+                                args.folds_file, args.encoder, names, jobs, args.cache_dir)
+    return 0
+
+
+COMMANDS = {
+    "predict": cmd_predict, "train": cmd_train, "export": cmd_export,
+    "serve": cmd_serve, "evaluate": cmd_evaluate,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

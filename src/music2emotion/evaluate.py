@@ -1,0 +1,471 @@
+"""Evaluation you can trust: metrics on both scales, bootstrap intervals, plots, k-fold CV.
+
+- :func:`score` gives R², RMSE, MAE, Pearson r and CCC per dimension on the 0-1 scale and on
+  DEAM's 1-9 scale, with a percentile-bootstrap 95% interval for R².
+- :func:`kfold` partitions song ids into seeded folds; :func:`save_folds` /
+  :func:`load_folds` keep them as JSON lists of song ids, so a table can be recomputed on the
+  very same songs later, by anyone.
+- :func:`cross_validate` fits each candidate on k-1 folds and predicts the held-out fold,
+  giving per-fold metrics, their mean ± std, and out-of-fold predictions (which stacking may
+  use without ever seeing a song's own label).
+- :class:`MeanPredictor` and :func:`summary_ridge` are the baselines every table shows.
+
+numpy only at import; scikit-learn and matplotlib are imported where they are used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from . import metrics
+from .config import TARGETS, to_deam
+from .data import kfold_ids
+
+SCALES = ("unit", "deam")
+# Columns of the cross-validation table: the issue's two headline metrics per dimension.
+TABLE_METRICS = ("r2", "ccc")
+
+
+class Regressor(Protocol):
+    """Anything with scikit-learn's ``fit(X, y)`` / ``predict(X) -> [n, 2]``."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> Any: ...
+
+    def predict(self, x: np.ndarray) -> np.ndarray: ...
+
+
+def score(
+    y_true: np.ndarray, y_pred: np.ndarray, n_boot: int = 1000, seed: int = 0
+) -> dict[str, Any]:
+    """Metrics of ``[n, 2]`` predictions on the 0-1 scale vs 0-1 labels.
+
+    Returns ``{"n": n, "unit": {dim: {metric: v, "r2_ci95": [lo, hi]}}, "deam": {...}}``.
+    R², r and CCC do not depend on the scale; RMSE and MAE on the DEAM scale are 8x larger.
+    """
+    y_true = np.asarray(y_true, np.float64)
+    y_pred = np.asarray(y_pred, np.float64)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"labels {y_true.shape} and predictions {y_pred.shape} differ in shape")
+    if len(y_true) < 2:
+        raise ValueError("at least two songs are needed to compute R² and correlations")
+    ci = metrics.bootstrap_r2(y_true, y_pred, n=n_boot, seed=seed) if n_boot else None
+    out: dict[str, Any] = {"n": int(len(y_true))}
+    for scale in SCALES:
+        t, p = (y_true, y_pred) if scale == "unit" else (to_deam(y_true), to_deam(y_pred))
+        rep = metrics.report(t, p)
+        if ci is not None:
+            for i, dim in enumerate(rep):
+                rep[dim]["r2_ci95"] = [float(ci[i, 0]), float(ci[i, 1])]
+        out[scale] = rep
+    return out
+
+
+def format_score(result: dict[str, Any], title: str = "") -> str:
+    """A few human-readable lines for :func:`score`'s result."""
+    lines = [f"{title} ({result['n']} songs)" if title else f"{result['n']} songs"]
+    for dim, m in result["unit"].items():
+        d = result["deam"][dim]
+        ci = m.get("r2_ci95")
+        ci_txt = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
+        lines.append(
+            f"  {dim:8s} R² {m['r2']:.3f}{ci_txt}  CCC {m['ccc']:.3f}  r {m['pearson_r']:.3f}  "
+            f"RMSE {m['rmse']:.3f} ({d['rmse']:.2f} on 1-9)  MAE {m['mae']:.3f} ({d['mae']:.2f} on 1-9)"
+        )
+    return "\n".join(lines)
+
+
+def scatter_plot(
+    y_true: np.ndarray, y_pred: np.ndarray, out: str | os.PathLike[str], title: str = ""
+) -> Path:
+    """Predicted vs true for each dimension, on the DEAM 1-9 scale, with the identity line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t, p = to_deam(y_true), to_deam(y_pred)
+    r2 = metrics.r2(y_true, y_pred)
+    fig, axes = plt.subplots(1, len(TARGETS), figsize=(5 * len(TARGETS), 4.6))
+    for i, (ax, dim) in enumerate(zip(np.atleast_1d(axes), TARGETS)):
+        ax.scatter(t[:, i], p[:, i], s=6, alpha=0.45)
+        ax.plot([1, 9], [1, 9], color="black", lw=0.8)
+        ax.set_xlim(1, 9)
+        ax.set_ylim(1, 9)
+        ax.set_aspect("equal")
+        ax.set_xlabel(f"true {dim} (DEAM 1-9)")
+        ax.set_ylabel(f"predicted {dim}")
+        ax.set_title(f"{dim}: R² {r2[i]:.3f}")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+# ---------------------------------------------------------------- folds
+
+
+def kfold(ids: Sequence[int], folds: int = 5, seed: int = 42) -> list[list[int]]:
+    """Seeded k-fold partition of song ids (see :func:`music2emotion.data.kfold_ids`)."""
+    if folds < 2:
+        raise ValueError("--folds must be at least 2")
+    if folds > len(ids):
+        raise ValueError(f"{folds} folds asked for, but only {len(ids)} songs")
+    return kfold_ids(ids, folds, seed)
+
+
+def save_folds(path: str | os.PathLike[str], folds: list[list[int]], seed: int) -> Path:
+    """Write the folds as ``{"seed": s, "folds": [[song ids], ...]}``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"seed": seed, "folds": folds}))
+    return path
+
+
+def load_folds(path: str | os.PathLike[str]) -> list[list[int]]:
+    """Read folds written by :func:`save_folds`; raises ``ValueError`` if they overlap."""
+    data = json.loads(Path(path).read_text())
+    folds = [sorted(int(i) for i in f) for f in data["folds"]]
+    seen: set[int] = set()
+    for f in folds:
+        if seen & set(f):
+            raise ValueError(f"{path}: a song appears in two folds")
+        seen |= set(f)
+    return folds
+
+
+def read_ids(path: str | os.PathLike[str]) -> list[int]:
+    """Song ids from a text file: whitespace- or comma-separated integers."""
+    text = Path(path).read_text().replace(",", " ")
+    try:
+        return sorted({int(t) for t in text.split()})
+    except ValueError as exc:
+        raise ValueError(f"{path}: expected song ids (integers), {exc}") from exc
+
+
+# ---------------------------------------------------------------- baselines
+
+
+class MeanPredictor:
+    """Predicts the training labels' mean for every song (R² 0 on average, by design)."""
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> MeanPredictor:
+        self.mean_ = np.asarray(y, np.float64).mean(0)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.tile(self.mean_, (len(x), 1))
+
+
+# "Summary features" for the ridge baseline: the mel and MFCC statistics and the tempo.
+SUMMARY_PREFIXES = ("mel", "mfcc", "tempo")
+
+
+def summary_columns(names: Sequence[str]) -> np.ndarray:
+    """Indices of the baseline's summary features among descriptor ``names``."""
+    return np.array([i for i, n in enumerate(names) if n.startswith(SUMMARY_PREFIXES)])
+
+
+class ColumnSubset:
+    """Fit/predict ``inner`` on a fixed subset of the feature columns."""
+
+    def __init__(self, inner: Regressor, columns: np.ndarray):
+        self.inner, self.columns = inner, columns
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> ColumnSubset:
+        self.inner.fit(x[:, self.columns], y)
+        return self
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.inner.predict(x[:, self.columns])
+
+
+def summary_ridge(names: Sequence[str]) -> Regressor:
+    """Baseline: standardised ridge (alpha chosen by inner CV) on the summary features."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-1, 4, 16)))
+    return ColumnSubset(ridge, summary_columns(names))
+
+
+def baselines(names: Sequence[str]) -> dict[str, Callable[[], Regressor]]:
+    """The baselines shown beside every candidate."""
+    return {"mean": MeanPredictor, "ridge-summary": lambda: summary_ridge(names)}
+
+
+# ---------------------------------------------------------------- cross-validation
+
+
+@dataclass
+class CVResult:
+    """One candidate's cross-validation: per-fold scores and out-of-fold predictions."""
+
+    name: str
+    fold_scores: list[dict[str, dict[str, float]]]  # per fold: {dim: {metric: value}} (0-1 scale)
+    oof: np.ndarray  # [n, 2] out-of-fold predictions, in the order of the ids given
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def stat(self, dim: str, metric: str) -> tuple[float, float]:
+        """Mean and standard deviation over folds."""
+        v = np.array([f[dim][metric] for f in self.fold_scores])
+        return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "folds": self.fold_scores,
+            "mean": {d: {m: self.stat(d, m)[0] for m in self.fold_scores[0][d]} for d in TARGETS},
+            "std": {d: {m: self.stat(d, m)[1] for m in self.fold_scores[0][d]} for d in TARGETS},
+            **self.extra,
+        }
+
+
+def fold_indices(ids: Sequence[int], folds: list[list[int]]) -> list[np.ndarray]:
+    """Row indices of each fold's songs in ``ids``; every id must be in exactly one fold."""
+    pos = {int(s): i for i, s in enumerate(ids)}
+    missing = [s for f in folds for s in f if s not in pos]
+    if missing:
+        raise ValueError(f"folds name {len(missing)} song(s) not in the data, e.g. {missing[:3]}")
+    out = [np.array([pos[s] for s in f], dtype=np.int64) for f in folds]
+    if sum(len(f) for f in out) != len(ids):
+        raise ValueError("the folds do not cover every song exactly once")
+    return out
+
+
+def cross_validate(
+    name: str,
+    make: Callable[[], Regressor],
+    x: np.ndarray,
+    y: np.ndarray,
+    ids: Sequence[int],
+    folds: list[list[int]],
+    log: Callable[[str], None] | None = None,
+) -> CVResult:
+    """Fit a fresh ``make()`` on every fold's complement and score it on the fold."""
+    idx = fold_indices(ids, folds)
+    oof = np.zeros_like(y, dtype=np.float64)
+    scores = []
+    for k, test in enumerate(idx):
+        train = np.setdiff1d(np.arange(len(ids)), test)
+        model = make().fit(x[train], y[train])
+        oof[test] = model.predict(x[test])
+        scores.append(metrics.report(y[test], oof[test]))
+        if log:
+            log(f"  {name} fold {k + 1}/{len(idx)}: " + ", ".join(
+                f"{d} R² {scores[-1][d]['r2']:.3f}" for d in TARGETS))
+    return CVResult(name, scores, oof)
+
+
+def fixed_predictions(
+    name: str, pred: np.ndarray, y: np.ndarray, ids: Sequence[int], folds: list[list[int]]
+) -> CVResult:
+    """Score ready-made out-of-fold predictions (e.g. one CNN trained per fold) fold by fold."""
+    idx = fold_indices(ids, folds)
+    return CVResult(name, [metrics.report(y[t], pred[t]) for t in idx], np.asarray(pred, np.float64))
+
+
+def format_table(results: Sequence[CVResult], metric_names: Sequence[str] = TABLE_METRICS) -> str:
+    """A Markdown table: one row per candidate, mean ± std over folds for each dimension."""
+    head = ["candidate"] + [f"{d} {m.upper() if m == 'ccc' else 'R²' if m == 'r2' else m}"
+                            for d in TARGETS for m in metric_names]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in results:
+        cells = [r.name]
+        for d in TARGETS:
+            for m in metric_names:
+                mean, std = r.stat(d, m)
+                cells.append(f"{mean:.3f} ± {std:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_json(path: str | os.PathLike[str], data: Any) -> Path:
+    """Write ``data`` as indented JSON atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+    return path
+
+
+# ---------------------------------------------------------------- whole runs (the CLI's evaluate)
+
+
+def predict_paths(model: str | os.PathLike[str], paths: Sequence[Path], jobs: int = 1) -> np.ndarray:
+    """``[n, 2]`` song-level predictions of an ONNX model (CNN or fusion) for ``paths``.
+
+    Raises ``ValueError`` naming the first file that failed: a metric over a silently
+    shortened list of songs would not be comparable with anything.
+    """
+    from .fusion import FusionModel, is_fusion_model
+    from .inference import predict_files
+
+    if is_fusion_model(model):
+        preds = _predict_fusion(str(model), [str(p) for p in paths], jobs)
+    else:
+        preds = list(predict_files(paths, model, jobs=jobs))
+    bad = [p for p in preds if not p.ok]
+    if bad:
+        raise ValueError(f"{len(bad)} file(s) failed, e.g. {bad[0].path}: {bad[0].error}")
+    return np.array([[p.valence, p.arousal] for p in preds], np.float64)
+
+
+_fusion_worker: Any = None
+
+
+def _init_fusion(path: str) -> None:
+    global _fusion_worker
+    from .fusion import FusionModel
+
+    _fusion_worker = FusionModel(path, threads=1)
+
+
+def _fusion_predict(path: str) -> Any:
+    return _fusion_worker.predict_file(path)
+
+
+def _predict_fusion(model: str, paths: list[str], jobs: int) -> list[Any]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    if jobs <= 1:
+        _init_fusion(model)
+        return [_fusion_predict(p) for p in paths]
+    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_fusion,
+                             initargs=(model,)) as pool:
+        return list(pool.map(_fusion_predict, paths, chunksize=2))
+
+
+def evaluate_model(
+    model: str | os.PathLike[str],
+    audio_dir: str | os.PathLike[str],
+    annotations: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    split: Sequence[int] | None = None,
+    folds: int = 5,
+    seed: int = 42,
+    jobs: int = 1,
+    descriptor_cache: str | os.PathLike[str] | None = None,
+    n_boot: int = 1000,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Score a trained model on labelled songs, beside the baselines, and write the report.
+
+    With ``split`` only those songs are scored and the baselines are fitted on the other
+    songs; without it every song is scored and the baselines' predictions are out-of-fold
+    (``folds``-fold, ``seed``), so they never see the song they predict either. Writes
+    ``evaluation.json``, ``predictions.csv`` and ``scatter.png`` into ``out``.
+    """
+    from .data import load_dataset
+    from .descriptors import DESCRIPTOR_NAMES, describe_clips
+
+    data = load_dataset(audio_dir, annotations)
+    log(data.report())
+    ids = np.array(data.ids)
+    if split is not None:
+        unknown = sorted(set(split) - set(data.ids))
+        if unknown:
+            raise ValueError(f"--split names {len(unknown)} song(s) without audio and labels, e.g. {unknown[:3]}")
+        test = np.isin(ids, list(split))
+    else:
+        test = np.ones(len(ids), bool)
+    paths = [p for p, t in zip(data.paths, test) if t]
+    log(f"predicting {len(paths)} songs with {model}")
+    pred = predict_paths(model, paths, jobs)
+    y = data.targets.astype(np.float64)
+    report: dict[str, Any] = {"model": str(model), "songs": int(test.sum()),
+                              "model_score": score(y[test], pred, n_boot, seed)}
+    log(format_score(report["model_score"], Path(model).name))
+
+    log("descriptors for the baselines")
+    x = describe_clips(data.paths, cache=descriptor_cache, jobs=jobs, progress=False)
+    report["baselines"] = {}
+    for name, make in baselines(DESCRIPTOR_NAMES).items():
+        if split is not None:
+            base = make().fit(x[~test], y[~test]).predict(x[test])
+            how = f"fitted on the {int((~test).sum())} songs outside the split"
+        else:
+            base = cross_validate(name, make, x, y, data.ids, kfold(data.ids, folds, seed)).oof
+            how = f"out-of-fold predictions, {folds} folds, seed {seed}"
+        report["baselines"][name] = {"how": how, **score(y[test], base, n_boot, seed)}
+        log(format_score(report["baselines"][name], f"baseline {name} ({how})"))
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "evaluation.json", report)
+    rows = ["song_id,valence_true,arousal_true,valence_pred,arousal_pred"]
+    rows += [f"{i},{t[0]:.4f},{t[1]:.4f},{p[0]:.4f},{p[1]:.4f}" for i, t, p in zip(ids[test], y[test], pred)]
+    (out / "predictions.csv").write_text("\n".join(rows) + "\n")
+    scatter_plot(y[test], pred, out / "scatter.png", Path(model).name)
+    log(f"wrote {out / 'evaluation.json'}, {out / 'predictions.csv'} and {out / 'scatter.png'}")
+    return report
+
+
+def run_cross_validation(
+    audio_dir: str | os.PathLike[str],
+    annotations: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    folds: int = 5,
+    seed: int = 42,
+    folds_file: str | os.PathLike[str] | None = None,
+    encoders: Sequence[str | os.PathLike[str]] = (),
+    candidates: Sequence[str] | None = None,
+    jobs: int = 1,
+    cache_dir: str | os.PathLike[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[CVResult]:
+    """k-fold CV of the baselines and candidates; writes folds, table, JSON and OOF predictions.
+
+    Without ``encoders`` (the musicnn ONNX files from :func:`music2emotion.recipe.build_encoder`,
+    in :data:`music2emotion.recipe.ENCODERS` order) only descriptor-based candidates can run.
+    ``folds_file`` reuses saved folds.
+    """
+    from . import recipe
+    from .data import load_dataset
+    from .descriptors import describe_clips
+
+    data = load_dataset(audio_dir, annotations)
+    log(data.report())
+    fold_ids = load_folds(folds_file) if folds_file else kfold(data.ids, folds, seed)
+    out = Path(out)
+    save_folds(out / "folds.json", fold_ids, seed)
+    cache = Path(cache_dir) if cache_dir else None
+    if encoders:
+        if len(encoders) != len(recipe.ENCODERS):
+            raise ValueError(f"--encoder takes {len(recipe.ENCODERS)} files, for {', '.join(recipe.ENCODERS)}")
+        x = recipe.clip_features(data.paths, encoders, cache, jobs)
+        names = candidates
+    else:
+        x = describe_clips(data.paths, cache=cache and cache / "descriptors.npz", jobs=jobs)
+        names = candidates or [n for n, (cols, _) in recipe.candidates().items()
+                               if cols.max() < x.shape[1]]
+    y = data.targets.astype(np.float64)
+    results = recipe.cv_table(x, y, data.ids, fold_ids, names, log)
+    table = format_table(results)
+    log(table)
+    (out / "cv_table.md").write_text(table + "\n")
+    write_json(out / "cv.json", {"folds": len(fold_ids), "seed": seed, "songs": len(data.ids),
+                                 "results": [r.summary() for r in results]})
+    header = "song_id,valence_true,arousal_true," + ",".join(
+        f"{r.name} {d}" for r in results for d in TARGETS)
+    lines = [header] + [
+        f"{sid},{y[i, 0]:.4f},{y[i, 1]:.4f}," + ",".join(f"{v:.4f}" for r in results for v in r.oof[i])
+        for i, sid in enumerate(data.ids)]
+    (out / "oof_predictions.csv").write_text("\n".join(lines) + "\n")
+    best = max(results, key=lambda r: sum(r.stat(d, "r2")[0] for d in TARGETS))
+    scatter_plot(y, best.oof, out / "scatter_best.png", f"{best.name} (out-of-fold)")
+    return results

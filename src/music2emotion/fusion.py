@@ -1,0 +1,174 @@
+"""The fusion model at inference: descriptors + a pretrained tagger's embedding -> valence/arousal.
+
+No torch and no scikit-learn here: one ONNX file holds the whole model and ONNX Runtime runs
+it. Each window of audio (10 s, cut as :func:`music2emotion.features.iter_windows` cuts the
+CNN's windows) gives two inputs:
+
+- ``descriptors`` ``[n, N_DESCRIPTORS]``: :func:`music2emotion.descriptors.describe`;
+- ``patches`` ``[n, PATCHES, 187, 96]``: the window resampled to 16 kHz as musicnn's
+  ``log10(1 + 10000 * mel)`` spectrogram, cut into :data:`PATCHES` evenly spaced 3 s patches
+  (:func:`musicnn_patches`).
+
+Inside the graph each pretrained musicnn tagger (see :mod:`music2emotion.musicnn`; the
+metadata's ``encoders`` names them) turns each patch into 50 tag probabilities and a 200-unit
+embedding; these are averaged over the window's patches and appended to the descriptors, and a
+regressor fitted on DEAM (standardisation, then the average of scikit-learn regressors
+converted with skl2onnx) gives ``output`` ``[n, 2]`` = valence, arousal on the 0-1 scale. As
+with the CNN, a file's result is the mean over its windows.
+
+The file's ``music2emotion.settings`` metadata has ``"kind": "fusion"``;
+:func:`is_fusion_model` tells the two kinds of model apart without loading either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import librosa
+import numpy as np
+import onnxruntime as ort
+import soxr
+
+from .audio import AudioError, stream_audio
+from .config import METADATA_KEY, SILENCE_RMS, FeatureSettings
+from .descriptors import DESCRIPTOR_WINDOW_SECONDS, N_DESCRIPTORS, describe
+from .features import TooShortError, iter_windows
+from .inference import Prediction, Segment
+
+KIND = "fusion"
+# musicnn's input, fixed by its training (Pons & Serra 2019): 16 kHz, 512-point FFT, hop 256,
+# 96 mel bands, log10(1 + 10000 x), 187-frame (3 s) patches.
+MUSICNN_SR = 16_000
+MUSICNN_N_FFT = 512
+MUSICNN_HOP = 256
+MUSICNN_MELS = 96
+PATCH_FRAMES = 187
+# 3 patches cover a 10 s window (625 frames) with a little overlap
+PATCHES = 3
+DEFAULT_BATCH = 8
+
+
+def musicnn_patches(y: np.ndarray, sr: int, patches: int = PATCHES) -> np.ndarray:
+    """``[patches, 187, 96]`` musicnn inputs evenly spread over mono audio ``y`` at ``sr``."""
+    y16 = soxr.resample(np.asarray(y, np.float32), sr, MUSICNN_SR) if sr != MUSICNN_SR else y
+    mel = librosa.feature.melspectrogram(
+        y=np.asarray(y16, np.float32), sr=MUSICNN_SR, n_fft=MUSICNN_N_FFT,
+        hop_length=MUSICNN_HOP, n_mels=MUSICNN_MELS,
+    ).T
+    mel = np.log10(10000.0 * mel + 1.0).astype(np.float32)
+    if len(mel) < PATCH_FRAMES:
+        mel = np.pad(mel, ((0, PATCH_FRAMES - len(mel)), (0, 0)))
+    starts = np.linspace(0, len(mel) - PATCH_FRAMES, patches).round().astype(int)
+    return np.stack([mel[s : s + PATCH_FRAMES] for s in starts])
+
+
+def window_inputs(y: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Both model inputs for one window: descriptors ``[D]`` and patches ``[P, 187, 96]``."""
+    return describe(y, sr), musicnn_patches(y, sr)
+
+
+def is_fusion_model(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a fusion model (else, presumably, a CNN for :class:`EmotionModel`)."""
+    opts = ort.SessionOptions()
+    # only the metadata is read: skip graph optimisation, which is most of a session's start
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    meta = sess.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+    return meta is not None and json.loads(meta).get("kind") == KIND
+
+
+class FusionModel:
+    """A fusion ONNX model; the same ``predict_file`` contract as :class:`EmotionModel`."""
+
+    def __init__(self, path: str | os.PathLike[str], threads: int = 0):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"{self.path}: model file not found")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ValueError(f"{self.path}: not a loadable ONNX model ({exc})") from exc
+        meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
+        if meta is None:
+            raise ValueError(f"{self.path}: not a music2emotion model (no {METADATA_KEY} metadata)")
+        self.info: dict[str, Any] = json.loads(meta)
+        if self.info.get("kind") != KIND:
+            raise ValueError(f"{self.path}: not a fusion model (kind {self.info.get('kind')!r})")
+        self.settings = FeatureSettings.from_dict(self.info["settings"])
+        if self.info.get("n_descriptors") != N_DESCRIPTORS:
+            raise ValueError(f"{self.path}: made for {self.info.get('n_descriptors')} descriptors, "
+                             f"this version computes {N_DESCRIPTORS}")
+
+    def predict_inputs(self, descriptors: np.ndarray, patches: np.ndarray) -> np.ndarray:
+        """``[n, D]`` and ``[n, P, 187, 96]`` -> ``[n, 2]`` valence/arousal in [0, 1]."""
+        out = self.session.run(None, {
+            "descriptors": np.ascontiguousarray(descriptors, np.float32),
+            "patches": np.ascontiguousarray(patches, np.float32),
+        })[0]
+        return np.clip(out, 0.0, 1.0)
+
+    def predict_file(
+        self,
+        path: str | os.PathLike[str],
+        hop_seconds: float | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        timeline: bool = False,
+    ) -> Prediction:
+        """Predict one file; errors come back in ``Prediction.error``, never as exceptions."""
+        result = Prediction(str(path))
+        samples = 0
+        sumsq = 0.0
+        sr = self.settings.sample_rate
+
+        def tapped(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+            nonlocal samples, sumsq
+            for b in blocks:
+                samples += len(b)
+                sumsq += float(np.dot(b, b))
+                yield b
+
+        total = np.zeros(2)
+        pending: list[tuple[float, float, np.ndarray, np.ndarray]] = []
+
+        def flush() -> None:
+            out = self.predict_inputs(np.stack([p[2] for p in pending]), np.stack([p[3] for p in pending]))
+            total[:] += out.sum(0)
+            result.windows += len(pending)
+            if timeline:
+                result.timeline += [Segment(round(a, 3), round(b, 3), float(v), float(ar))
+                                    for (a, b, _, _), (v, ar) in zip(pending, out)]
+            pending.clear()
+
+        try:
+            for w in iter_windows(tapped(stream_audio(path, sr)), self.settings, hop_seconds):
+                pending.append((w.start, w.end, *window_inputs(w.samples, sr)))
+                if len(pending) >= batch_size:
+                    flush()
+            if pending:
+                flush()
+        except (AudioError, TooShortError) as exc:
+            result.error = str(exc)
+            return result
+        except MemoryError:
+            result.error = "out of memory while decoding"
+            return result
+        except Exception as exc:  # a decoder or feature bug must not take other files down
+            result.error = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"
+            return result
+        result.duration = samples / sr
+        result.valence, result.arousal = (float(v) for v in total / result.windows)
+        if samples and np.sqrt(sumsq / samples) < SILENCE_RMS:
+            result.warning = "silent: the audio is digital silence, so the values mean nothing"
+        return result
+
+
+def fusion_settings() -> FeatureSettings:
+    """The windows a fusion model is trained and run on: DEAM's 10 s clips."""
+    return FeatureSettings(window_seconds=DESCRIPTOR_WINDOW_SECONDS)
