@@ -80,7 +80,9 @@ def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
     p = Path(path)
     _check_path(p)
     try:
-        f = sf.SoundFile(str(p))
+        # bytes, because soundfile encodes a str name strictly and fails on names that
+        # are not valid UTF-8 (they reach Python as surrogate escapes)
+        f = sf.SoundFile(os.fsencode(p))
     except PermissionError as exc:
         raise AudioError("permission denied") from exc
     except (sf.SoundFileError, RuntimeError, OSError, ValueError) as exc:
