@@ -160,7 +160,7 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> 
 @contextmanager
 def quiet_decoder_messages() -> Iterator[None]:
     """Send what C libraries print on file descriptor 2 to /dev/null, keeping Python's own
-    ``sys.stderr`` on the real stderr.
+    ``sys.stderr`` where it writes now.
 
     libmpg123 (inside libsndfile) prints notes such as "Warning: Xing stream size off" or
     "Illegal Audio-MPEG-Header" for damaged MP3s straight to the stderr descriptor; each
@@ -173,20 +173,26 @@ def quiet_decoder_messages() -> Iterator[None]:
     except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to quieten
         yield
         return
+    try:
+        on_fd2 = sys.stderr.fileno() == 2
+    except (OSError, ValueError, AttributeError):  # e.g. a test's in-memory capture
+        on_fd2 = False
     devnull = os.open(os.devnull, os.O_WRONLY)
     old_stderr = sys.stderr
     try:
-        sys.stderr = open(  # noqa: SIM115 - closed in finally
-            saved, "w", encoding=getattr(old_stderr, "encoding", None) or "utf-8",
-            errors="backslashreplace", buffering=1, closefd=False,
-        )
+        if on_fd2:
+            sys.stderr = open(  # noqa: SIM115 - closed in finally
+                saved, "w", encoding=getattr(old_stderr, "encoding", None) or "utf-8",
+                errors="backslashreplace", buffering=1, closefd=False,
+            )
         os.dup2(devnull, 2)
         yield
     finally:
         sys.stderr.flush()
         os.dup2(saved, 2)
-        sys.stderr.close()
-        sys.stderr = old_stderr
+        if on_fd2:
+            sys.stderr.close()
+            sys.stderr = old_stderr
         os.close(devnull)
         os.close(saved)
 

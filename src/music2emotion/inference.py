@@ -404,6 +404,22 @@ def run_in_processes(
             pool.shutdown(wait=completed, cancel_futures=True)
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its affinity mask, e.g. under taskset or a container
+    limit), not every core of the machine."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _size(path: str) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return -1
+
+
 def _failed_prediction(task: tuple[str, dict[str, Any]], reason: str) -> Prediction:
     return Prediction(task[0], error=reason)
 
@@ -423,9 +439,9 @@ def predict_files(
     ``jobs`` worker processes (default: every core) decode and predict in parallel, each
     on one core; ``jobs=1`` runs everything in this process, also on one core (BLAS
     threads are limited while it runs). Results come in input order, or with
-    ``ordered=False`` as soon as each file is done.
+    ``ordered=False`` as soon as each file is done (then the biggest files start first).
     """
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths)))
+    jobs = max(1, min(jobs or available_cores(), len(paths)))
     options = {"hop_seconds": hop_seconds, "batch_size": batch_size, "timeline": timeline,
                "window_seconds": window_seconds}
     if jobs == 1:
@@ -443,6 +459,10 @@ def predict_files(
         # fail here, once, on a bad model or arguments rather than in every worker
         EmotionModel(model_path, threads=1).window_settings(window_seconds)
     tasks = [(str(p), options) for p in paths]
+    if not ordered:
+        # longest first (file size stands in for length), so that no worker is left with
+        # one long file at the end while the others idle
+        tasks.sort(key=lambda t: _size(t[0]), reverse=True)
     yield from run_in_processes(tasks, _predict_in_worker, jobs, _failed_prediction,
                                 _init_worker, (model_path,), ordered)
 
