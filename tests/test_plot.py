@@ -8,7 +8,7 @@ import pytest
 from _helpers_catalog import tiny_model, write  # noqa: F401
 
 from music2emotion.cli import main
-from music2emotion.inference import EmotionModel, Prediction
+from music2emotion.inference import EmotionModel, Prediction, Segment
 from music2emotion.plot import QUADRANTS, plot_plane, plot_timeline
 
 matplotlib = pytest.importorskip("matplotlib")
@@ -42,6 +42,9 @@ def test_timeline_plot_shows_both_curves_and_song_values(model, tmp_path):
     assert "0:08" in svg  # time axis in min:s
     w, h = _png_size(plot_timeline(pred, tmp_path / "t.png", scale="deam"))
     assert (w, h) == (800, 360)
+    ref = [Segment(0, 4.5, 0.2, 0.3), Segment(4.5, 9, 0.8, 0.7)]
+    svg = _svg_text(lambda p: plot_timeline(pred, p, reference=ref), tmp_path / "r.svg")
+    assert "valence, reference" in svg and "arousal, reference" in svg
 
 
 def test_timeline_plot_needs_a_timeline(tmp_path):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import DEAM_MAX, DEAM_MIN, to_deam
-from .inference import Prediction
+from .inference import Prediction, Segment
 
 VALENCE_COLOR, AROUSAL_COLOR = "#1f77b4", "#d62728"
 # Russell's circumplex, as commonly summarised for music: (valence side, arousal side)
@@ -63,10 +63,17 @@ def _clock(seconds: float, _pos: Any = None) -> str:
 
 
 def plot_timeline(
-    pred: Prediction, out: str | os.PathLike[str], scale: str = "unit", title: str | None = None
+    pred: Prediction,
+    out: str | os.PathLike[str],
+    scale: str = "unit",
+    title: str | None = None,
+    reference: Sequence[Segment] = (),
 ) -> Path:
     """Draw valence and arousal per window over time, with the song-level values as dashed
-    lines, to ``out`` (PNG, SVG or PDF by extension). ``pred`` needs a timeline."""
+    lines, to ``out`` (PNG, SVG or PDF by extension). ``pred`` needs a timeline.
+
+    ``reference`` (on the 0-1 scale, like predictions) adds known values, e.g. human
+    ratings of the parts of a medley, as dotted steps."""
     if not pred.ok or not pred.timeline:
         raise ValueError(f"{pred.path}: nothing to plot ({pred.error or 'no timeline'})")
     from matplotlib.ticker import FuncFormatter
@@ -83,6 +90,10 @@ def plot_timeline(
         assert song is not None
         ax.axhline(_scaled(song, scale), color=color, linestyle="--", linewidth=1,
                    label=f"{name} of the song: {_scaled(song, scale):.2f}")
+        if reference:
+            xs = [x for r in reference for x in (r.start, r.end)]
+            ref = [_scaled(getattr(r, name), scale) for r in reference for _ in (0, 1)]
+            ax.plot(xs, ref, color=color, linestyle=":", linewidth=1.4, label=f"{name}, reference")
     lo, hi = _range(scale)
     ax.set_ylim(lo, hi)
     ax.axhline((lo + hi) / 2, color="0.8", linewidth=0.8, zorder=0)
