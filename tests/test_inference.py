@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from _helpers_catalog import (  # noqa: F401 - tiny_model is a fixture
@@ -133,3 +135,24 @@ def test_workers_that_never_start_stop_the_run():
         list(run_in_processes(list(range(6)), square_or_die, 2, failed_item,
                               initializer=broken_initializer))
 
+
+
+def test_output_formats_on_stdout(tiny_model, tmp_path, capfd):  # noqa: F811
+    import csv
+    import io
+    import json
+
+    from music2emotion.cli import main
+
+    songs = [write(tmp_path / "b.wav", 5.0), write(tmp_path / "a.wav", 3.0, seed=1)]
+    base = ["predict", *map(str, songs), "--model", str(tiny_model), "--jobs", "1"]
+    assert main([*base, "--timeline", "--format", "jsonl", "--scale", "deam"]) == 0
+    objs = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert [Path(o["path"]).name for o in objs] == ["b.wav", "a.wav"]  # input order
+    assert [len(o["timeline"]) for o in objs] == [o["windows"] for o in objs] == [3, 2]
+    assert all(1 <= s["valence"] <= 9 and set(s) == {"start", "end", "valence", "arousal"}
+               for o in objs for s in o["timeline"])
+    assert main([*base, "--timeline"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capfd.readouterr().out)))
+    assert [r["kind"] for r in rows] == ["window"] * 3 + ["song"] + ["window"] * 2 + ["song"]
+    assert all(0 <= float(r["valence"]) <= 1 for r in rows)
