@@ -80,3 +80,12 @@ def failed_item(x: int, reason: str) -> int:
 
 def broken_initializer() -> None:
     raise RuntimeError("this worker cannot start")
+
+
+def square_slowly(x: int) -> int:
+    """A task for the early-stop test: every item after the first takes a minute."""
+    if x:
+        import time
+
+        time.sleep(60)
+    return x * x

@@ -11,6 +11,7 @@ from _helpers_catalog import (  # noqa: F401 - tiny_model is a fixture
     broken_initializer,
     failed_item,
     square_or_die,
+    square_slowly,
     tiny_model,
     write,
 )
@@ -128,6 +129,21 @@ def test_a_worker_that_dies_costs_only_its_own_item(ordered):
     got = list(run_in_processes(items, square_or_die, 2, failed_item, ordered=ordered))
     expected = [-1 if x == 3 else x * x for x in items]
     assert (got if ordered else sorted(got)) == (expected if ordered else sorted(expected))
+
+
+def test_stopping_early_stops_the_workers():
+    import multiprocessing as mp
+    import time
+
+    results = run_in_processes(list(range(6)), square_slowly, 2, failed_item, ordered=False)
+    assert next(results) == 0
+    workers = mp.active_children()
+    assert workers
+    t0 = time.monotonic()
+    results.close()  # a consumer that breaks off, or Ctrl-C
+    for w in workers:
+        w.join(timeout=10)
+    assert time.monotonic() - t0 < 10 and not any(w.is_alive() for w in workers)
 
 
 def test_workers_that_never_start_stop_the_run():

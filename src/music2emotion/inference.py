@@ -398,15 +398,23 @@ def run_in_processes(
                     yield from emit(i, r)
             if broken:
                 # every unfinished item is a suspect; items never submitted go on later
-                suspects.extend(inflight.values())
+                for fut, i in inflight.items():
+                    if fut.done() and fut.exception() is None:
+                        yield from emit(i, fut.result())
+                    else:
+                        suspects.append(i)
                 suspects = deque(sorted(suspects))
                 drop_pool()
         completed = True
     finally:
-        if pool is not None:
-            # on an early stop (Ctrl-C, a consumer that breaks off) do not wait for queued
-            # items; workers finish the file in hand and exit
-            pool.shutdown(wait=completed, cancel_futures=True)
+        if pool is not None and not completed:
+            # an early stop (Ctrl-C, a consumer that breaks off): nothing the workers hold
+            # has been handed out yet, so stop them now rather than after their files
+            for proc in list(getattr(pool, "_processes", {}).values()):
+                proc.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
+        elif pool is not None:
+            pool.shutdown(wait=True)
 
 
 def available_cores() -> int:
