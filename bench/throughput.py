@@ -16,6 +16,10 @@ of audio per second, CPU seconds per minute of audio, and the two target ratios:
 ``predict --jobs J`` against the floor (target >= 0.80) and against ``predict --jobs 1``
 (target >= 1.8 for J = 2), end to end. Exit status 0 when both are met, 1 otherwise.
 
+On a shared machine the wall-clock ratios say as much about the other work as about this
+code, so each repeat also times two busy-loop processes against one: what running two
+processes can gain on the machine at that moment (2.0 on two idle cores).
+
 Every run pays a fixed start-up (Python, librosa/scipy/numba and ONNX Runtime imports in
 each process: 1-3 s of CPU per process) that a catalog run amortises and a small folder
 does not, so the same commands on a folder of two 1-second clips give each variant's
@@ -124,6 +128,23 @@ def timed(cmd: list[str]) -> tuple[float, float]:
     return wall, cpu
 
 
+SPIN = [sys.executable, "-c", "for _ in range(40_000_000): pass"]
+
+
+def machine_scaling() -> float:
+    """How much faster two CPU-bound processes finish two units of work than one process
+    does, right now: 2.0 on two idle cores, less when other work shares the machine."""
+    t0 = time.perf_counter()
+    for _ in range(2):
+        subprocess.run(SPIN, check=True)
+    one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(SPIN) for _ in range(2)]
+    for proc in procs:
+        proc.wait()
+    return one / (time.perf_counter() - t0)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", help="ONNX model (default: the bundled model)")
@@ -170,7 +191,10 @@ def main() -> int:
         variants, start_up = commands(folder), commands(tiny)
         runs: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
         starts: dict[str, list[float]] = {name: [] for name in variants}
+        spare: list[float] = []
         for r in range(args.repeats):
+            spare.append(machine_scaling())
+            print(f"  run {r + 1}: 2 busy processes vs 1: {spare[-1]:.2f}x", flush=True)
             for name, cmd in variants.items():
                 starts[name].append(timed(start_up[name])[0])
                 runs[name].append(timed(cmd))
@@ -191,6 +215,8 @@ def main() -> int:
         started[name] = audio / max(wall - start, 1e-9)
         print(f"{name:<20} {len(paths) / wall:8.2f} {audio / wall:10.1f} "
               f"{cpu / (audio / 60):20.2f} {start:11.1f} {started[name]:23.1f}")
+    print(f"\nduring these runs 2 CPU-bound processes ran {statistics.median(spare):.2f}x as fast "
+          f"as 1 (2.00 on two idle cores): the most any --jobs 2 could gain here")
     j = f"--jobs {args.jobs}"
     print(f"\nonce started: predict {j} / floor {j}: "
           f"{started[f'predict {j}'] / started[f'floor {j}']:.2f}; predict {j} / predict --jobs 1: "

@@ -85,6 +85,12 @@ def test_predict_plot_draws_every_file_including_resumed_ones(tiny_model, tmp_pa
         assert main([*base, *map(str, songs), "--resume", "--plot", str(va)]) == 0
     svg = va.read_text(encoding="utf-8")
     assert all(f">{s.stem}<" in svg for s in songs) and "3 files" in svg
+    # without -o, this run's files
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        assert main(["predict", "--model", str(tiny_model), "--jobs", "1", str(songs[2]),
+                     "--plot", str(va)]) == 0
+    svg = va.read_text(encoding="utf-8")
+    assert f">{songs[2].stem}<" in svg and f">{songs[0].stem}<" not in svg and "1 file" in svg
 
 
 def test_missing_matplotlib_is_a_usage_error(tiny_model, tmp_path, capfd, monkeypatch):  # noqa: F811

@@ -210,8 +210,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 else:
                     rows.append(pred.row(args.scale))
                 if pred.ok:
-                    row = pred.row(args.scale)
-                    points.append((Path(pred.path).stem, row["valence"], row["arousal"]))
+                    if args.plot and not args.output:  # else read back from the output
+                        row = pred.row(args.scale)
+                        points.append((Path(pred.path).stem, row["valence"], row["arousal"]))
                     if pred.warning:
                         bar.write(f"warning: {pred.path}: {pred.warning}", file=sys.stderr)
                 else:
