@@ -7,7 +7,8 @@ times, in this one run and each as a fresh process the way a user runs it:
 
 * ``floor --jobs J``: decode, resample and compute every window's features in J worker
   processes, with the same pool and the same per-worker settings as ``predict`` but no
-  model: what ``predict`` cannot beat without faster decoding;
+  model: what ``predict`` cannot beat without faster decoding (and ``floor --jobs 1``, in
+  one process like ``predict --jobs 1``);
 * ``predict --jobs 1`` and ``predict --jobs J``: the real command, writing a CSV.
 
 Runs are interleaved and repeated (``--repeats``) and each figure is the median, so load
@@ -183,6 +184,7 @@ def main() -> int:
             floor = [sys.executable, str(Path(__file__).resolve()), "--model", model,
                      "--floor", str(where), "--jobs"]
             return {
+                "floor --jobs 1": floor + ["1"],
                 f"floor --jobs {args.jobs}": floor + [str(args.jobs)],
                 "predict --jobs 1": predict + ["1"],
                 f"predict --jobs {args.jobs}": predict + [str(args.jobs)],
@@ -212,12 +214,19 @@ def main() -> int:
         cpu = statistics.median(c for _, c in results)
         start = statistics.median(starts[name])
         speed[name] = audio / wall
-        started[name] = audio / max(wall - start, 1e-9)
+        # a start-up measured longer than the whole run (noise on a busy machine) says nothing
+        started[name] = audio / (wall - start) if wall > 1.2 * start else float("nan")
         print(f"{name:<20} {len(paths) / wall:8.2f} {audio / wall:10.1f} "
               f"{cpu / (audio / 60):20.2f} {start:11.1f} {started[name]:23.1f}")
-    print(f"\nduring these runs 2 CPU-bound processes ran {statistics.median(spare):.2f}x as fast "
-          f"as 1 (2.00 on two idle cores): the most any --jobs 2 could gain here")
+    cpu_share = {name: statistics.median(c for _, c in results) for name, results in runs.items()}
     j = f"--jobs {args.jobs}"
+    print(f"\nCPU time, which other work on the machine disturbs far less than wall time: "
+          f"predict / floor uses {cpu_share['predict --jobs 1'] / cpu_share['floor --jobs 1']:.2f}x "
+          f"the CPU with --jobs 1 and {cpu_share[f'predict {j}'] / cpu_share[f'floor {j}']:.2f}x "
+          f"with {j}; predict {j} uses "
+          f"{cpu_share[f'predict {j}'] / cpu_share['predict --jobs 1']:.2f}x the CPU of --jobs 1")
+    print(f"during these runs 2 CPU-bound processes ran {statistics.median(spare):.2f}x as fast "
+          f"as 1 (2.00 on two idle cores): the most any --jobs 2 could gain here")
     print(f"\nonce started: predict {j} / floor {j}: "
           f"{started[f'predict {j}'] / started[f'floor {j}']:.2f}; predict {j} / predict --jobs 1: "
           f"{started[f'predict {j}'] / started['predict --jobs 1']:.2f}")
