@@ -3,13 +3,19 @@
 Files are decoded in blocks and resampled with a streaming resampler, so memory does not
 grow with the length of the file. ``load_audio`` is the same stream concatenated, which
 keeps training (whole clips) and inference (streamed windows) sample-for-sample identical.
-Every failure is an :class:`AudioError` whose message is one line naming the reason.
+Every failure is an :class:`AudioError` whose message is one line naming the reason: a
+missing, empty, unreadable or non-audio file, a header with no samples, a file that stops
+short of the length its header declares (a truncated download), or samples that are not
+finite numbers.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +25,14 @@ import soxr
 from .config import AUDIO_EXTENSIONS, SAMPLE_RATE
 
 BLOCK_SECONDS = 20.0
+# A block also stays under this many decoded bytes, so a file with many channels or a huge
+# sample rate cannot make one block big (96 kHz x 6 channels x 20 s would be 46 MB).
+BLOCK_BYTES = 8 * 1024 * 1024
+# Sample rates outside this range are a damaged header rather than audio.
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1_000, 1_536_000
+# Decoding that stops this far short of the length the header declares is a truncated file;
+# the slack absorbs MP3 encoder delay and padding.
+TRUNCATION_SLACK_SECONDS = 0.25
 
 
 class AudioError(Exception):
@@ -26,26 +40,38 @@ class AudioError(Exception):
 
 
 def _check_path(path: Path) -> None:
-    if not path.exists():
-        raise AudioError("file not found" if not path.is_symlink() else "broken symbolic link")
+    try:
+        st = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise AudioError("symbolic link loop") from exc
+        if exc.errno == errno.EACCES:
+            raise AudioError("permission denied") from exc
+        if path.is_symlink():
+            raise AudioError("broken symbolic link") from exc
+        raise AudioError("file not found") from exc
     if path.is_dir():
         raise AudioError("is a directory, not an audio file")
     if not path.is_file():
-        raise AudioError("not a regular file")
+        # a FIFO or device would block or never end: refuse before opening it
+        raise AudioError("not a regular file (a pipe, socket or device)")
     if not os.access(path, os.R_OK):
         raise AudioError("permission denied")
-    if path.stat().st_size == 0:
+    if st.st_size == 0:
         raise AudioError("empty file (0 bytes)")
+
+
+NOT_AUDIO = "not a supported audio format (libsndfile could not recognise it)"
 
 
 def _reason(exc: Exception) -> str:
     text = getattr(exc, "error_string", None) or str(exc) or type(exc).__name__
-    text = " ".join(str(text).split())
+    text = " ".join(str(text).split()).removeprefix("Error : ")
     low = text.lower()
-    # libsndfile reports a file it cannot parse as "not a regular file" once its MP3
-    # decoder gives up, although _check_path has already established that it is one
-    if any(s in low for s in ("format not recognised", "unknown format", "not a regular file")):
-        return "not a supported audio format, or a corrupt file (libsndfile could not open it)"
+    # libsndfile's MP3 probe reports an unrecognised file as "does not exist or is not a
+    # regular file"; _check_path has already ruled both out, so it is the format
+    if "format not recognised" in low or "unknown format" in low or "not a regular file" in low:
+        return NOT_AUDIO
     return text
 
 
@@ -54,7 +80,9 @@ def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
     p = Path(path)
     _check_path(p)
     try:
-        f = sf.SoundFile(str(p))
+        # bytes, because soundfile encodes a str name strictly and fails on names that
+        # are not valid UTF-8 (they reach Python as surrogate escapes)
+        f = sf.SoundFile(os.fsencode(p))
     except PermissionError as exc:
         raise AudioError("permission denied") from exc
     except (sf.SoundFileError, RuntimeError, OSError, ValueError) as exc:
@@ -62,6 +90,10 @@ def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
     if f.samplerate <= 0 or f.channels <= 0:
         f.close()
         raise AudioError("invalid header (no sample rate or channels)")
+    if not MIN_SAMPLE_RATE <= f.samplerate <= MAX_SAMPLE_RATE:
+        rate = f.samplerate
+        f.close()
+        raise AudioError(f"invalid header (implausible sample rate {rate} Hz)")
     return f
 
 
@@ -70,39 +102,99 @@ def stream_audio(
     sample_rate: int = SAMPLE_RATE,
     block_seconds: float = BLOCK_SECONDS,
 ) -> Iterator[np.ndarray]:
-    """Yield the file as consecutive mono float32 blocks at ``sample_rate``."""
+    """Yield the file as consecutive mono float32 blocks at ``sample_rate``.
+
+    Memory is one block (at most ``block_seconds`` and ``BLOCK_BYTES``) whatever the file's
+    length. Errors found late (truncation, a decoder failure midway) are raised after the
+    blocks decoded so far, so callers must not treat a partial stream as a result.
+    """
     with open_audio(path) as f:
-        in_rate = f.samplerate
+        in_rate, channels = f.samplerate, f.channels
         resampler = (
             None
             if in_rate == sample_rate
             else soxr.ResampleStream(in_rate, sample_rate, 1, dtype="float32", quality="HQ")
         )
-        blocksize = max(1024, int(block_seconds * in_rate))
+        blocksize = max(1024, min(int(block_seconds * in_rate), BLOCK_BYTES // (4 * channels)))
+        buf = np.empty((blocksize, channels), dtype=np.float32)
         decoded = 0
         try:
-            for block in f.blocks(blocksize=blocksize, dtype="float32", always_2d=True):
+            while True:
+                # read() returns only the frames it got; SoundFile.blocks() would hand back
+                # the whole buffer, stale samples included, when a file ends early
+                block = f.read(blocksize, dtype="float32", always_2d=True, out=buf)
+                if len(block) == 0:
+                    break
                 decoded += len(block)
-                mono = block.mean(axis=1, dtype=np.float32)
+                mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0].copy()
+                if not np.isfinite(mono).all():
+                    raise AudioError("invalid samples: the audio holds NaN or infinite values")
                 out = mono if resampler is None else resampler.resample_chunk(mono)
                 if out.size:
                     yield np.ascontiguousarray(out, dtype=np.float32)
         except (sf.SoundFileError, RuntimeError, ValueError) as exc:
             raise AudioError(
-                f"decoding failed after {decoded / in_rate:.1f} s: {_reason(exc)}"
+                f"decoding failed after {decoded / in_rate:.1f} s of audio: {_reason(exc)}"
             ) from exc
+        if decoded == 0:
+            raise AudioError("no audio data (the file holds a header but no samples)")
+        declared = f.frames
+        # libsndfile reports an unknown length as a huge number; compare only real ones
+        if 0 < declared < 2**62 and declared - decoded > TRUNCATION_SLACK_SECONDS * in_rate:
+            raise AudioError(
+                f"truncated: the audio stops at {decoded / in_rate:.1f} s but the header "
+                f"declares {declared / in_rate:.1f} s"
+            )
         if resampler is not None:
             tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
             if tail.size:
                 yield np.ascontiguousarray(tail, dtype=np.float32)
-        if decoded == 0:
-            raise AudioError("no audio data (the file holds a header but no samples)")
 
 
 def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Decode the whole file to one mono float32 array at ``sample_rate``."""
     blocks = list(stream_audio(path, sample_rate))
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
+
+
+@contextmanager
+def quiet_decoder_messages() -> Iterator[None]:
+    """Send what C libraries print on file descriptor 2 to /dev/null, keeping Python's own
+    ``sys.stderr`` where it writes now.
+
+    libmpg123 (inside libsndfile) prints notes such as "Warning: Xing stream size off" or
+    "Illegal Audio-MPEG-Header" for damaged MP3s straight to the stderr descriptor; each
+    such file already gets a clear one-line error, so the notes are only noise. Process-wide:
+    for worker processes and the command line, not for a library caller's threads.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to quieten
+        yield
+        return
+    try:
+        on_fd2 = sys.stderr.fileno() == 2
+    except (OSError, ValueError, AttributeError):  # e.g. a test's in-memory capture
+        on_fd2 = False
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    old_stderr = sys.stderr
+    try:
+        if on_fd2:
+            sys.stderr = open(  # noqa: SIM115 - closed in finally
+                saved, "w", encoding=getattr(old_stderr, "encoding", None) or "utf-8",
+                errors="backslashreplace", buffering=1, closefd=False,
+            )
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        if on_fd2:
+            sys.stderr.close()
+            sys.stderr = old_stderr
+        os.close(devnull)
+        os.close(saved)
 
 
 def find_audio_files(

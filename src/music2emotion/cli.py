@@ -11,9 +11,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .config import SEED_WINDOW_SECONDS, FeatureSettings
+
+if TYPE_CHECKING:
+    from .inference import EmotionModel
 
 
 class UsageError(Exception):
@@ -23,20 +27,33 @@ class UsageError(Exception):
 def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="valence and arousal of audio files or folders")
     p.add_argument("paths", nargs="+", help="audio files and/or folders (searched recursively)")
-    p.add_argument("-o", "--output", help="write rows to this CSV or JSONL file (default: a table on stdout)")
+    p.add_argument("-o", "--output", help="write rows to this CSV or JSONL file, flushed as each file finishes (default: a table on stdout)")
     p.add_argument("--format", choices=["csv", "jsonl"], help="output format (default: from the -o extension, else csv)")
     p.add_argument("--model", help="ONNX model file (default: the bundled model)")
     p.add_argument("--batch-size", type=int, default=16, help="windows per ONNX batch (default 16)")
-    p.add_argument("--jobs", type=int, default=None, help="worker processes (default: all cores)")
+    p.add_argument("--jobs", type=int, default=None, help="worker processes, one core each (default: all cores)")
+    p.add_argument("--window", type=float, default=None, help="window length in seconds (default: the model's)")
     p.add_argument("--hop", type=float, default=None, help="seconds between window starts (default: the window length)")
     p.add_argument("--timeline", action="store_true", help="also output valence/arousal per window")
     p.add_argument("--scale", choices=["unit", "deam"], default="unit", help="0-1 (default) or DEAM's 1-9 scale")
     p.add_argument("--resume", action="store_true", help="skip files already in --output and append the rest")
+    p.add_argument("--plot", metavar="PNG", help="also draw every file on the valence-arousal plane to this image")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local worker processes (default), or a Ray cluster (needs the 'distributed' extra)")
     p.add_argument("--ray-address", metavar="ADDRESS",
                    help="with --engine ray: the cluster (auto, or HEAD:6379; default: start Ray on this machine)")
+
+
+def _add_plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="draw a song's valence and arousal over time")
+    p.add_argument("audio", help="an audio file")
+    p.add_argument("-o", "--output", required=True, help="image to write (.png, .svg or .pdf)")
+    p.add_argument("--model", help="ONNX model file (default: the bundled model)")
+    p.add_argument("--window", type=float, default=None, help="window length in seconds (default: the model's)")
+    p.add_argument("--hop", type=float, default=None, help="seconds between window starts (default: the window length)")
+    p.add_argument("--scale", choices=["unit", "deam"], default="unit", help="0-1 (default) or DEAM's 1-9 scale")
+    p.add_argument("--title", help="title above the plot (default: the file name)")
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -103,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_predict(sub)
+    _add_plot(sub)
     _add_train(sub)
     _add_export(sub)
     _add_serve(sub)
@@ -124,6 +142,51 @@ def _table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def _check_windows(args: argparse.Namespace) -> None:
+    from .config import MIN_AUDIO_SECONDS
+
+    if args.hop is not None and not args.hop > 0:
+        raise UsageError("--hop must be positive")
+    if args.window is not None and not args.window >= MIN_AUDIO_SECONDS:
+        raise UsageError(f"--window must be at least {MIN_AUDIO_SECONDS} s")
+
+
+def _load_model(path: str | None) -> EmotionModel:
+    from .inference import EmotionModel
+
+    try:
+        # one thread: with --jobs 1 this process is the one core; otherwise workers load
+        # their own copy and this one only checks the file and reads its settings
+        return EmotionModel(path, threads=1)
+    except (FileNotFoundError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _require_plotting() -> None:
+    from .plot import PlotUnavailable, require_matplotlib
+
+    try:
+        require_matplotlib()
+    except PlotUnavailable as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _plane_points(args: argparse.Namespace, collected: list[tuple[str, float, float]]
+                  ) -> list[tuple[str, float, float]]:
+    """Points for --plot: every song row in the output file (so a resumed run draws the
+    earlier files too), else this run's results."""
+    from .results import read_output
+
+    if not args.output:
+        return collected
+    state = read_output(args.output, args.format, repair=False, keep_rows=True)
+    points = []
+    for row in state.rows:
+        if row.get("valence") not in (None, "") and not row.get("error"):
+            points.append((Path(str(row["path"])).stem, float(row["valence"]), float(row["arousal"])))
+    return points
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     if args.engine == "ray":
         return _predict_on_ray(args)
@@ -133,50 +196,103 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise UsageError("Parquet output needs --engine ray")
     from tqdm import tqdm
 
-    from .audio import find_audio_files
-    from .inference import EmotionModel, predict_files
-    from .results import RowWriter, done_paths, format_for, open_output
+    from .audio import find_audio_files, quiet_decoder_messages
+    from .inference import predict_files
+    from .results import RowWriter, columns_for, format_for, open_output, read_output
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    _check_windows(args)
     if args.resume and not args.output:
         raise UsageError("--resume needs --output")
+    if args.plot:
+        _require_plotting()
     files = find_audio_files(args.paths)
     if not files:
         raise UsageError("no audio files found in " + ", ".join(args.paths))
-    try:
-        model = EmotionModel(args.model) if args.model else EmotionModel()
-    except (FileNotFoundError, ValueError) as exc:
-        raise UsageError(str(exc)) from exc
+    model = _load_model(args.model)
     fmt = format_for(args.output, args.format)
+    total = len(files)
     if args.resume:
-        done = done_paths(args.output, fmt)
-        files = [f for f in files if str(f) not in done]
-    show = not args.no_progress and len(files) > 1 and sys.stderr.isatty()
-    results = predict_files(files, model, jobs=args.jobs, hop_seconds=args.hop,
-                            batch_size=args.batch_size, timeline=args.timeline)
+        try:
+            state = read_output(args.output, fmt, columns=columns_for(fmt, args.timeline))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        files = [f for f in files if str(f) not in state.done]
+        print(f"resuming: {total - len(files)} of {total} files already in {args.output}",
+              file=sys.stderr)
+    if hasattr(sys.stdout, "reconfigure"):
+        # file names that are not UTF-8 are printed as their raw bytes, as ls does
+        sys.stdout.reconfigure(errors="surrogateescape")
     failed = 0
-    rows = []
-    if args.output:
-        stream, header = open_output(args.output, args.resume)
-        with stream:
+    rows: list[dict[str, object]] = []
+    points: list[tuple[str, float, float]] = []
+    with quiet_decoder_messages():
+        show = not args.no_progress and len(files) > 1 and sys.stderr.isatty()
+        results = predict_files(files, model, jobs=args.jobs, hop_seconds=args.hop,
+                                batch_size=args.batch_size, timeline=args.timeline,
+                                window_seconds=args.window, ordered=not args.output)
+        stream = None
+        if args.output:
+            stream, header = open_output(args.output, args.resume)
             writer = RowWriter(stream, fmt, args.scale, args.timeline, header)
-            for pred in tqdm(results, total=len(files), disable=not show, unit="file"):
-                writer.write(pred)
-                failed += not pred.ok
-                if not pred.ok:
-                    print(f"error: {pred.path}: {pred.error}", file=sys.stderr)
-    elif fmt == "jsonl" or args.timeline:
-        writer = RowWriter(sys.stdout, fmt, args.scale, args.timeline)
-        for pred in results:
-            writer.write(pred)
-            failed += not pred.ok
-    else:
-        for pred in tqdm(results, total=len(files), disable=not show, unit="file"):
-            rows.append(pred.row(args.scale))
-            failed += not pred.ok
+        elif args.format or args.timeline:
+            writer = RowWriter(sys.stdout, fmt, args.scale, args.timeline)
+        else:
+            writer = None
+        try:
+            bar = tqdm(results, total=len(files), disable=not show, unit="file")
+            for pred in bar:
+                if writer is not None:
+                    writer.write(pred)
+                else:
+                    rows.append(pred.row(args.scale))
+                if pred.ok:
+                    if args.plot and not args.output:  # else read back from the output
+                        row = pred.row(args.scale)
+                        points.append((Path(pred.path).stem, row["valence"], row["arousal"]))
+                    if pred.warning:
+                        bar.write(f"warning: {pred.path}: {pred.warning}", file=sys.stderr)
+                else:
+                    failed += 1
+                    bar.write(f"error: {pred.path}: {pred.error}", file=sys.stderr)
+        finally:
+            if stream is not None:
+                stream.close()
+    if rows:
         print(_table(rows))
+    if args.plot:
+        from .plot import plot_plane
+
+        out = plot_plane(_plane_points(args, points), args.plot, args.scale)
+        print(f"wrote {out}", file=sys.stderr)
+    if failed:
+        print(f"{failed} of {len(files)} files failed", file=sys.stderr)
     return 1 if failed else 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .audio import quiet_decoder_messages
+    from .plot import plot_timeline
+
+    _check_windows(args)
+    _require_plotting()
+    model = _load_model(args.model)
+    with quiet_decoder_messages():
+        pred = model.predict_file(args.audio, args.hop, timeline=True,
+                                  window_seconds=args.window)
+    if not pred.ok:
+        print(f"error: {pred.path}: {pred.error}", file=sys.stderr)
+        return 1
+    out = plot_timeline(pred, args.output, args.scale, args.title)
+    row = pred.row(args.scale)
+    print(f"{pred.path}: valence {row['valence']}, arousal {row['arousal']} "
+          f"over {pred.windows} window{'s' * (pred.windows != 1)}; wrote {out}")
+    if pred.warning:
+        print(f"warning: {pred.path}: {pred.warning}", file=sys.stderr)
+    return 0
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -305,7 +421,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "predict": cmd_predict, "train": cmd_train, "export": cmd_export,
+    "predict": cmd_predict, "plot": cmd_plot, "train": cmd_train, "export": cmd_export,
     "serve": cmd_serve, "evaluate": cmd_evaluate,
 }
 
