@@ -51,11 +51,12 @@ FLOOR_TARGET, SCALING_TARGET = 0.80, 1.8
 # --- the floor, run as `throughput.py --floor DIR --jobs J` in its own process ----------
 
 _settings: Any = None
+_kind = "cnn"
 
 
-def _init_floor_worker(settings: dict[str, Any]) -> None:
+def _init_floor_worker(settings: dict[str, Any], kind: str) -> None:
     # exactly what a predict worker sets up, less the ONNX session
-    global _settings
+    global _settings, _kind
     from threadpoolctl import threadpool_limits
 
     from music2emotion.audio import quiet_decoder_messages
@@ -64,15 +65,17 @@ def _init_floor_worker(settings: dict[str, Any]) -> None:
     threadpool_limits(1)
     quiet_decoder_messages().__enter__()
     _settings = FeatureSettings.from_dict(settings)
+    _kind = kind
 
 
 def _features_only(path: str) -> int:
     from music2emotion.audio import stream_audio
-    from music2emotion.features import iter_windows, window_features
+    from music2emotion.features import iter_windows
+    from music2emotion.inference import window_inputs
 
     windows = 0
     for w in iter_windows(stream_audio(path, _settings.sample_rate), _settings):
-        window_features(w.samples, _settings)
+        window_inputs(_kind, w.samples, _settings)  # the model's own inputs, any kind
         windows += 1
     return windows
 
@@ -89,14 +92,15 @@ def run_floor(folder: str, jobs: int, model: str) -> None:
 
     # biggest first, as predict orders them when writing in completion order
     files = sorted((str(p) for p in find_audio_files([folder])), key=os.path.getsize, reverse=True)
-    settings = EmotionModel(model, threads=1).settings
+    loaded = EmotionModel(model, threads=1)
+    settings, kind = loaded.settings, loaded.kind
     if jobs == 1:
-        _init_floor_worker(settings.to_dict())
+        _init_floor_worker(settings.to_dict(), kind)
         with threadpool_limits(1):
             windows = sum(_features_only(f) for f in files)
     else:
         windows = sum(run_in_processes(files, _features_only, jobs, _floor_failed,
-                                       _init_floor_worker, (settings.to_dict(),), ordered=False))
+                                       _init_floor_worker, (settings.to_dict(), kind), ordered=False))
     print(f"{len(files)} files, {windows} windows")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -190,16 +191,17 @@ def test_usage_errors(songs, model_path, tmp_path, monkeypatch, capsys, args, me
 
 def test_file_rows_stream_windows_then_a_summary(songs, model_path):
     model = EmotionModel(model_path)
-    batches = list(ray_engine._file_rows(str(songs / "t4.wav"), model.settings, None, 2))
+    batches = list(ray_engine._file_rows(str(songs / "t4.wav"), model.kind, model.settings, None, 2))
     rows = {k: sum((b[k] for b in batches), []) for k in batches[0]}
     n = len(rows["index"]) - 1
     assert [len(b["index"]) for b in batches] == [2, 2, 1]  # 4 windows by 2, then the summary
     assert rows["index"] == [*range(n), -1] and rows["windows"][-1] == n == 4
     assert rows["end"][n - 1] == pytest.approx(7.25, abs=1e-3)  # the last window is end-aligned
-    x = np.frombuffer(rows["features"][0], np.float32).reshape(1, 1, 64, model.settings.n_frames)
-    assert np.isfinite(x).all() and rows["features"][-1] == b""
+    x = pickle.loads(rows["features"][0])["input"]
+    assert x.shape == (1, 64, model.settings.n_frames) and np.isfinite(x).all()
+    assert rows["features"][-1] == b""
 
-    broken = list(ray_engine._file_rows(str(songs / "broken.mp3"), model.settings, None, 2))
+    broken = list(ray_engine._file_rows(str(songs / "broken.mp3"), model.kind, model.settings, None, 2))
     assert len(broken) == 1 and broken[0]["index"] == [-1] and broken[0]["error"][0]
 
 

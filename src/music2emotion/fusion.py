@@ -24,20 +24,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Any
 
 import librosa
 import numpy as np
 import onnxruntime as ort
 import soxr
 
-from .audio import AudioError, stream_audio
-from .config import METADATA_KEY, SILENCE_RMS, FeatureSettings
-from .descriptors import DESCRIPTOR_WINDOW_SECONDS, N_DESCRIPTORS, describe
-from .features import TooShortError, iter_windows
-from .inference import Prediction, Segment
+from .config import METADATA_KEY, FeatureSettings
+from .descriptors import DESCRIPTOR_WINDOW_SECONDS, describe
+from .inference import EmotionModel
 
 KIND = "fusion"
 # musicnn's input, fixed by its training (Pons & Serra 2019): 16 kHz, 512-point FFT, hop 256,
@@ -49,7 +44,6 @@ MUSICNN_MELS = 96
 PATCH_FRAMES = 187
 # 3 patches cover a 10 s window (625 frames) with a little overlap
 PATCHES = 3
-DEFAULT_BATCH = 8
 
 
 def musicnn_patches(y: np.ndarray, sr: int, patches: int = PATCHES) -> np.ndarray:
@@ -81,92 +75,14 @@ def is_fusion_model(path: str | os.PathLike[str]) -> bool:
     return meta is not None and json.loads(meta).get("kind") == KIND
 
 
-class FusionModel:
-    """A fusion ONNX model; the same ``predict_file`` contract as :class:`EmotionModel`."""
+class FusionModel(EmotionModel):
+    """:class:`~music2emotion.inference.EmotionModel` that insists on a fusion file; the
+    streaming, batching and song rule are the CNN's, only the per-window inputs differ."""
 
     def __init__(self, path: str | os.PathLike[str], threads: int = 0):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: model file not found")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise ValueError(f"{self.path}: not a loadable ONNX model ({exc})") from exc
-        meta = self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY)
-        if meta is None:
-            raise ValueError(f"{self.path}: not a music2emotion model (no {METADATA_KEY} metadata)")
-        self.info: dict[str, Any] = json.loads(meta)
-        if self.info.get("kind") != KIND:
-            raise ValueError(f"{self.path}: not a fusion model (kind {self.info.get('kind')!r})")
-        self.settings = FeatureSettings.from_dict(self.info["settings"])
-        if self.info.get("n_descriptors") != N_DESCRIPTORS:
-            raise ValueError(f"{self.path}: made for {self.info.get('n_descriptors')} descriptors, "
-                             f"this version computes {N_DESCRIPTORS}")
-
-    def predict_inputs(self, descriptors: np.ndarray, patches: np.ndarray) -> np.ndarray:
-        """``[n, D]`` and ``[n, P, 187, 96]`` -> ``[n, 2]`` valence/arousal in [0, 1]."""
-        out = self.session.run(None, {
-            "descriptors": np.ascontiguousarray(descriptors, np.float32),
-            "patches": np.ascontiguousarray(patches, np.float32),
-        })[0]
-        return np.clip(out, 0.0, 1.0)
-
-    def predict_file(
-        self,
-        path: str | os.PathLike[str],
-        hop_seconds: float | None = None,
-        batch_size: int = DEFAULT_BATCH,
-        timeline: bool = False,
-    ) -> Prediction:
-        """Predict one file; errors come back in ``Prediction.error``, never as exceptions."""
-        result = Prediction(str(path))
-        samples = 0
-        sumsq = 0.0
-        sr = self.settings.sample_rate
-
-        def tapped(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-            nonlocal samples, sumsq
-            for b in blocks:
-                samples += len(b)
-                sumsq += float(np.dot(b, b))
-                yield b
-
-        total = np.zeros(2)
-        pending: list[tuple[float, float, np.ndarray, np.ndarray]] = []
-
-        def flush() -> None:
-            out = self.predict_inputs(np.stack([p[2] for p in pending]), np.stack([p[3] for p in pending]))
-            total[:] += out.sum(0)
-            result.windows += len(pending)
-            if timeline:
-                result.timeline += [Segment(round(a, 3), round(b, 3), float(v), float(ar))
-                                    for (a, b, _, _), (v, ar) in zip(pending, out)]
-            pending.clear()
-
-        try:
-            for w in iter_windows(tapped(stream_audio(path, sr)), self.settings, hop_seconds):
-                pending.append((w.start, w.end, *window_inputs(w.samples, sr)))
-                if len(pending) >= batch_size:
-                    flush()
-            if pending:
-                flush()
-        except (AudioError, TooShortError) as exc:
-            result.error = str(exc)
-            return result
-        except MemoryError:
-            result.error = "out of memory while decoding"
-            return result
-        except Exception as exc:  # a decoder or feature bug must not take other files down
-            result.error = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"
-            return result
-        result.duration = samples / sr
-        result.valence, result.arousal = (float(v) for v in total / result.windows)
-        if samples and np.sqrt(sumsq / samples) < SILENCE_RMS:
-            result.warning = "silent: the audio is digital silence, so the values mean nothing"
-        return result
+        super().__init__(path, threads)
+        if self.kind != KIND:
+            raise ValueError(f"{self.path}: not a fusion model (kind {self.kind!r})")
 
 
 def fusion_settings() -> FeatureSettings:

@@ -134,6 +134,21 @@ def time_weighted_mean(starts: np.ndarray, ends: np.ndarray, values: np.ndarray)
     return weights @ np.asarray(values, np.float64) / weights.sum()
 
 
+def window_inputs(kind: str, samples: np.ndarray, settings: FeatureSettings) -> dict[str, np.ndarray]:
+    """The ONNX inputs for one window of audio, by model kind.
+
+    ``"cnn"`` (the seed CNN): ``{"input": [1, n_mels, frames]}``; ``"fusion"`` (see
+    :mod:`music2emotion.fusion`): ``{"descriptors": [D], "patches": [P, 187, 96]}``.
+    Plain arrays, so worker processes and Ray tasks can compute them without a session.
+    """
+    if kind == "fusion":
+        from .fusion import window_inputs as fusion_inputs  # fusion imports this module
+
+        descriptors, patches = fusion_inputs(samples, settings.sample_rate)
+        return {"descriptors": descriptors, "patches": patches}
+    return {"input": window_features(samples, settings)}
+
+
 class EmotionModel:
     """An ONNX emotion model and the :class:`FeatureSettings` it was trained with."""
 
@@ -160,12 +175,30 @@ class EmotionModel:
             raise ValueError(f"{self.path}: not a music2emotion model (no {METADATA_KEY} metadata)")
         self.info: dict[str, Any] = json.loads(meta)
         self.settings = FeatureSettings.from_dict(self.info["settings"])
-        self.input_name = self.session.get_inputs()[0].name
+        self.kind: str = self.info.get("kind", "cnn")
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        if self.kind == "fusion":
+            from .descriptors import N_DESCRIPTORS
+
+            if self.info.get("n_descriptors") != N_DESCRIPTORS:
+                raise ValueError(f"{self.path}: made for {self.info.get('n_descriptors')} descriptors, "
+                                 f"this version computes {N_DESCRIPTORS}")
+        elif self.kind != "cnn":
+            raise ValueError(f"{self.path}: unknown model kind {self.kind!r}; upgrade music2emotion")
 
     def predict_features(self, x: np.ndarray) -> np.ndarray:
-        """``[batch, 1, n_mels, frames] -> [batch, 2]`` valence/arousal in [0, 1]."""
-        out = self.session.run(None, {self.input_name: np.ascontiguousarray(x, np.float32)})[0]
-        return np.clip(out, 0.0, 1.0)
+        """CNN models: ``[batch, 1, n_mels, frames] -> [batch, 2]`` valence/arousal in [0, 1]."""
+        return self.predict_windows([{"input": w} for w in x])
+
+    def window_inputs(self, samples: np.ndarray, settings: FeatureSettings | None = None) -> dict[str, np.ndarray]:
+        """This model's inputs for one window (see :func:`window_inputs`)."""
+        return window_inputs(self.kind, samples, settings or self.settings)
+
+    def predict_windows(self, windows: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """Stacks per-window inputs into one batch: ``[len(windows), 2]`` in [0, 1]."""
+        feed = {name: np.ascontiguousarray(np.stack([w[name] for w in windows]), np.float32)
+                for name in self.input_names}
+        return np.clip(self.session.run(None, feed)[0], 0.0, 1.0)
 
     def window_settings(self, window_seconds: float | None = None) -> FeatureSettings:
         """The model's settings with another window length (``None``: the model's own)."""
@@ -207,17 +240,17 @@ class EmotionModel:
 
         spans: list[tuple[float, float]] = []
         outputs: list[np.ndarray] = []
-        pending: list[np.ndarray] = []
+        pending: list[dict[str, np.ndarray]] = []
 
         def flush() -> None:
-            outputs.append(self.predict_features(np.stack(pending)))
+            outputs.append(self.predict_windows(pending))
             pending.clear()
 
         try:
             blocks = tapped(stream_audio(path, settings.sample_rate))
             for w in iter_windows(blocks, settings, hop_seconds):
                 spans.append((w.start, w.end))
-                pending.append(window_features(w.samples, settings))
+                pending.append(self.window_inputs(w.samples, settings))
                 if len(pending) >= batch_size:
                     flush()
             if pending:

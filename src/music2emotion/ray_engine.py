@@ -12,8 +12,8 @@ The pipeline (one Ray Dataset, streamed, so memory does not grow with the catalo
 1. the file list becomes a Dataset of paths (``ray.data.from_items``), a few files a block;
 2. CPU tasks (one core each) decode each file and cut it into the model's windows with the
    library's own :func:`~music2emotion.features.iter_windows` and
-   :func:`~music2emotion.features.window_features`, emitting one row per window (its
-   features as float32 bytes, about 110 KB for a 10 s window) as the file streams in, and
+   :func:`~music2emotion.inference.window_inputs`, emitting one row per window (its
+   model inputs pickled, about 110 KB for a CNN's 10 s window) as the file streams in, and
    then one summary row per file (window count, duration, silence, or the error);
 3. a pool of actors, each holding one ONNX Runtime session, runs the windows in batches;
    the model is a tenth or less of the work, so the pool starts with one actor and grows
@@ -40,6 +40,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import socket
 import sys
 import tempfile
@@ -55,8 +56,8 @@ import numpy as np
 from . import inference
 from .audio import AudioError, stream_audio
 from .config import AUDIO_EXTENSIONS, SILENCE_RMS, FeatureSettings
-from .features import TooShortError, iter_windows, window_features
-from .inference import DEFAULT_BATCH, EmotionModel, Prediction
+from .features import TooShortError, iter_windows
+from .inference import DEFAULT_BATCH, EmotionModel, Prediction, window_inputs
 from .results import RowWriter, done_paths, format_for, open_output
 
 if TYPE_CHECKING:
@@ -176,7 +177,7 @@ def _rows(path: str, index: list[int], start: list[float], end: list[float],
             "silent": [silent] * n, "error": [error] * n}
 
 
-def _file_rows(path: str, settings: FeatureSettings, hop_seconds: float | None,
+def _file_rows(path: str, kind: str, settings: FeatureSettings, hop_seconds: float | None,
                rows_per_batch: int) -> Iterator[dict[str, list[Any]]]:
     """One file's window rows, ``rows_per_batch`` at a time, then its summary row. Never
     raises for a bad file: the error goes into the summary (as in ``predict_file``)."""
@@ -202,11 +203,12 @@ def _file_rows(path: str, settings: FeatureSettings, hop_seconds: float | None,
             local = _fetch(path, tmp) if is_uri(path) else path
             for w in iter_windows(tapped(stream_audio(local, settings.sample_rate)), settings,
                                   hop_seconds):
-                feats = window_features(w.samples, settings)
+                # pickled, since each model kind has its own set of named input arrays
+                inputs = pickle.dumps(window_inputs(kind, w.samples, settings), protocol=5)
                 pending["index"].append(count)
                 pending["start"].append(w.start)
                 pending["end"].append(w.end)
-                pending["features"].append(np.ascontiguousarray(feats, np.float32).tobytes())
+                pending["features"].append(inputs)
                 count += 1
                 if len(pending["index"]) >= rows_per_batch:
                     yield flush()
@@ -227,11 +229,11 @@ def _file_rows(path: str, settings: FeatureSettings, hop_seconds: float | None,
                 duration=samples / settings.sample_rate, silent=silent)
 
 
-def _decode(batch: dict[str, np.ndarray], settings: dict[str, Any], hop_seconds: float | None,
-            rows_per_batch: int) -> Iterator[dict[str, list[Any]]]:
+def _decode(batch: dict[str, np.ndarray], kind: str, settings: dict[str, Any],
+            hop_seconds: float | None, rows_per_batch: int) -> Iterator[dict[str, list[Any]]]:
     s = FeatureSettings.from_dict(settings)
     for path in batch["path"]:
-        yield from _file_rows(str(path), s, hop_seconds, rows_per_batch)
+        yield from _file_rows(str(path), kind, s, hop_seconds, rows_per_batch)
 
 
 # --- stage 3: the model (an actor pool) -------------------------------------------------
@@ -250,17 +252,13 @@ class _ModelActor:
         path = os.path.join(self._dir.name, "model.onnx")
         Path(path).write_bytes(ray.get(model[0]))
         self.model = EmotionModel(path, threads=1)
-        s = FeatureSettings.from_dict(settings)
-        self.shape = (1, s.n_mels, s.n_frames)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         features = batch.pop("features")
         windows = np.flatnonzero(batch["index"] >= 0)
         values = np.full((len(features), 2), np.nan)
         if windows.size:
-            x = np.stack([np.frombuffer(features[i], np.float32).reshape(self.shape)
-                          for i in windows])
-            values[windows] = self.model.predict_features(x)
+            values[windows] = self.model.predict_windows([pickle.loads(features[i]) for i in windows])
         batch["valence"], batch["arousal"] = values[:, 0], values[:, 1]
         return batch
 
@@ -466,7 +464,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
     return True
 
 
-def _pipeline(paths: Sequence[str], model_ref: Any, settings: FeatureSettings,
+def _pipeline(paths: Sequence[str], model_ref: Any, kind: str, settings: FeatureSettings,
               hop_seconds: float | None, batch_size: int, blocks: int) -> Iterator[dict[str, np.ndarray]]:
     import ray
     import ray.data
@@ -479,7 +477,7 @@ def _pipeline(paths: Sequence[str], model_ref: Any, settings: FeatureSettings,
         # deprecated ``**ray_remote_args``.
         warnings.simplefilter("ignore", DeprecationWarning)
         ds = ds.map_batches(_decode, batch_size=1, num_cpus=1, max_retries=TASK_RETRIES,
-                            fn_kwargs={"settings": s, "hop_seconds": hop_seconds,
+                            fn_kwargs={"kind": kind, "settings": s, "hop_seconds": hop_seconds,
                                        "rows_per_batch": batch_size})
     # The model is a tenth or less of a window's work (measured per window on one core:
     # 3 ms of ONNX against 20 ms of decoding and features for a 30 s WAV song, and 70 ms
@@ -520,7 +518,7 @@ def predict(
     # file a task, so that a file that kills its worker takes only itself down
     for blocks in (max(cpus * BLOCKS_PER_CPU, math.ceil(len(todo) / FILES_PER_BLOCK)), None):
         n_blocks = min(len(todo), blocks or len(todo))
-        for batch in _pipeline(todo, model_ref, settings, hop_seconds, batch_size, n_blocks):
+        for batch in _pipeline(todo, model_ref, model.kind, settings, hop_seconds, batch_size, n_blocks):
             yield from gatherer.add(batch)
         todo = [p for p in todo if p not in gatherer.finished]
         if not todo:
