@@ -248,6 +248,13 @@ def describe_clips(
     else:
         results = [_clip_or_error(str(p)) for p in tqdm(files, desc="descriptors", disable=not progress,
                                                          unit="file")]
+    return stack_and_cache(results, cache, ident)
+
+
+def stack_and_cache(results: list[np.ndarray | str], cache: str | os.PathLike[str] | None,
+                    key: str) -> np.ndarray:
+    """Stack per-clip rows (an error string fails the whole set, naming a file) and store
+    them in ``cache`` under ``key``, atomically, so a killed run never leaves half a file."""
     errors = [r for r in results if isinstance(r, str)]
     if errors:
         raise AudioError(f"{len(errors)} file(s) could not be read, e.g. {errors[0]}")
@@ -256,6 +263,6 @@ def describe_clips(
         out = Path(cache)
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, x=x, key=np.array(ident))
+        np.savez(tmp, x=x, key=np.array(key))
         os.replace(tmp, out)
     return x

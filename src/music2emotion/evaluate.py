@@ -311,43 +311,14 @@ def predict_paths(model: str | os.PathLike[str], paths: Sequence[Path], jobs: in
     Raises ``ValueError`` naming the first file that failed: a metric over a silently
     shortened list of songs would not be comparable with anything.
     """
-    from .fusion import FusionModel, is_fusion_model
     from .inference import predict_files
 
-    if is_fusion_model(model):
-        preds = _predict_fusion(str(model), [str(p) for p in paths], jobs)
-    else:
-        preds = list(predict_files(paths, model, jobs=jobs))
+    # predict_files runs CNN and fusion models alike, in worker processes, in input order
+    preds = list(predict_files(paths, model, jobs=jobs))
     bad = [p for p in preds if not p.ok]
     if bad:
         raise ValueError(f"{len(bad)} file(s) failed, e.g. {bad[0].path}: {bad[0].error}")
     return np.array([[p.valence, p.arousal] for p in preds], np.float64)
-
-
-_fusion_worker: Any = None
-
-
-def _init_fusion(path: str) -> None:
-    global _fusion_worker
-    from .fusion import FusionModel
-
-    _fusion_worker = FusionModel(path, threads=1)
-
-
-def _fusion_predict(path: str) -> Any:
-    return _fusion_worker.predict_file(path)
-
-
-def _predict_fusion(model: str, paths: list[str], jobs: int) -> list[Any]:
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    if jobs <= 1:
-        _init_fusion(model)
-        return [_fusion_predict(p) for p in paths]
-    with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_fusion,
-                             initargs=(model,)) as pool:
-        return list(pool.map(_fusion_predict, paths, chunksize=2))
 
 
 def evaluate_model(

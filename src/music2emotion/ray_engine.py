@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import inference
-from .audio import AudioError, stream_audio
+from .audio import AudioError, quiet_decoder_messages, stream_audio
 from .config import AUDIO_EXTENSIONS, SILENCE_RMS, FeatureSettings
 from .features import TooShortError, iter_windows
 from .inference import DEFAULT_BATCH, EmotionModel, Prediction, window_inputs
@@ -364,44 +364,10 @@ def _quiet_console() -> Iterator[None]:
         warnings.filterwarnings("ignore", category=UserWarning, module=r"ray\.")
         old_stdout, sys.stdout = sys.stdout, null
         try:
-            with _c_stderr_to_devnull():
+            with quiet_decoder_messages():  # and Ray's C++ notices, on the same descriptor
                 yield
         finally:
             sys.stdout = old_stdout
-
-
-@contextmanager
-def _c_stderr_to_devnull() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null, keeping Python's ``sys.stderr`` where it was."""
-    try:
-        sys.stderr.flush()
-        python_on_fd2 = sys.stderr.fileno() == 2
-    except (OSError, ValueError, AttributeError):  # replaced by a caller, or closed
-        python_on_fd2 = False
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all: nothing to quieten
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    old = sys.stderr
-    try:
-        if python_on_fd2:
-            sys.stderr = open(  # noqa: SIM115 - closed in finally
-                saved, "w", encoding=getattr(old, "encoding", None) or "utf-8",
-                errors="backslashreplace", buffering=1, closefd=False,
-            )
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        if python_on_fd2:
-            sys.stderr.flush()
-        os.dup2(saved, 2)
-        if python_on_fd2:
-            sys.stderr.close()
-            sys.stderr = old
-        os.close(devnull)
-        os.close(saved)
 
 
 def _check_reachable(address: str) -> None:

@@ -28,7 +28,7 @@ from . import evaluate as ev
 from . import regressors as rg
 from .audio import AudioError, stream_audio
 from .config import METADATA_KEY, TARGETS
-from .descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS, describe_clips
+from .descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS, describe_clips, stack_and_cache
 from .features import TooShortError, iter_windows
 from .fusion import KIND, MUSICNN_MELS, PATCH_FRAMES, PATCHES, fusion_settings, musicnn_patches
 
@@ -115,17 +115,7 @@ def clip_embeddings(
     with ProcessPoolExecutor(max(1, jobs), initializer=_init, initargs=(str(encoder),)) as pool:
         results = list(tqdm(pool.map(_one_clip, map(str, files), chunksize=4), total=len(files),
                             desc=Path(encoder).stem, disable=not progress, unit="clip"))
-    errors = [r for r in results if isinstance(r, str)]
-    if errors:
-        raise AudioError(f"{len(errors)} file(s) could not be read, e.g. {errors[0]}")
-    x = np.stack(results).astype(np.float32)  # type: ignore[arg-type]
-    if cache is not None:
-        out = Path(cache)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, x=x, key=np.array(key))
-        os.replace(tmp, out)
-    return x
+    return stack_and_cache(results, cache, key)
 
 
 def clip_features(
