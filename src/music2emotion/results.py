@@ -1,6 +1,6 @@
 """Writing prediction rows to CSV or JSON Lines, one flushed file at a time, and resuming.
 
-Output layout (documented for users in docs/catalog.md):
+Output layout (documented for users in the README, "Output columns"):
 
 * CSV without a timeline: one row per file, columns :data:`COLUMNS`.
 * CSV with a timeline: columns :data:`TIMELINE_COLUMNS`; each file gives its ``window`` rows
