@@ -14,7 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from .config import AUDIO_EXTENSIONS, SAMPLE_RATE
+from .config import AUDIO_EXTENSIONS, SAMPLE_RATE, SILENCE_RMS
 
 BLOCK_SECONDS = 20.0
 # A block also stays under this many decoded bytes, so a file with many channels or a huge
@@ -232,3 +232,23 @@ def find_audio_files(
                 if Path(name).suffix.lower() in exts:
                     add(Path(root) / name)
     return found
+
+
+class LevelMeter:
+    """Passes a stream of blocks through while counting its samples and energy, so a file's
+    duration and whether it is digital silence come without a second pass."""
+
+    def __init__(self, blocks: Iterable[np.ndarray]):
+        self._blocks = blocks
+        self.samples = 0
+        self.sumsq = 0.0
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for b in self._blocks:
+            self.samples += len(b)
+            self.sumsq += float(np.dot(b, b))
+            yield b
+
+    @property
+    def silent(self) -> bool:
+        return bool(self.samples) and float(np.sqrt(self.sumsq / self.samples)) < SILENCE_RMS

@@ -24,7 +24,7 @@ import os
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait as wait_for_ready
@@ -37,8 +37,8 @@ import numpy as np
 import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 
-from .audio import AudioError, quiet_decoder_messages, stream_audio
-from .config import METADATA_KEY, MIN_AUDIO_SECONDS, SILENCE_RMS, FeatureSettings, to_deam
+from .audio import AudioError, LevelMeter, quiet_decoder_messages, stream_audio
+from .config import METADATA_KEY, MIN_AUDIO_SECONDS, FeatureSettings, to_deam
 from .features import TooShortError, iter_windows, window_features
 
 MODEL_FILE = "emotion_model.onnx"
@@ -228,16 +228,6 @@ class EmotionModel:
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, not {batch_size}")
         result = Prediction(str(path))
-        samples = 0
-        sumsq = 0.0
-
-        def tapped(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-            nonlocal samples, sumsq
-            for b in blocks:
-                samples += len(b)
-                sumsq += float(np.dot(b, b))
-                yield b
-
         spans: list[tuple[float, float]] = []
         outputs: list[np.ndarray] = []
         pending: list[dict[str, np.ndarray]] = []
@@ -246,9 +236,9 @@ class EmotionModel:
             outputs.append(self.predict_windows(pending))
             pending.clear()
 
+        meter = LevelMeter(stream_audio(path, settings.sample_rate))
         try:
-            blocks = tapped(stream_audio(path, settings.sample_rate))
-            for w in iter_windows(blocks, settings, hop_seconds):
+            for w in iter_windows(meter, settings, hop_seconds):
                 spans.append((w.start, w.end))
                 pending.append(self.window_inputs(w.samples, settings))
                 if len(pending) >= batch_size:
@@ -270,7 +260,7 @@ class EmotionModel:
             return result
         starts, ends = np.array(spans).T
         result.windows = len(values)
-        result.duration = samples / settings.sample_rate
+        result.duration = meter.samples / settings.sample_rate
         result.valence, result.arousal = (
             float(v) for v in time_weighted_mean(starts, ends, values)
         )
@@ -279,7 +269,7 @@ class EmotionModel:
                 Segment(round(a, 3), round(b, 3), float(v), float(ar))
                 for (a, b), (v, ar) in zip(spans, values)
             ]
-        if samples and np.sqrt(sumsq / samples) < SILENCE_RMS:
+        if meter.silent:
             result.warning = SILENT_WARNING
         return result
 

@@ -54,8 +54,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import inference
-from .audio import AudioError, quiet_decoder_messages, stream_audio
-from .config import AUDIO_EXTENSIONS, SILENCE_RMS, FeatureSettings
+from .audio import AudioError, LevelMeter, quiet_decoder_messages, stream_audio
+from .config import AUDIO_EXTENSIONS, FeatureSettings
 from .features import TooShortError, iter_windows
 from .inference import DEFAULT_BATCH, EmotionModel, Prediction, window_inputs
 from .results import RowWriter, done_paths, format_for, open_output
@@ -181,15 +181,8 @@ def _file_rows(path: str, kind: str, settings: FeatureSettings, hop_seconds: flo
                rows_per_batch: int) -> Iterator[dict[str, list[Any]]]:
     """One file's window rows, ``rows_per_batch`` at a time, then its summary row. Never
     raises for a bad file: the error goes into the summary (as in ``predict_file``)."""
-    samples, sumsq, count = 0, 0.0, 0
+    count = 0
     pending: dict[str, list[Any]] = {"index": [], "start": [], "end": [], "features": []}
-
-    def tapped(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        nonlocal samples, sumsq
-        for b in blocks:
-            samples += len(b)
-            sumsq += float(np.dot(b, b))
-            yield b
 
     def flush() -> dict[str, list[Any]]:
         out = _rows(path, **{k: list(v) for k, v in pending.items()})
@@ -201,8 +194,8 @@ def _file_rows(path: str, kind: str, settings: FeatureSettings, hop_seconds: flo
     with tempfile.TemporaryDirectory(prefix="music2emotion-") as tmp:
         try:
             local = _fetch(path, tmp) if is_uri(path) else path
-            for w in iter_windows(tapped(stream_audio(local, settings.sample_rate)), settings,
-                                  hop_seconds):
+            meter = LevelMeter(stream_audio(local, settings.sample_rate))
+            for w in iter_windows(meter, settings, hop_seconds):
                 # pickled, since each model kind has its own set of named input arrays
                 inputs = pickle.dumps(window_inputs(kind, w.samples, settings), protocol=5)
                 pending["index"].append(count)
@@ -224,9 +217,8 @@ def _file_rows(path: str, kind: str, settings: FeatureSettings, hop_seconds: flo
         return
     if pending["index"]:
         yield flush()
-    silent = bool(samples) and math.sqrt(sumsq / samples) < SILENCE_RMS
     yield _rows(path, [_SUMMARY], [math.nan], [math.nan], [b""], windows=count,
-                duration=samples / settings.sample_rate, silent=silent)
+                duration=meter.samples / settings.sample_rate, silent=meter.silent)
 
 
 def _decode(batch: dict[str, np.ndarray], kind: str, settings: dict[str, Any],
