@@ -43,18 +43,12 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
 
-from music2emotion.config import FeatureSettings  # noqa: E402
 from music2emotion.server import create_app, running  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("torch", reason="exporting the test model needs the 'train' extra")
-    from music2emotion.export import export_onnx
-    from music2emotion.model import build_model
-
-    out = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    return export_onnx(build_model("seed"), FeatureSettings(window_seconds=2.0), out)
+def model_path(tiny_onnx: Path) -> Path:
+    return tiny_onnx  # conftest's randomly initialised seed CNN with 2 s windows
 
 
 @pytest.fixture(scope="module")

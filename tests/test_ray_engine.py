@@ -19,7 +19,6 @@ pytest.importorskip("ray.data")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from music2emotion import cli, ray_engine  # noqa: E402
-from music2emotion.config import FeatureSettings  # noqa: E402
 from music2emotion.inference import EmotionModel  # noqa: E402
 from music2emotion.results import COLUMNS  # noqa: E402
 
@@ -29,15 +28,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.con
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised seed CNN with 2 s windows: a real graph, meaningless values."""
-    torch = pytest.importorskip("torch")
-    from music2emotion.export import export_onnx
-    from music2emotion.model import build_model
-
-    torch.manual_seed(1)
-    out = tmp_path_factory.mktemp("ray-model") / "tiny.onnx"
-    return export_onnx(build_model("seed"), FeatureSettings(window_seconds=2.0), out)
+def model_path(tiny_onnx: Path) -> Path:
+    return tiny_onnx  # conftest's randomly initialised seed CNN with 2 s windows
 
 
 @pytest.fixture(scope="module")

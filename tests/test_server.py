@@ -24,7 +24,7 @@ pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
 
 from music2emotion import server  # noqa: E402
 from music2emotion.cli import main  # noqa: E402
-from music2emotion.config import FeatureSettings, to_deam  # noqa: E402
+from music2emotion.config import to_deam  # noqa: E402
 from music2emotion.inference import EmotionModel  # noqa: E402
 
 with warnings.catch_warnings():
@@ -36,13 +36,8 @@ SR = 22_050
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("torch", reason="exporting the test model needs the 'train' extra")
-    from music2emotion.export import export_onnx
-    from music2emotion.model import build_model
-
-    out = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    return export_onnx(build_model("seed"), FeatureSettings(window_seconds=2.0), out)
+def model_path(tiny_onnx: Path) -> Path:
+    return tiny_onnx  # conftest's randomly initialised seed CNN with 2 s windows
 
 
 @pytest.fixture(scope="module")
