@@ -67,6 +67,15 @@ def truncated_mp3(path: str | os.PathLike[str], seconds: float = 6.0, keep: floa
     return path
 
 
+def alive(pid: int) -> bool:
+    """Whether a process is still running (a zombie awaiting its parent's wait() is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
 def square_or_die(x: int) -> int:
     """A task for the process-pool tests: item 3 kills its worker as a decoder crash would."""
     if x == 3:

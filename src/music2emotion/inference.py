@@ -27,9 +27,9 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing.connection import wait as wait_for_ready
 from dataclasses import dataclass, field, replace
 from importlib import resources
+from multiprocessing.connection import wait as wait_for_ready
 from pathlib import Path
 from typing import Any, TypeVar
 
