@@ -70,7 +70,7 @@ def measure(path: Path, model: str, mode: str, warmup: Path) -> dict[str, float]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", help="ONNX model (default: the bundled model)")
+    ap.add_argument("--model", help="ONNX model file, or a bundled model by name (default: accurate)")
     ap.add_argument("--minutes", type=float, nargs="+", default=[3, 20, 60])
     ap.add_argument("--dir", help="folder for the songs, kept and reused (default: a temporary one)")
     ap.add_argument("--child", help=argparse.SUPPRESS)
@@ -78,11 +78,12 @@ def main() -> int:
     ap.add_argument("--warmup", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
-    from music2emotion.inference import bundled_model_path
+    from music2emotion.inference import resolve_model
 
-    model = args.model or str(bundled_model_path())
-    if not Path(model).is_file():
-        sys.exit(f"{model}: model not found; pass --model")
+    try:
+        model = str(resolve_model(args.model))
+    except FileNotFoundError as exc:
+        sys.exit(str(exc))
     if args.child:
         child(args.child, model, args.mode, args.warmup)
         return 0

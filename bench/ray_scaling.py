@@ -94,7 +94,7 @@ def timed_predict(args: list[str]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", help="ONNX model (default: the bundled model)")
+    ap.add_argument("--model", help="ONNX model file, or a bundled model by name (default: accurate)")
     ap.add_argument("--files", type=int, default=160, help="generated files (default 160)")
     ap.add_argument("--seconds", type=float, default=30.0, help="length of each generated file")
     ap.add_argument("--folder", help="use the audio files of this folder instead")

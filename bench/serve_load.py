@@ -106,7 +106,7 @@ async def load(url: str, data: bytes, n: int, concurrency: int) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", help="ONNX model (default: the bundled model)")
+    ap.add_argument("--model", help="ONNX model file, or a bundled model by name (default: accurate)")
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     ap.add_argument("--seconds", type=float, default=30.0, help="length of the uploaded song")

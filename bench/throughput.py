@@ -1,14 +1,15 @@
 """Throughput of ``music2emotion predict`` against the floor of decoding plus features.
 
-    python bench/throughput.py --model emotion_model.onnx [--files 100] [--seconds 180]
+    python bench/throughput.py [--model accurate|fast|FILE.onnx] [--files 100] [--seconds 180]
 
 Builds (or reuses, with ``--dir``) a folder of generated 44.1 kHz stereo MP3 songs, then
 times, in this one run and each as a fresh process the way a user runs it:
 
-* ``floor --jobs J``: decode, resample and compute every window's features in J worker
-  processes, with the same pool and the same per-worker settings as ``predict`` but no
-  model: what ``predict`` cannot beat without faster decoding (and ``floor --jobs 1``, in
-  one process like ``predict --jobs 1``);
+* ``floor --jobs J``: decode, resample and compute every window's model inputs (log-mels
+  for a CNN; descriptors for the fast model; descriptors and the taggers' mel patches for
+  the accurate one) in J worker processes, with the same pool and the same per-worker
+  settings as ``predict`` but no ONNX session: what ``predict`` cannot beat without faster
+  decoding and features (and ``floor --jobs 1``, in one process like ``predict --jobs 1``);
 * ``predict --jobs 1`` and ``predict --jobs J``: the real command, writing a CSV.
 
 Runs are interleaved and repeated (``--repeats``). Other work on the machine can only
@@ -161,7 +162,7 @@ def machine_scaling() -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", help="ONNX model (default: the bundled model)")
+    ap.add_argument("--model", help="ONNX model file, or a bundled model by name (default: accurate)")
     ap.add_argument("--files", type=int, default=100, help="songs in the folder (default 100)")
     ap.add_argument("--seconds", type=float, default=180.0, help="mean song length (default 180)")
     ap.add_argument("--jobs", type=int, default=2, help="the parallel variant's --jobs (default 2)")
@@ -170,11 +171,12 @@ def main() -> int:
     ap.add_argument("--floor", help=argparse.SUPPRESS)  # internal: run the floor on this folder
     args = ap.parse_args()
 
-    from music2emotion.inference import bundled_model_path
+    from music2emotion.inference import EmotionModel, resolve_model
 
-    model = args.model or str(bundled_model_path())
-    if not Path(model).is_file():
-        sys.exit(f"{model}: model not found; pass --model")
+    try:
+        model = str(resolve_model(args.model))
+    except FileNotFoundError as exc:
+        sys.exit(str(exc))
     if args.floor:
         run_floor(args.floor, args.jobs, model)
         return 0
@@ -185,6 +187,7 @@ def main() -> int:
         paths, audio = build_folder(folder, args.files, args.seconds)
         print(f"{len(paths)} generated MP3 songs (44.1 kHz stereo), {audio / 60:.1f} min of audio "
               f"in {folder} (ready in {time.perf_counter() - t0:.0f} s)")
+        print(f"model: {model} (kind {EmotionModel(model, threads=1).kind})")
         print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start")
         tiny = Path(tmp) / "start-up"
         for i in range(2):

@@ -12,7 +12,9 @@ Steps (each result is kept in --out / --cache-dir, so a killed run redoes only w
 4. cross-validate the baselines and every candidate on seeded folds saved as song ids;
 5. fit the shipped candidate on every song and export ``emotion_model.onnx`` (one graph,
    music2emotion metadata inside), then check it against scikit-learn on real clips and
-   time it per file.
+   time it per file;
+6. the same for the fast model, ``emotion_model_fast.onnx``: its candidate on the
+   descriptor columns alone.
 
 Everything is seeded; scikit-learn is deterministic here, so the table repeats exactly on
 the same machine. There is no GPU step (the regressors are scikit-learn on CPU).
@@ -36,7 +38,7 @@ from music2emotion import evaluate as ev
 from music2emotion import recipe
 from music2emotion.config import TARGETS
 from music2emotion.data import load_dataset
-from music2emotion.fusion import FusionModel
+from music2emotion.inference import EmotionModel
 
 # the wheel the shipped model was built from (PyPI, musicnn 0.1.0, uploaded 2019-08)
 WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"
@@ -49,6 +51,21 @@ def fetch_wheel(folder: Path) -> Path:
         subprocess.run([sys.executable, "-m", "pip", "download", "musicnn==0.1.0", "--no-deps",
                         "--only-binary", ":all:", "-d", str(folder)], check=True)
     return wheel
+
+
+def check_export(path: Path, fitted, x: np.ndarray, paths: list[str]) -> dict[str, float]:
+    """Largest difference between the ONNX file run on 8 real clips and scikit-learn on their
+    cached features, and the file's seconds per 10 s clip on one thread."""
+    model = EmotionModel(path, threads=1)
+    check = list(range(0, len(paths), max(1, len(paths) // 8)))[:8]
+    t0 = time.time()
+    preds = [model.predict_file(paths[i]) for i in check]
+    per_file = (time.time() - t0) / len(check)
+    got = np.array([[p.valence, p.arousal] for p in preds])
+    diff = float(np.abs(got - np.clip(fitted.predict(x[check]), 0, 1)).max())
+    print(f"{path.name}: ONNX vs scikit-learn on cached features: max |diff| {diff:.2e}; "
+          f"{per_file:.2f} s per 10 s file (one thread, this machine)")
+    return {"max_abs_diff": diff, "seconds_per_file": per_file}
 
 
 def main() -> int:
@@ -112,20 +129,26 @@ def main() -> int:
     size = model_path.stat().st_size
     print(f"wrote {model_path} ({size / 1e6:.2f} MB)")
 
-    model = FusionModel(model_path, threads=1)
-    check = list(range(0, len(data.ids), max(1, len(data.ids) // 8)))[:8]
-    t0 = time.time()
-    preds = [model.predict_file(data.paths[i]) for i in check]
-    per_file = (time.time() - t0) / len(check)
-    got = np.array([[p.valence, p.arousal] for p in preds])
-    want = np.clip(fitted.predict(x[check]), 0, 1)
-    diff = float(np.abs(got - want).max())
-    print(f"ONNX file predictions vs scikit-learn on cached features: max |diff| {diff:.2e}; "
-          f"{per_file:.2f} s per 10 s file (one thread, this machine)")
-    ev.write_json(out / "model_info.json", {"onnx": str(model_path), "bytes": size, "max_abs_diff": diff,
-                                            "seconds_per_file": per_file, "cv": cv_info})
-    if diff > 1e-3:
-        raise SystemExit("the exported model disagrees with the fitted one")
+    model_info = {"onnx": str(model_path), "bytes": size,
+                  **check_export(model_path, fitted, x, data.paths), "cv": cv_info}
+
+    # the fast bundled model: the same recipe on the descriptors alone, no taggers to run
+    fast_cols, make_fast = recipe.candidates()[recipe.SHIPPED_FAST]
+    fast = next((r for r in results if r.name == recipe.SHIPPED_FAST), None)
+    fitted_fast = make_fast().fit(x[:, fast_cols], y)
+    fast_path = recipe.export_fusion(fitted_fast, [], out / "emotion_model_fast.onnx", {
+        "candidate": recipe.SHIPPED_FAST, "trained_on": f"DEAM, {len(data.ids)} songs",
+        "validation": fast.summary()["mean"] if fast else None,
+        "validation_method": f"{args.folds}-fold cross-validation, mean over folds, seed {args.seed}",
+        "cv_fold_mean_std": {d: {m: [round(v, 4) for v in fast.stat(d, m)] for m in ("r2", "ccc")}
+                             for d in TARGETS} if fast else None,
+    })
+    print(f"wrote {fast_path} ({fast_path.stat().st_size / 1e6:.2f} MB)")
+    fast_info = {"onnx": str(fast_path), "bytes": fast_path.stat().st_size,
+                 **check_export(fast_path, fitted_fast, x[:, fast_cols], data.paths)}
+    ev.write_json(out / "model_info.json", {**model_info, "fast": fast_info})
+    if max(model_info["max_abs_diff"], fast_info["max_abs_diff"]) > 1e-3:
+        raise SystemExit("an exported model disagrees with the fitted one")
     return 0
 
 

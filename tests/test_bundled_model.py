@@ -1,4 +1,4 @@
-"""The model that ships inside the package: loads offline, predicts WAV and MP3, no torch."""
+"""The models that ship inside the package: load offline by name, predict WAV and MP3, no torch."""
 
 from __future__ import annotations
 
@@ -11,15 +11,52 @@ import numpy as np
 from conftest import MAJOR, clicks, tone, write
 from music2emotion import predict_file
 from music2emotion.cli import main
-from music2emotion.inference import EmotionModel, bundled_model_path
+import pytest
+
+from music2emotion.config import BUNDLED_MODELS
+from music2emotion.inference import EmotionModel, bundled_model_path, resolve_model
 
 
-def test_bundled_model_is_small_and_describes_itself():
-    path = bundled_model_path()
+@pytest.mark.parametrize("name, kind", [("accurate", "fusion"), ("fast", "descriptors")])
+def test_bundled_models_are_small_and_describe_themselves(name, kind):
+    path = bundled_model_path(name)
     assert path.is_file() and path.stat().st_size < 5 * 2**20
-    model = EmotionModel()
+    model = EmotionModel(name)
+    assert model.path == path and model.kind == kind
     assert model.settings.sample_rate == 22_050 and model.settings.n_mels == 64
-    assert "validation" in model.info
+    # both were cross-validated on DEAM and say so
+    assert set(model.info["validation"]) == {"valence", "arousal"}
+
+
+def test_model_names_and_paths_resolve(tmp_path, monkeypatch):
+    assert set(BUNDLED_MODELS) == {"accurate", "fast"}
+    assert resolve_model(None) == bundled_model_path("accurate") == EmotionModel().path
+    with pytest.raises(FileNotFoundError, match="accurate, fast"):
+        resolve_model("quick")
+    with pytest.raises(ValueError, match="no bundled model"):
+        bundled_model_path("quick")
+    # a file that happens to be called like a bundled model is that file
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "fast").write_bytes(b"not a model")
+    assert resolve_model("fast").resolve() == tmp_path / "fast"
+
+
+def test_both_models_hear_energy_as_arousal(tmp_path, capsys):
+    calm = write(tmp_path / "calm.wav", 0.05 * tone(MAJOR, 10.0))
+    busy = write(tmp_path / "busy.wav", 0.5 * tone(MAJOR, 10.0) + clicks(8, 10.0, amp=0.9))
+    for name in BUNDLED_MODELS:
+        model = EmotionModel(name, threads=1)
+        quiet, loud = model.predict_file(calm), model.predict_file(busy)
+        assert loud.arousal > quiet.arousal + 0.05, name
+
+
+def test_the_fast_model_from_the_command_line(tmp_path, capsys):
+    wav = write(tmp_path / "song.wav", tone(MAJOR, 12.0) + clicks(6, 12.0, amp=0.3))
+    assert main(["predict", str(wav), "--jobs", "1", "--model", "fast"]) == 0
+    fast = [float(v) for v in capsys.readouterr().out.splitlines()[1].split()[1:3]]
+    assert fast == pytest.approx([predict_file(wav, "fast").valence, predict_file(wav, "fast").arousal], abs=1e-4)
+    assert main(["predict", str(wav), "--model", "quick"]) == 2
+    assert "accurate, fast" in capsys.readouterr().err
 
 
 def test_predicts_wav_and_mp3_from_the_command_line(tmp_path, capsys):

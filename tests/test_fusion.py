@@ -120,3 +120,28 @@ def test_a_cnn_model_is_not_a_fusion_model(tmp_path):
     assert not is_fusion_model(path)
     with pytest.raises(ValueError, match="not a fusion model"):
         FusionModel(path)
+
+
+def test_descriptors_only_model_runs_without_patches(tmp_path):
+    from music2emotion.descriptors import N_DESCRIPTORS, describe
+    from music2emotion.inference import EmotionModel
+    from music2emotion.inference import window_inputs as inputs_by_kind
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, N_DESCRIPTORS)).astype(np.float32)
+    fitted = regressors.average("ridge", "gbm").fit(x, rng.uniform(0.2, 0.8, (40, 2)))
+    path = recipe.export_fusion(fitted, [], tmp_path / "fast.onnx")
+    assert not is_fusion_model(path)
+    model = EmotionModel(path, threads=1)
+    assert model.kind == "descriptors" and model.input_names == ["descriptors"]
+    assert model.info["encoders"] == [] and model.info["patches"] == 0
+
+    t = np.arange(int(10 * SAMPLE_RATE)) / SAMPLE_RATE
+    audio = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    sf.write(tmp_path / "song.wav", audio, SAMPLE_RATE)
+    window = inputs_by_kind("descriptors", audio, model.settings)
+    assert list(window) == ["descriptors"]  # the taggers' patches are not even computed
+    pred = model.predict_file(tmp_path / "song.wav")
+    want = np.clip(fitted.predict(describe(audio, SAMPLE_RATE)[None]), 0, 1)[0]
+    assert pred.ok and pred.windows == 1
+    assert [pred.valence, pred.arousal] == pytest.approx(want, abs=1e-4)

@@ -14,7 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
-from .config import SEED_WINDOW_SECONDS, FeatureSettings
+from .config import BUNDLED_MODELS, DEFAULT_MODEL, SEED_WINDOW_SECONDS, FeatureSettings
+
+MODEL_HELP = ("ONNX model file, or a bundled model by name: "
+              + ", ".join(f"{n} (the default)" if n == DEFAULT_MODEL else n for n in BUNDLED_MODELS))
 
 if TYPE_CHECKING:
     from .inference import EmotionModel
@@ -29,7 +32,7 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", help="audio files and/or folders (searched recursively)")
     p.add_argument("-o", "--output", help="write rows to this CSV or JSONL file, flushed as each file finishes (default: a table on stdout)")
     p.add_argument("--format", choices=["csv", "jsonl"], help="output format (default: from the -o extension, else csv)")
-    p.add_argument("--model", help="ONNX model file (default: the bundled model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--batch-size", type=int, default=16, help="windows per ONNX batch (default 16)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes, one core each (default: all cores)")
     p.add_argument("--window", type=float, default=None, help="window length in seconds (default: the model's)")
@@ -49,7 +52,7 @@ def _add_plot(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plot", help="draw a song's valence and arousal over time")
     p.add_argument("audio", help="an audio file")
     p.add_argument("-o", "--output", required=True, help="image to write (.png, .svg or .pdf)")
-    p.add_argument("--model", help="ONNX model file (default: the bundled model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--window", type=float, default=None, help="window length in seconds (default: the model's)")
     p.add_argument("--hop", type=float, default=None, help="seconds between window starts (default: the window length)")
     p.add_argument("--scale", choices=["unit", "deam"], default="unit", help="0-1 (default) or DEAM's 1-9 scale")
@@ -89,7 +92,7 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="a local web page and JSON API (needs the 'serve' extra)")
     p.add_argument("--host", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, help="port (default 8000)")
-    p.add_argument("--model", help="ONNX model file (default: the bundled model)")
+    p.add_argument("--model", help=MODEL_HELP)
     p.add_argument("--max-upload-mb", type=float, help="largest file accepted, in MB (default 50)")
     p.add_argument("--concurrency", type=int, help="files analysed at once (default: cores, at most 4)")
     p.add_argument("--hop", type=float, help="seconds between window starts (default: the window length)")
@@ -99,7 +102,7 @@ def _add_evaluate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="accuracy of a model beside baselines, or k-fold CV of the candidates")
     p.add_argument("--audio-dir", required=True, help="folder of <song_id>.<ext> audio files")
     p.add_argument("--annotations", required=True, help="DEAM static-annotation CSV file or folder")
-    p.add_argument("--model", help="ONNX model to score (CNN or fusion); without it, cross-validate the candidates")
+    p.add_argument("--model", help="ONNX model to score (a file, or a bundled model by name); without it, cross-validate the candidates")
     p.add_argument("--split", help="file of song ids to score --model on (default: every song)")
     p.add_argument("--folds", type=int, default=5, help="folds for cross-validation and out-of-fold baselines (default 5)")
     p.add_argument("--folds-file", help="folds.json from an earlier run, to reuse its folds")
@@ -401,7 +404,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     if args.folds < 2:
         raise UsageError("--folds must be at least 2")
-    for opt, path in (("--model", args.model), ("--split", args.split), ("--folds-file", args.folds_file),
+    model = None if args.model in BUNDLED_MODELS and not Path(args.model).exists() else args.model
+    for opt, path in (("--model", model), ("--split", args.split), ("--folds-file", args.folds_file),
                       *(("--encoder", e) for e in args.encoder)):
         if path and not Path(path).is_file():
             raise UsageError(f"{opt} {path}: file not found")

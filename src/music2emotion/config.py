@@ -33,6 +33,12 @@ AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf"}
 )
 
+# The models shipped inside the package, by the name ``--model`` accepts: the fusion model
+# (descriptors + two pretrained taggers; the default) and a descriptors-only model, several
+# times faster per window, for whole catalogues (README: "Two bundled models").
+BUNDLED_MODELS = {"accurate": "emotion_model.onnx", "fast": "emotion_model_fast.onnx"}
+DEFAULT_MODEL = "accurate"
+
 METADATA_KEY = "music2emotion.settings"
 
 

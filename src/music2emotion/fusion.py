@@ -35,6 +35,9 @@ from .descriptors import DESCRIPTOR_WINDOW_SECONDS, describe
 from .inference import EmotionModel
 
 KIND = "fusion"
+# the same recipe without the taggers: a regressor on the descriptors alone (``patches`` is
+# neither computed nor fed), the fast bundled model
+DESCRIPTORS_KIND = "descriptors"
 # musicnn's input, fixed by its training (Pons & Serra 2019): 16 kHz, 512-point FFT, hop 256,
 # 96 mel bands, log10(1 + 10000 x), 187-frame (3 s) patches.
 MUSICNN_SR = 16_000

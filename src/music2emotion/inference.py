@@ -38,10 +38,19 @@ import onnxruntime as ort
 from threadpoolctl import threadpool_limits
 
 from .audio import AudioError, LevelMeter, quiet_decoder_messages, stream_audio
-from .config import METADATA_KEY, MIN_AUDIO_SECONDS, FeatureSettings, to_deam
+from .config import (
+    BUNDLED_MODELS,
+    DEFAULT_MODEL,
+    METADATA_KEY,
+    MIN_AUDIO_SECONDS,
+    FeatureSettings,
+    to_deam,
+)
 from .features import TooShortError, iter_windows, window_features
 
-MODEL_FILE = "emotion_model.onnx"
+MODEL_FILE = BUNDLED_MODELS[DEFAULT_MODEL]
+# model kinds this version runs, by what each window feeds the ONNX graph
+MODEL_KINDS = ("cnn", "fusion", "descriptors")
 DEFAULT_BATCH = 16
 SILENT_WARNING = "silent: the audio is digital silence, so the values mean nothing"
 WORKER_DIED = (
@@ -50,9 +59,26 @@ WORKER_DIED = (
 )
 
 
-def bundled_model_path() -> Path:
-    """The model shipped inside the package."""
-    return Path(str(resources.files("music2emotion") / "models" / MODEL_FILE))
+def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """The file of a model shipped inside the package (:data:`BUNDLED_MODELS`)."""
+    if name not in BUNDLED_MODELS:
+        raise ValueError(f"no bundled model {name!r}; choose from {', '.join(BUNDLED_MODELS)}")
+    return Path(str(resources.files("music2emotion") / "models" / BUNDLED_MODELS[name]))
+
+
+def resolve_model(model: str | os.PathLike[str] | None = None) -> Path:
+    """The model file ``model`` stands for: ``None`` is the default bundled model, a name in
+    :data:`BUNDLED_MODELS` a bundled one (unless a file of that name exists here), anything
+    else a path. Raises ``FileNotFoundError`` when there is no such file."""
+    if model is None:
+        return bundled_model_path()
+    path = Path(model)
+    if not path.exists() and str(model) in BUNDLED_MODELS:
+        return bundled_model_path(str(model))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found "
+                                f"(or name a bundled model: {', '.join(BUNDLED_MODELS)})")
+    return path
 
 
 @dataclass
@@ -138,7 +164,8 @@ def window_inputs(kind: str, samples: np.ndarray, settings: FeatureSettings) -> 
     """The ONNX inputs for one window of audio, by model kind.
 
     ``"cnn"`` (the seed CNN): ``{"input": [1, n_mels, frames]}``; ``"fusion"`` (see
-    :mod:`music2emotion.fusion`): ``{"descriptors": [D], "patches": [P, 187, 96]}``.
+    :mod:`music2emotion.fusion`): ``{"descriptors": [D], "patches": [P, 187, 96]}``;
+    ``"descriptors"`` (a regressor on the descriptors alone): ``{"descriptors": [D]}``.
     Plain arrays, so worker processes and Ray tasks can compute them without a session.
     """
     if kind == "fusion":
@@ -146,6 +173,10 @@ def window_inputs(kind: str, samples: np.ndarray, settings: FeatureSettings) -> 
 
         descriptors, patches = fusion_inputs(samples, settings.sample_rate)
         return {"descriptors": descriptors, "patches": patches}
+    if kind == "descriptors":
+        from .descriptors import describe  # librosa-heavy, and a CNN never needs it
+
+        return {"descriptors": describe(samples, settings.sample_rate)}
     return {"input": window_features(samples, settings)}
 
 
@@ -153,9 +184,8 @@ class EmotionModel:
     """An ONNX emotion model and the :class:`FeatureSettings` it was trained with."""
 
     def __init__(self, path: str | os.PathLike[str] | None = None, threads: int = 0):
-        self.path = Path(path) if path is not None else bundled_model_path()
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: model file not found")
+        """``path``: a model file, or the name of a bundled one (see :func:`resolve_model`)."""
+        self.path = resolve_model(path)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads  # 0 lets ONNX Runtime use every core
         opts.inter_op_num_threads = 1
@@ -177,13 +207,13 @@ class EmotionModel:
         self.settings = FeatureSettings.from_dict(self.info["settings"])
         self.kind: str = self.info.get("kind", "cnn")
         self.input_names = [i.name for i in self.session.get_inputs()]
-        if self.kind == "fusion":
+        if self.kind in ("fusion", "descriptors"):
             from .descriptors import N_DESCRIPTORS
 
             if self.info.get("n_descriptors") != N_DESCRIPTORS:
                 raise ValueError(f"{self.path}: made for {self.info.get('n_descriptors')} descriptors, "
                                  f"this version computes {N_DESCRIPTORS}")
-        elif self.kind != "cnn":
+        elif self.kind not in MODEL_KINDS:
             raise ValueError(f"{self.path}: unknown model kind {self.kind!r}; upgrade music2emotion")
 
     def predict_features(self, x: np.ndarray) -> np.ndarray:
@@ -491,7 +521,7 @@ def predict_files(
         model.window_settings(window_seconds)
         model_path = str(model.path)
     else:
-        model_path = str(model or bundled_model_path())
+        model_path = str(resolve_model(model))
         # fail here, once, on a bad model or arguments rather than in every worker
         EmotionModel(model_path, threads=1).window_settings(window_seconds)
     tasks = [(str(p), options) for p in paths]
@@ -519,7 +549,7 @@ _models: dict[str, EmotionModel] = {}
 
 
 def _cached_model(path: str | os.PathLike[str] | None) -> EmotionModel:
-    key = str(path or bundled_model_path())
+    key = str(resolve_model(path))
     if key not in _models:
         _models[key] = EmotionModel(key)
     return _models[key]

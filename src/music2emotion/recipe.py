@@ -30,7 +30,7 @@ from .audio import AudioError, stream_audio
 from .config import METADATA_KEY, TARGETS
 from .descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS, describe_clips, stack_and_cache
 from .features import TooShortError, iter_windows
-from .fusion import KIND, MUSICNN_MELS, PATCH_FRAMES, PATCHES, fusion_settings, musicnn_patches
+from .fusion import DESCRIPTORS_KIND, KIND, MUSICNN_MELS, PATCH_FRAMES, PATCHES, fusion_settings, musicnn_patches
 
 MUSICNN_WHEEL = "musicnn-0.1.0-py3-none-any.whl"
 # The pretrained taggers inside the fusion graph, in feature order: the Million Song Dataset
@@ -160,6 +160,10 @@ def candidates(encoders: Sequence[str] = ENCODERS) -> dict[str, tuple[np.ndarray
         "descriptors: svr": (desc, rg.svr),
         "descriptors: gbm": (desc, rg.gbm),
         "descriptors: ridge+svr+gbm": (desc, lambda: rg.average("ridge", "svr", "gbm")),
+        # the fast bundled model: the SVR on 64 principal components is a tenth of the full
+        # SVR's size and scores the same (MODEL_CARD.md)
+        "descriptors: ridge+pca-svr+gbm": (desc, lambda: rg.Average([
+            ("ridge", rg.ridge()), ("svr", rg.pca_svr(len(desc))), ("gbm", rg.gbm())])),
         f"{msd}: ridge": (msd_only, rg.ridge),
         f"descriptors+{msd}: ridge": (with_msd, rg.ridge),
         f"descriptors+{msd}: ridge+pca-svr": (with_msd, ridge_pca_svr(len(with_msd))),
@@ -177,6 +181,8 @@ def candidates(encoders: Sequence[str] = ENCODERS) -> dict[str, tuple[np.ndarray
 
 # the candidate that ships: the best fold mean of both dimensions in MODEL_CARD.md's table
 SHIPPED = "fusion: ridge+pca-svr"
+# the fast bundled model (no taggers): the best descriptors-only row, at a tenth of the size
+SHIPPED_FAST = "descriptors: ridge+pca-svr+gbm"
 
 
 def cv_table(
@@ -220,7 +226,8 @@ def export_fusion(
     """One ONNX graph: ``descriptors [n, D]``, ``patches [n, P, 187, 96]`` -> ``output [n, 2]``.
 
     ``fitted`` takes rows of :func:`feature_names` for these ``encoders`` (ONNX files from
-    :func:`build_encoder`, in the same order).
+    :func:`build_encoder`, in the same order). With no encoders the graph is the regressor
+    alone on ``descriptors`` (kind ``"descriptors"``: the fast bundled model).
     """
     import onnx
     from onnx import TensorProto, helper
@@ -228,26 +235,34 @@ def export_fusion(
     from skl2onnx.common.data_types import FloatTensorType
 
     n_feat = N_DESCRIPTORS + len(encoders) * (N_TAGS + N_EMBEDDING)
-    nodes = [helper.make_node("Reshape", ["patches", "flat_shape"], ["flat_patches"])]
-    inits = [
-        helper.make_tensor("flat_shape", TensorProto.INT64, [3], [-1, PATCH_FRAMES, MUSICNN_MELS]),
-        helper.make_tensor("window_shape", TensorProto.INT64, [3],
-                           [-1, PATCHES, len(encoders) * (N_TAGS + N_EMBEDDING)]),
-    ]
-    enc_outputs: list[str] = []
-    for i, path in enumerate(encoders):
-        enc = onnx.compose.add_prefix(onnx.load(str(path)), f"enc{i}_")
-        for node in enc.graph.node:
-            node.input[:] = ["flat_patches" if n == f"enc{i}_patches" else n for n in node.input]
-        nodes += enc.graph.node
-        inits += enc.graph.initializer
-        enc_outputs += [f"enc{i}_tags", f"enc{i}_embedding"]
-    nodes += [
-        helper.make_node("Concat", enc_outputs, ["patch_features"], axis=1),
-        helper.make_node("Reshape", ["patch_features", "window_shape"], ["window_patches"]),
-        helper.make_node("ReduceMean", ["window_patches"], ["window_embedding"], axes=[1], keepdims=0),
-        helper.make_node("Concat", ["descriptors", "window_embedding"], ["features"], axis=1),
-    ]
+    inputs = [helper.make_tensor_value_info("descriptors", TensorProto.FLOAT, ["n", N_DESCRIPTORS])]
+    nodes: list[Any] = []
+    inits: list[Any] = []
+    if not encoders:
+        nodes.append(helper.make_node("Identity", ["descriptors"], ["features"]))
+    else:
+        inputs.append(helper.make_tensor_value_info("patches", TensorProto.FLOAT,
+                                                    ["n", PATCHES, PATCH_FRAMES, MUSICNN_MELS]))
+        nodes.append(helper.make_node("Reshape", ["patches", "flat_shape"], ["flat_patches"]))
+        inits += [
+            helper.make_tensor("flat_shape", TensorProto.INT64, [3], [-1, PATCH_FRAMES, MUSICNN_MELS]),
+            helper.make_tensor("window_shape", TensorProto.INT64, [3],
+                               [-1, PATCHES, len(encoders) * (N_TAGS + N_EMBEDDING)]),
+        ]
+        enc_outputs: list[str] = []
+        for i, path in enumerate(encoders):
+            enc = onnx.compose.add_prefix(onnx.load(str(path)), f"enc{i}_")
+            for node in enc.graph.node:
+                node.input[:] = ["flat_patches" if n == f"enc{i}_patches" else n for n in node.input]
+            nodes += enc.graph.node
+            inits += enc.graph.initializer
+            enc_outputs += [f"enc{i}_tags", f"enc{i}_embedding"]
+        nodes += [
+            helper.make_node("Concat", enc_outputs, ["patch_features"], axis=1),
+            helper.make_node("Reshape", ["patch_features", "window_shape"], ["window_patches"]),
+            helper.make_node("ReduceMean", ["window_patches"], ["window_embedding"], axes=[1], keepdims=0),
+            helper.make_node("Concat", ["descriptors", "window_embedding"], ["features"], axis=1),
+        ]
     member_outputs = []
     for i, est in enumerate(_members(fitted)):
         head = convert_sklearn(est, initial_types=[("features", FloatTensorType([None, n_feat]))],
@@ -262,23 +277,21 @@ def export_fusion(
     nodes += [helper.make_node("Sum", member_outputs, ["member_sum"]),
               helper.make_node("Mul", ["member_sum", "inv_members"], ["output"])]
     graph = helper.make_graph(
-        nodes, "music2emotion_fusion",
-        [helper.make_tensor_value_info("descriptors", TensorProto.FLOAT, ["n", N_DESCRIPTORS]),
-         helper.make_tensor_value_info("patches", TensorProto.FLOAT, ["n", PATCHES, PATCH_FRAMES, MUSICNN_MELS])],
+        nodes, "music2emotion_fusion" if encoders else "music2emotion_descriptors", inputs,
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", len(TARGETS)])],
         inits,
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in ONNX_OPSET.items()])
     meta = {
-        "kind": KIND,
+        "kind": KIND if encoders else DESCRIPTORS_KIND,
         "settings": fusion_settings().to_dict(),
         "targets": list(TARGETS),
         "scale": "0-1 (DEAM rating r maps to (r - 1) / 8)",
         "n_descriptors": N_DESCRIPTORS,
-        "patches": PATCHES,
+        "patches": PATCHES if encoders else 0,
         "encoders": [Path(e).stem for e in encoders],
-        "encoder_source": "musicnn 0.1.0 on PyPI (Pons & Serra 2019; Music Technology Group, "
-                          "Universitat Pompeu Fabra; ISC licence)",
+        **({"encoder_source": "musicnn 0.1.0 on PyPI (Pons & Serra 2019; Music Technology Group, "
+                              "Universitat Pompeu Fabra; ISC licence)"} if encoders else {}),
         "music2emotion_version": __version__,
         **(extra or {}),
     }
