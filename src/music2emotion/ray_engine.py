@@ -16,8 +16,8 @@ The pipeline (one Ray Dataset, streamed, so memory does not grow with the catalo
    model inputs pickled, about 110 KB for a CNN's 10 s window) as the file streams in, and
    then one summary row per file (window count, duration, silence, or the error);
 3. a pool of actors, each holding one ONNX Runtime session, runs the windows in batches;
-   the model is a tenth or less of the work, so the pool starts with one actor and grows
-   only while its actors are all busy;
+   the pool starts with one actor and grows only while its actors are all busy (see
+   :func:`_pipeline` for why actors reserve no CPU);
 4. this process gathers each file's window values, reduces them to the song-level value
    exactly as the local engine does, and writes the row as soon as the file is complete,
    CSV/JSONL flushed row by row, so ``--resume`` works as with the local engine.
@@ -437,13 +437,14 @@ def _pipeline(paths: Sequence[str], model_ref: Any, kind: str, settings: Feature
         ds = ds.map_batches(_decode, batch_size=1, num_cpus=1, max_retries=TASK_RETRIES,
                             fn_kwargs={"kind": kind, "settings": s, "hop_seconds": hop_seconds,
                                        "rows_per_batch": batch_size})
-    # The model is a tenth or less of a window's work (measured per window on one core:
-    # 3 ms of ONNX against 20 ms of decoding and features for a 30 s WAV song, and 70 ms
-    # for a 10 s DEAM MP3 clip), so one actor keeps up with 7 to 20 decoding CPUs. The
-    # actors therefore reserve no CPU, which would leave a core of a small machine idle,
-    # and the pool starts with one and grows only while its actors are all busy, which
-    # also follows a cluster that autoscales. (Differing CPU reservations also keep Ray
-    # from fusing the two stages into one.)
+    # For a CNN or the fast model the ONNX session is a tenth or less of a window's work
+    # (bench/model_speed.py, one core: 2 ms of session against 33 ms of decoding and
+    # features per 10 s clip for the CNN, under 1 ms against 108 ms for the fast model), so one
+    # actor keeps up with many decoding CPUs, and reserving a CPU for it would leave a core
+    # of a small machine idle. The accurate model's taggers are about two-thirds of its
+    # work (239 of 360 ms), so with it the actor pool grows while its actors are all busy
+    # and they share the cores with the decoding tasks; this also follows a cluster that
+    # autoscales. (Differing CPU reservations also keep Ray from fusing the two stages.)
     ds = ds.map_batches(_ModelActor, batch_size=batch_size, num_cpus=0,
                         batch_format="numpy",
                         fn_constructor_kwargs={"model": [model_ref], "settings": s},
