@@ -88,6 +88,11 @@ def test_exported_fusion_model_predicts_files_like_scikit_learn(encoder, second_
             tags, emb = sess.run(None, {"patches": patches})
             parts += [tags.mean(0), emb.mean(0)]
         rows.append(np.concatenate(parts))
+    # fusion windows go through ONNX Runtime one at a time (memory), and come back in order
+    assert model.session_batch == 1
+    both = [model.window_inputs(audio[s : s + 10 * SAMPLE_RATE]) for s in (0, len(audio) - 10 * SAMPLE_RATE)]
+    np.testing.assert_allclose(model.predict_windows(both),
+                               np.concatenate([model.predict_windows([w]) for w in both]), atol=1e-6)
     want = np.clip(fitted.predict(np.array(rows, np.float32)), 0, 1).mean(0)
     assert pred.valence == pytest.approx(want[0], abs=1e-3)
     assert pred.arousal == pytest.approx(want[1], abs=1e-3)
