@@ -1,6 +1,6 @@
 """Take docs/screenshot.png: the page with a few analysed clips, in headless Chromium.
 
-    python docs/make_screenshot.py --model MODEL.onnx [--out docs/screenshot.png] [--phone phone.png]
+    python docs/make_screenshot.py [--model accurate|fast|MODEL.onnx] [--out docs/screenshot.png] [--phone phone.png]
 
 Generates five synthetic clips (the repository ships no music), serves the page on
 127.0.0.1, drops the clips through the file input, selects the longest one so its
@@ -93,7 +93,7 @@ def shoot(url: str, files: list[Path], out: Path, phone: Path | None, select: st
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", help="ONNX model (default: the bundled model)")
+    ap.add_argument("--model", help="ONNX model file, or a bundled model by name (default: accurate)")
     ap.add_argument("--out", default=str(Path(__file__).with_name("screenshot.png")))
     ap.add_argument("--phone", help="also save a phone-width screenshot here")
     args = ap.parse_args()
