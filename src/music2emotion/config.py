@@ -35,7 +35,7 @@ AUDIO_EXTENSIONS = frozenset(
 
 # The models shipped inside the package, by the name ``--model`` accepts: the fusion model
 # (descriptors + two pretrained taggers; the default) and a descriptors-only model, several
-# times faster per window, for whole catalogues (README: "Two bundled models").
+# times faster per window, for whole catalogues (README: "The bundled models").
 BUNDLED_MODELS = {"accurate": "emotion_model.onnx", "fast": "emotion_model_fast.onnx"}
 DEFAULT_MODEL = "accurate"
 
