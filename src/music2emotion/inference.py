@@ -48,7 +48,6 @@ from .config import (
 )
 from .features import TooShortError, iter_windows, window_features
 
-MODEL_FILE = BUNDLED_MODELS[DEFAULT_MODEL]
 # model kinds this version runs, by what each window feeds the ONNX graph
 MODEL_KINDS = ("cnn", "fusion", "descriptors")
 DEFAULT_BATCH = 16
