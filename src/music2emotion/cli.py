@@ -404,16 +404,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     if args.folds < 2:
         raise UsageError("--folds must be at least 2")
-    model = None if args.model in BUNDLED_MODELS and not Path(args.model).exists() else args.model
-    for opt, path in (("--model", model), ("--split", args.split), ("--folds-file", args.folds_file),
+    for opt, path in (("--split", args.split), ("--folds-file", args.folds_file),
                       *(("--encoder", e) for e in args.encoder)):
         if path and not Path(path).is_file():
             raise UsageError(f"{opt} {path}: file not found")
     if args.model:
+        from .inference import resolve_model
+
+        try:
+            model = resolve_model(args.model)  # a file, or a bundled model's name
+        except FileNotFoundError as exc:
+            raise UsageError(f"--model {exc}") from exc
         if args.candidates or args.encoder or args.folds_file:
             raise UsageError("--candidates, --encoder and --folds-file are for cross-validation, without --model")
         cache = Path(args.cache_dir) / "descriptors.npz" if args.cache_dir else None
-        ev.evaluate_model(args.model, args.audio_dir, args.annotations, args.out,
+        ev.evaluate_model(model, args.audio_dir, args.annotations, args.out,
                           ev.read_ids(args.split) if args.split else None, args.folds, args.seed, jobs, cache)
     else:
         if args.split:
