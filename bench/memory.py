@@ -42,7 +42,7 @@ def _peak_mb() -> float:
 def child(path: str, model_path: str, mode: str, warmup: str) -> None:
     """Run in a fresh process: measure one thing, print it as JSON."""
     from music2emotion.audio import load_audio
-    from music2emotion.inference import EmotionModel
+    from music2emotion import EmotionModel
 
     model = EmotionModel(model_path, threads=1)
     assert model.predict_file(warmup).ok
@@ -78,7 +78,7 @@ def main() -> int:
     ap.add_argument("--warmup", help=argparse.SUPPRESS)
     args = ap.parse_args()
 
-    from music2emotion.inference import resolve_model
+    from music2emotion.modelfile import resolve_model
 
     try:
         model = str(resolve_model(args.model))

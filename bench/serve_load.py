@@ -28,7 +28,7 @@ import httpx
 import numpy as np
 import soundfile as sf
 
-from music2emotion.inference import EmotionModel
+from music2emotion import EmotionModel
 from music2emotion.server import TEMP_PREFIX
 
 SR = 22_050

@@ -75,8 +75,8 @@ def _init_floor_worker(settings: dict[str, Any], kind: str) -> None:
 
 def _features_only(path: str) -> int:
     from music2emotion.audio import stream_audio
-    from music2emotion.features import iter_windows
-    from music2emotion.inference import window_inputs
+    from music2emotion.windows import iter_windows
+    from music2emotion.frontends import window_inputs
 
     windows = 0
     for w in iter_windows(stream_audio(path, _settings.sample_rate), _settings):
@@ -93,7 +93,8 @@ def run_floor(folder: str, jobs: int, model: str) -> None:
     from threadpoolctl import threadpool_limits
 
     from music2emotion.audio import find_audio_files
-    from music2emotion.inference import EmotionModel, run_in_processes
+    from music2emotion import EmotionModel
+    from music2emotion.engine import run_in_processes
 
     # biggest first, as predict orders them when writing in completion order
     files = sorted((str(p) for p in find_audio_files([folder])), key=os.path.getsize, reverse=True)
@@ -117,7 +118,7 @@ def build_folder(folder: Path, files: int, seconds: float) -> tuple[list[Path], 
     parallel (MP3 encoding runs at about 30x real time per core)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from music2emotion.inference import available_cores
+    from music2emotion.engine import available_cores
 
     songs = []
     for i in range(files):
@@ -171,7 +172,8 @@ def main() -> int:
     ap.add_argument("--floor", help=argparse.SUPPRESS)  # internal: run the floor on this folder
     args = ap.parse_args()
 
-    from music2emotion.inference import EmotionModel, resolve_model
+    from music2emotion import EmotionModel
+    from music2emotion.modelfile import resolve_model
 
     try:
         model = str(resolve_model(args.model))

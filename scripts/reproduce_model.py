@@ -1,7 +1,7 @@
 """Rebuild the shipped fusion model from DEAM, with its cross-validation table, in one command.
 
-    python scripts/reproduce_model.py --audio-dir ../shared/deam/audio \\
-        --annotations ../shared/deam/annotations --out runs/best
+    python scripts/reproduce_model.py --audio-dir path/to/DEAM/audio \\
+        --annotations path/to/DEAM/annotations --out runs/best
 
 Steps (each result is kept in --out / --cache-dir, so a killed run redoes only what is missing):
 1. fetch the ``musicnn`` 0.1.0 wheel from PyPI with ``pip download --no-deps`` (its own
@@ -9,7 +9,8 @@ Steps (each result is kept in --out / --cache-dir, so a killed run redoes only w
    ``--wheel`` points at one, and check its SHA-256;
 2. rebuild musicnn's MSD tagger from the wheel's checkpoint and export it to ONNX;
 3. compute descriptors + musicnn tags/embedding for every clip, exactly as inference does;
-4. cross-validate the baselines and every candidate on seeded folds saved as song ids;
+4. cross-validate the baselines and every candidate on seeded folds saved as song ids
+   (the same report as ``music2emotion evaluate`` without ``--model``);
 5. fit the shipped candidate on every song and export ``emotion_model.onnx`` (one graph,
    music2emotion metadata inside), then check it against scikit-learn on real clips and
    time it per file;
@@ -33,11 +34,12 @@ from pathlib import Path
 
 import numpy as np
 
-from music2emotion import evaluate as ev
-from music2emotion import recipe
+from music2emotion import EmotionModel
 from music2emotion.config import TARGETS
-from music2emotion.data import load_dataset
-from music2emotion.inference import EmotionModel
+from music2emotion.training import evaluate as ev
+from music2emotion.training import recipe
+from music2emotion.training.clips import clip_features
+from music2emotion.training.data import load_dataset
 
 # the wheel the shipped model was built from (PyPI, musicnn 0.1.0, uploaded 2019-08)
 WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"
@@ -97,19 +99,13 @@ def main() -> int:
     data = load_dataset(args.audio_dir, args.annotations)
     print(data.report())
     t0 = time.time()
-    x = recipe.clip_features(data.paths, encoders, cache, args.jobs)
+    x = clip_features(data.paths, encoders, cache, args.jobs)
     print(f"features {x.shape} in {time.time() - t0:.0f} s")
     y = data.targets.astype(np.float64)
 
     folds = ev.kfold(data.ids, args.folds, args.seed)
-    ev.save_folds(out / "folds.json", folds, args.seed)
     names = args.candidates.split(",") if args.candidates else None
-    results = recipe.cv_table(x, y, data.ids, folds, names, log=print)
-    table = ev.format_table(results)
-    print(table)
-    (out / "cv_table.md").write_text(table + "\n")
-    ev.write_json(out / "cv.json", {"folds": args.folds, "seed": args.seed, "songs": len(data.ids),
-                                    "results": [r.summary() for r in results]})
+    results = recipe.cross_validation_report(x, y, data.ids, folds, args.seed, out, names)
 
     cols, make = recipe.candidates()[recipe.SHIPPED]
     if len(cols) != x.shape[1]:

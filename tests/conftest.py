@@ -1,95 +1,52 @@
-"""Tiny generated audio for the tests: tones, chords, clicks and noise, never real music."""
+"""Fixtures shared by the test modules. Plain helpers (generated audio) are in ``helpers.py``.
+
+Markers (registered in ``pyproject.toml``): ``slow`` for training, Ray start-up, the browser
+and tests that start processes (``pytest -m "not slow"`` is the quick loop; CI runs all),
+and ``golden`` for the tests that pin what the bundled models output. This module imports
+only what the package itself needs at module level, so ``pytest -m golden`` runs against an
+installed wheel with nothing else but pytest.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 import pytest
-import soundfile as sf
 
-SR = 22_050
-
-
-def tone(freqs: tuple[float, ...] | float, seconds: float, sr: int = SR, amp: float = 0.3) -> np.ndarray:
-    t = np.arange(int(seconds * sr)) / sr
-    freqs = (freqs,) if np.isscalar(freqs) else freqs
-    y = sum(np.sin(2 * np.pi * f * t) for f in freqs)
-    return (amp * y / len(freqs)).astype(np.float32)
-
-
-def clicks(rate: float, seconds: float, sr: int = SR, amp: float = 0.8) -> np.ndarray:
-    """A click train: ``rate`` short noise bursts per second."""
-    y = np.zeros(int(seconds * sr), np.float32)
-    burst = np.random.default_rng(0).standard_normal(int(0.01 * sr)).astype(np.float32) * amp
-    for start in np.arange(0, seconds, 1.0 / rate):
-        i = int(start * sr)
-        y[i : i + len(burst)] += burst[: len(y) - i]
-    return y
-
-
-def write(path: Path, y: np.ndarray, sr: int = SR, **kw) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(str(path), y, sr, **kw)
-    return path
-
-
-MAJOR = (261.6, 329.6, 392.0)
-MINOR = (261.6, 311.1, 392.0)
-
-
-def make_deam_like(root: Path, n: int = 48, seconds: float = 3.0, seed: int = 0) -> tuple[Path, Path]:
-    """A DEAM-layout folder whose labels follow the sound: arousal rises with click rate and
-    loudness, valence with a major (vs minor) chord. Annotations copy DEAM's CSV quirks."""
-    rng = np.random.default_rng(seed)
-    audio = root / "audio"
-    ann = root / "annotations"
-    ann.mkdir(parents=True, exist_ok=True)
-    rows = []
-    for i in range(n):
-        sid = i + 1
-        major = i % 2 == 0
-        energy = rng.uniform(0, 1)
-        y = tone(MAJOR if major else MINOR, seconds, amp=0.2)
-        y = y + clicks(1 + 15 * energy, seconds, amp=0.1 + 0.8 * energy)
-        write(audio / f"{sid}.mp3" if i % 3 == 0 else audio / f"{sid}.wav", y)
-        valence = 1 + 8 * ((0.75 if major else 0.25) + rng.normal(0, 0.03))
-        arousal = 1 + 8 * (0.15 + 0.7 * energy)
-        rows.append((sid, valence, arousal))
-    with (ann / "static_annotations_averaged_songs_1_2000.csv").open("w") as f:
-        f.write("song_id, valence_mean, valence_std, arousal_mean, arousal_std\n")
-        for sid, v, a in rows[:-4]:
-            f.write(f"{sid},{v:.2f},1.0,{a:.2f},1.1\n")
-    with (ann / "static_annotations_averaged_songs_2000_2058.csv").open("w") as f:
-        f.write("song_id, valence_mean, valence_std, valence_ max_mean, valence_max_std, "
-                "valence_min_mean, valence_min_std, arousal_mean, arousal_std, arousal_max_mean, "
-                "arousal_max_std, arousal_min_mean, arousal_min_std\n")
-        for sid, v, a in rows[-4:]:
-            f.write(f"{sid},{v:.2f},0.5,8.0,1.0,2.0,1.0,{a:.2f},0.6,7.0,1.0,2.0,1.0\n")
-    return audio, ann
+# The tiny test model's window: short files (and tests) still give several windows.
+TINY_WINDOW = 2.0
 
 
 @pytest.fixture(scope="session")
-def deam_like(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return make_deam_like(tmp_path_factory.mktemp("deam"))
-
-
-@pytest.fixture(scope="session")
-def tiny_onnx(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A randomly initialised seed CNN exported with 2 s windows: real graph, meaningless values."""
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A randomly initialised small CNN exported with the real exporter, 2 s windows: the real
+    ONNX path without a bundled model. Its values mean nothing; tests check plumbing."""
     torch = pytest.importorskip("torch")
     from music2emotion.config import FeatureSettings
-    from music2emotion.export import export_onnx
-    from music2emotion.model import build_model
+    from music2emotion.training.cnn import EmotionCNN
+    from music2emotion.training.export import export_onnx
 
     torch.manual_seed(0)
-    out = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    return export_onnx(build_model("seed"), FeatureSettings(window_seconds=2.0), out)
+    return export_onnx(EmotionCNN(channels=(4, 8), hidden=8), FeatureSettings(window_seconds=TINY_WINDOW),
+                       tmp_path_factory.mktemp("model") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def model(tiny_model: Path) -> Any:
+    """:func:`tiny_model`, loaded on one thread."""
+    from music2emotion import EmotionModel
+
+    return EmotionModel(tiny_model, threads=1)
 
 
 @pytest.fixture()
 def audio_dir(tmp_path: Path) -> Path:
     """A few good files in a folder (WAV and MP3, stereo and mono, odd sample rates)."""
+    import numpy as np
+    from helpers import MAJOR, MINOR, clicks, tone, write
+
     d = tmp_path / "songs"
     write(d / "a.wav", tone(MAJOR, 3.0))
     write(d / "b.mp3", tone(MINOR, 2.5) + clicks(4, 2.5, amp=0.3))
@@ -97,15 +54,47 @@ def audio_dir(tmp_path: Path) -> Path:
     return d
 
 
-def train_config(deam: tuple[Path, Path], out: Path, cache: Path, **overrides):
-    """A TrainConfig for quick runs on ``deam_like`` (3 s windows)."""
-    from music2emotion.train import TrainConfig
+@pytest.fixture(scope="session")
+def mixed_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Good and bad files together: several lengths (one window, several, an end-aligned
+    last one), formats and rates, a silent file, and three that cannot be predicted."""
+    import numpy as np
+    from helpers import MAJOR, MINOR, clicks, tone, write
 
-    audio, ann = deam
-    base = dict(audio_dir=str(audio), annotations=str(ann), out=str(out), window_seconds=3.0,
-                epochs=14, batch_size=8, lr=3e-3, patience=8, val_fraction=0.25, seed=0,
-                cache_dir=str(cache), jobs=1)
-    return TrainConfig(**{**base, **overrides})
+    d = tmp_path_factory.mktemp("mixed") / "songs"
+    for i, seconds in enumerate((1.3, 2.0, 3.1, 4.6, 7.25)):
+        y = tone(MAJOR if i % 2 else MINOR, seconds) + clicks(1 + 3 * i, seconds, amp=0.4)
+        write(d / f"t{i}.wav", y)
+    write(d / "mp3" / "song.mp3", tone(MINOR, 3.5) + clicks(6, 3.5, amp=0.3))
+    write(d / "hi-rate.flac", np.stack([tone(440, 2.7, 48_000), tone(660, 2.7, 48_000)], 1), 48_000)
+    write(d / "silence.wav", np.zeros(int(2.5 * 22_050), np.float32))
+    write(d / "short.wav", tone(440, 0.2))
+    (d / "broken.mp3").write_bytes(b"this is not audio " * 20)
+    (d / "empty.wav").write_bytes(b"")
+    return d
+
+
+@pytest.fixture(scope="session")
+def ray_instance() -> Iterator[None]:
+    """One local Ray instance of 2 CPUs for the whole session (starting one takes 10-20 s)."""
+    pytest.importorskip("ray")
+    pytest.importorskip("ray.data")
+    from music2emotion import ray_engine
+
+    started = ray_engine.init_ray(num_cpus=2)
+    yield
+    if started:
+        import ray
+
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def deam_like(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 48-song DEAM-layout folder whose labels follow the sound (see helpers.make_deam_like)."""
+    from helpers import make_deam_like
+
+    return make_deam_like(tmp_path_factory.mktemp("deam"))
 
 
 @pytest.fixture(scope="session")
@@ -114,11 +103,29 @@ def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_run(deam_like, feature_cache, tmp_path_factory: pytest.TempPathFactory):
+def train_config(deam_like: tuple[Path, Path], feature_cache: Path) -> Callable[..., Any]:
+    """Makes a TrainConfig for quick runs on ``deam_like`` (3 s windows): ``train_config(out,
+    **overrides)``."""
+    pytest.importorskip("torch")
+    from music2emotion.training.train import TrainConfig
+
+    audio, ann = deam_like
+
+    def make(out: Path, **overrides: Any) -> Any:
+        base = dict(audio_dir=str(audio), annotations=str(ann), out=str(out), window_seconds=3.0,
+                    epochs=14, batch_size=8, lr=3e-3, patience=8, val_fraction=0.25, seed=0,
+                    cache_dir=str(feature_cache), jobs=1)
+        return TrainConfig(**{**base, **overrides})
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def trained_run(train_config: Callable[..., Any], tmp_path_factory: pytest.TempPathFactory
+                ) -> tuple[Path, dict[str, Any]]:
     """One short training run on ``deam_like``, shared by the tests that need a real
     checkpoint: returns the run folder and train()'s result."""
-    pytest.importorskip("torch")
-    from music2emotion.train import train
+    from music2emotion.training.train import train
 
     out = tmp_path_factory.mktemp("train") / "run"
-    return out, train(train_config(deam_like, out, feature_cache), log=lambda _: None)
+    return out, train(train_config(out), log=lambda _: None)

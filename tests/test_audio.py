@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SR, tone, write
+from helpers import SR, tone, write
 from music2emotion.audio import AudioError, find_audio_files, load_audio, stream_audio
 
 

@@ -19,14 +19,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-import soundfile as sf
+from helpers import clicks, tone, write
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-SR = 22_050
+pytestmark = pytest.mark.slow
 
 
 def _need(ok: bool, reason: str) -> None:
@@ -47,8 +46,8 @@ from music2emotion.server import create_app, running  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def model_path(tiny_onnx: Path) -> Path:
-    return tiny_onnx  # conftest's randomly initialised seed CNN with 2 s windows
+def model_path(tiny_model: Path) -> Path:
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
@@ -64,11 +63,7 @@ def browser():
 
 
 def make_wav(path: Path, seconds: float, freq: float) -> Path:
-    t = np.arange(int(seconds * SR)) / SR
-    beat = (np.mod(t, 0.25) < 0.02) * np.random.default_rng(1).standard_normal(len(t))
-    y = 0.3 * np.sin(2 * np.pi * freq * t) * (0.5 + 0.5 * np.sin(2 * np.pi * t / 3)) + 0.2 * beat
-    sf.write(path, y.astype(np.float32), SR)
-    return path
+    return write(path, tone(freq, seconds) + clicks(4, seconds, amp=0.2))
 
 
 def cli_predict(model: Path, files: list[Path]) -> dict[str, dict]:

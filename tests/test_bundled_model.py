@@ -8,13 +8,12 @@ import sys
 
 import numpy as np
 
-from conftest import MAJOR, clicks, tone, write
-from music2emotion import predict_file
-from music2emotion.cli import main
 import pytest
+from helpers import MAJOR, clicks, tone, write
 
-from music2emotion.config import BUNDLED_MODELS
-from music2emotion.inference import EmotionModel, bundled_model_path, resolve_model
+from music2emotion import EmotionModel, predict_file
+from music2emotion.cli import main
+from music2emotion.modelfile import BUNDLED_MODELS, bundled_model_path, resolve_model
 
 
 @pytest.mark.parametrize("name, kind", [("accurate", "fusion"), ("fast", "descriptors")])
@@ -54,7 +53,8 @@ def test_the_fast_model_from_the_command_line(tmp_path, capsys):
     wav = write(tmp_path / "song.wav", tone(MAJOR, 12.0) + clicks(6, 12.0, amp=0.3))
     assert main(["predict", str(wav), "--jobs", "1", "--model", "fast"]) == 0
     fast = [float(v) for v in capsys.readouterr().out.splitlines()[1].split()[1:3]]
-    assert fast == pytest.approx([predict_file(wav, "fast").valence, predict_file(wav, "fast").arousal], abs=1e-4)
+    direct = predict_file(wav, model="fast")
+    assert fast == pytest.approx([direct.valence, direct.arousal], abs=1e-4)
     assert main(["predict", str(wav), "--model", "quick"]) == 2
     assert "accurate, fast" in capsys.readouterr().err
 
@@ -70,6 +70,7 @@ def test_predicts_wav_and_mp3_from_the_command_line(tmp_path, capsys):
     assert np.abs(np.subtract(*values)).max() < 0.05
 
 
+@pytest.mark.slow
 def test_library_api_without_torch(tmp_path):
     path = write(tmp_path / "x.wav", tone(440, 3.0))
     code = (

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import write_music
 
 from music2emotion.cli import main
 
@@ -19,10 +22,10 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_predict_folder_to_csv_with_a_broken_file(tmp_path, audio_dir, tiny_onnx, capsys):
+def test_predict_folder_to_csv_with_a_broken_file(tmp_path, audio_dir, tiny_model, capsys):
     (audio_dir / "broken.mp3").write_text("definitely not an mp3")
     out = tmp_path / "out.csv"
-    code = main(["predict", str(audio_dir), "-o", str(out), "--model", str(tiny_onnx), "--jobs", "1"])
+    code = main(["predict", str(audio_dir), "-o", str(out), "--model", str(tiny_model), "--jobs", "1"])
     assert code == 1  # some files failed
     rows = {Path(r["path"]).name: r for r in _rows(out)}
     assert set(rows) == {"a.wav", "b.mp3", "c.flac", "broken.mp3"}
@@ -36,18 +39,18 @@ def test_predict_folder_to_csv_with_a_broken_file(tmp_path, audio_dir, tiny_onnx
     assert "broken.mp3" in err and "Traceback" not in err
 
 
-def test_predict_prints_a_table_and_exits_zero(audio_dir, tiny_onnx, capsys):
-    code = main(["predict", str(audio_dir / "a.wav"), "--model", str(tiny_onnx)])
+def test_predict_prints_a_table_and_exits_zero(audio_dir, tiny_model, capsys):
+    code = main(["predict", str(audio_dir / "a.wav"), "--model", str(tiny_model)])
     out = capsys.readouterr().out.splitlines()
     assert code == 0
     assert out[0].split() == ["path", "valence", "arousal", "error"]
     assert out[1].startswith(str(audio_dir / "a.wav"))
 
 
-def test_predict_deam_scale(audio_dir, tiny_onnx, tmp_path):
+def test_predict_deam_scale(audio_dir, tiny_model, tmp_path):
     unit, deam = tmp_path / "u.csv", tmp_path / "d.csv"
-    main(["predict", str(audio_dir / "a.wav"), "-o", str(unit), "--model", str(tiny_onnx)])
-    main(["predict", str(audio_dir / "a.wav"), "-o", str(deam), "--model", str(tiny_onnx), "--scale", "deam"])
+    main(["predict", str(audio_dir / "a.wav"), "-o", str(unit), "--model", str(tiny_model)])
+    main(["predict", str(audio_dir / "a.wav"), "-o", str(deam), "--model", str(tiny_model), "--scale", "deam"])
     u, d = _rows(unit)[0], _rows(deam)[0]
     assert float(d["valence"]) == pytest.approx(1 + 8 * float(u["valence"]), abs=1e-3)
 
@@ -68,10 +71,11 @@ def test_usage_errors_exit_2_with_one_line(argv, message, audio_dir, tmp_path, c
     assert code == 2 and message in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_export_command_and_seed_script(tmp_path, audio_dir, trained_run):
     torch = pytest.importorskip("torch")
-    from music2emotion.export import load_checkpoint, max_abs_difference, model_from_checkpoint
-    from music2emotion.train import BEST
+    from music2emotion.training.export import load_checkpoint, max_abs_difference, model_from_checkpoint
+    from music2emotion.training.train import BEST
 
     out, _ = trained_run
     onnx_path = tmp_path / "model.onnx"
@@ -87,3 +91,18 @@ def test_export_command_and_seed_script(tmp_path, audio_dir, trained_run):
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert len(lines) == 3 and "a.wav" in lines[1] and "b.mp3" in lines[2]
+
+
+def test_output_formats_on_stdout(tiny_model, tmp_path, capfd):
+    songs = [write_music(tmp_path / "b.wav", 5.0), write_music(tmp_path / "a.wav", 3.0, seed=1)]
+    base = ["predict", *map(str, songs), "--model", str(tiny_model), "--jobs", "1"]
+    assert main([*base, "--timeline", "--format", "jsonl", "--scale", "deam"]) == 0
+    objs = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert [Path(o["path"]).name for o in objs] == ["b.wav", "a.wav"]  # input order
+    assert [len(o["timeline"]) for o in objs] == [o["windows"] for o in objs] == [3, 2]
+    assert all(1 <= s["valence"] <= 9 and set(s) == {"start", "end", "valence", "arousal"}
+               for o in objs for s in o["timeline"])
+    assert main([*base, "--timeline"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capfd.readouterr().out)))
+    assert [r["kind"] for r in rows] == ["window"] * 3 + ["song"] + ["window"] * 2 + ["song"]
+    assert all(0 <= float(r["valence"]) <= 1 for r in rows)

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from music2emotion import evaluate as ev
+from music2emotion.training import evaluate as ev
 
 
 def noisy_linear(n: int = 200, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -126,23 +126,17 @@ def test_scatter_plot_writes_a_png(tmp_path):
 
 # ---------------------------------------------------------------- the evaluate command
 
-SR = 22_050
-
-
 @pytest.fixture(scope="module")
 def tiny_deam(tmp_path_factory):
     """12 short labelled clips: louder and busier clips get higher arousal and valence."""
-    import soundfile as sf
+    from helpers import noise, tone, write
 
     root = tmp_path_factory.mktemp("deam")
-    (root / "audio").mkdir()
-    rng = np.random.default_rng(0)
     rows = ["song_id, valence_mean, valence_std, arousal_mean, arousal_std"]
     for sid in range(1, 13):
         level = sid / 12
-        t = np.arange(int(1.5 * SR)) / SR
-        y = 0.05 * np.sin(2 * np.pi * (200 + 40 * sid) * t) + level * 0.3 * rng.standard_normal(len(t))
-        sf.write(root / "audio" / f"{sid}.wav", y.astype(np.float32), SR)
+        write(root / "audio" / f"{sid}.wav",
+              tone(200 + 40 * sid, 1.5, amp=0.05) + noise(1.5, amp=level * 0.3, seed=sid))
         rows.append(f"{sid},{2 + 5 * level:.2f},1.0,{1.5 + 6 * level:.2f},1.1")
     (root / "ann.csv").write_text("\n".join(rows) + "\n")
     return root
@@ -154,6 +148,7 @@ def run_cli(*argv: str) -> int:
     return main(list(argv))
 
 
+@pytest.mark.slow
 def test_evaluate_cross_validates_candidates_beside_baselines(tiny_deam, tmp_path, capsys):
     out = tmp_path / "cv"
     rc = run_cli("evaluate", "--audio-dir", str(tiny_deam / "audio"), "--annotations", str(tiny_deam / "ann.csv"),
@@ -176,11 +171,12 @@ def test_evaluate_cross_validates_candidates_beside_baselines(tiny_deam, tmp_pat
     assert (again / "cv_table.md").read_text() == table
 
 
+@pytest.mark.slow
 def test_evaluate_scores_a_model_on_a_split(tiny_deam, tmp_path):
     torch = pytest.importorskip("torch")
     from music2emotion.config import FeatureSettings
-    from music2emotion.export import export_onnx
-    from music2emotion.model import build_model
+    from music2emotion.training.export import export_onnx
+    from music2emotion.training.cnn import build_model
 
     torch.manual_seed(0)
     model = export_onnx(build_model("seed"), FeatureSettings(window_seconds=1.0), tmp_path / "m.onnx")

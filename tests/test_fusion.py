@@ -13,10 +13,13 @@ import soundfile as sf
 torch = pytest.importorskip("torch")
 pytest.importorskip("skl2onnx")
 
-from music2emotion import recipe, regressors  # noqa: E402
+from music2emotion import EmotionModel  # noqa: E402
 from music2emotion.config import SAMPLE_RATE  # noqa: E402
-from music2emotion.fusion import PATCH_FRAMES, PATCHES, FusionModel, is_fusion_model, window_inputs  # noqa: E402
-from music2emotion.musicnn import MusiCNN, _proto_fields, _varint, export_encoder  # noqa: E402
+from music2emotion.descriptors import N_DESCRIPTORS, describe  # noqa: E402
+from music2emotion.frontends import PATCH_FRAMES, PATCHES, window_inputs  # noqa: E402
+from music2emotion.modelfile import TAGGERS  # noqa: E402
+from music2emotion.training import recipe, regressors  # noqa: E402
+from music2emotion.training.musicnn import MusiCNN, _proto_fields, _varint, export_encoder  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +60,7 @@ def test_protobuf_and_varint_decoding():
     assert _proto_fields(bytes([0x08, 0x96, 0x01, 0x12, 0x02]) + b"hi") == {1: [150], 2: [b"hi"]}
 
 
+@pytest.mark.slow
 def test_exported_fusion_model_predicts_files_like_scikit_learn(encoder, second_encoder, tmp_path):
     import onnxruntime as ort
 
@@ -67,9 +71,9 @@ def test_exported_fusion_model_predicts_files_like_scikit_learn(encoder, second_
     y = rng.uniform(0.2, 0.8, (60, 2))
     fitted = regressors.average("ridge", "svr").fit(x, y)
     path = recipe.export_fusion(fitted, encoders, tmp_path / "fusion.onnx", {"note": "test"})
-    assert is_fusion_model(path)
-    model = FusionModel(path, threads=1)
-    assert model.info["note"] == "test" and model.settings.window_seconds == 10.0
+    model = EmotionModel(path, threads=1)
+    assert model.kind == "fusion" and model.info["note"] == "test"
+    assert model.settings.window_seconds == 10.0
 
     t = np.arange(int(12 * SAMPLE_RATE)) / SAMPLE_RATE
     audio = (0.2 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(len(t))).astype(np.float32)
@@ -81,13 +85,17 @@ def test_exported_fusion_model_predicts_files_like_scikit_learn(encoder, second_
     sessions = [ort.InferenceSession(str(e)) for e in encoders]
     rows = []
     for start in (0, len(audio) - 10 * SAMPLE_RATE):
-        desc, patches = window_inputs(audio[start : start + 10 * SAMPLE_RATE], SAMPLE_RATE)
-        assert patches.shape == (PATCHES, PATCH_FRAMES, 96)
-        parts = [desc]
+        inputs = window_inputs("fusion", audio[start : start + 10 * SAMPLE_RATE], model.settings)
+        assert inputs["patches"].shape == (PATCHES, PATCH_FRAMES, 96)
+        parts = [inputs["descriptors"]]
         for sess in sessions:
-            tags, emb = sess.run(None, {"patches": patches})
+            tags, emb = sess.run(None, {"patches": inputs["patches"]})
             parts += [tags.mean(0), emb.mean(0)]
         rows.append(np.concatenate(parts))
+        # the graph's second output is the taggers' part of the regressors' input
+        feed = {k: v[None].astype(np.float32) for k, v in inputs.items()}
+        taggers = model.session.run([TAGGERS], feed)[0][0]
+        np.testing.assert_allclose(taggers, rows[-1][N_DESCRIPTORS:], atol=1e-5)
     # fusion windows go through ONNX Runtime one at a time (memory), and come back in order
     assert model.session_batch == 1
     both = [model.window_inputs(audio[s : s + 10 * SAMPLE_RATE]) for s in (0, len(audio) - 10 * SAMPLE_RATE)]
@@ -98,8 +106,8 @@ def test_exported_fusion_model_predicts_files_like_scikit_learn(encoder, second_
     assert pred.arousal == pytest.approx(want[1], abs=1e-3)
 
     # inference never imports torch (scikit-learn comes in anyway: librosa.decompose uses it)
-    code = ("import sys, json; from music2emotion.fusion import FusionModel; "
-            f"p = FusionModel({str(path)!r}).predict_file({str(tmp_path / 'song.wav')!r}); "
+    code = ("import sys, json; from music2emotion import EmotionModel; "
+            f"p = EmotionModel({str(path)!r}).predict_file({str(tmp_path / 'song.wav')!r}); "
             "print(json.dumps([p.valence, 'torch' in sys.modules]))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     valence, torch_loaded = json.loads(out.stdout.splitlines()[-1])
@@ -110,41 +118,26 @@ def test_fusion_model_reports_bad_files_without_raising(encoder, tmp_path):
     _, enc_path = encoder
     x = np.random.default_rng(2).standard_normal((20, len(recipe.feature_names(["a"])))).astype(np.float32)
     fitted = regressors.ridge().fit(x, np.full((20, 2), 0.5))
-    model = FusionModel(recipe.export_fusion(fitted, [enc_path], tmp_path / "f.onnx"))
+    model = EmotionModel(recipe.export_fusion(fitted, [enc_path], tmp_path / "f.onnx"))
     (tmp_path / "bad.mp3").write_bytes(b"nope")
     pred = model.predict_file(tmp_path / "bad.mp3")
     assert not pred.ok and pred.error and pred.valence is None
 
 
-def test_a_cnn_model_is_not_a_fusion_model(tmp_path):
-    from music2emotion.config import FeatureSettings
-    from music2emotion.export import export_onnx
-    from music2emotion.model import build_model
-
-    path = export_onnx(build_model("seed"), FeatureSettings(window_seconds=1.0), tmp_path / "cnn.onnx")
-    assert not is_fusion_model(path)
-    with pytest.raises(ValueError, match="not a fusion model"):
-        FusionModel(path)
-
-
 def test_descriptors_only_model_runs_without_patches(tmp_path):
-    from music2emotion.descriptors import N_DESCRIPTORS, describe
-    from music2emotion.inference import EmotionModel
-    from music2emotion.inference import window_inputs as inputs_by_kind
-
     rng = np.random.default_rng(3)
     x = rng.standard_normal((40, N_DESCRIPTORS)).astype(np.float32)
     fitted = regressors.average("ridge", "gbm").fit(x, rng.uniform(0.2, 0.8, (40, 2)))
     path = recipe.export_fusion(fitted, [], tmp_path / "fast.onnx")
-    assert not is_fusion_model(path)
     model = EmotionModel(path, threads=1)
     assert model.kind == "descriptors" and model.input_names == ["descriptors"]
+    assert [o.name for o in model.session.get_outputs()] == ["output"]  # no taggers
     assert model.info["encoders"] == [] and model.info["patches"] == 0
 
     t = np.arange(int(10 * SAMPLE_RATE)) / SAMPLE_RATE
     audio = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     sf.write(tmp_path / "song.wav", audio, SAMPLE_RATE)
-    window = inputs_by_kind("descriptors", audio, model.settings)
+    window = window_inputs("descriptors", audio, model.settings)
     assert list(window) == ["descriptors"]  # the taggers' patches are not even computed
     pred = model.predict_file(tmp_path / "song.wav")
     want = np.clip(fitted.predict(describe(audio, SAMPLE_RATE)[None]), 0, 1)[0]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 
 import pytest
-from _helpers_catalog import tiny_model, write  # noqa: F401
+from helpers import write_music
 
 from music2emotion.cli import main
-from music2emotion.inference import EmotionModel, Prediction, Segment
+from music2emotion import EmotionModel, Prediction, Segment
 from music2emotion.plot import QUADRANTS, plot_plane, plot_timeline
 
 matplotlib = pytest.importorskip("matplotlib")
@@ -28,13 +28,8 @@ def _svg_text(draw, path) -> str:
     return path.read_text(encoding="utf-8")
 
 
-@pytest.fixture(scope="module")
-def model(tiny_model):  # noqa: F811
-    return EmotionModel(tiny_model, threads=1)
-
-
 def test_timeline_plot_shows_both_curves_and_song_values(model, tmp_path):
-    pred = model.predict_file(write(tmp_path / "song.wav", 9.0), hop_seconds=1.0, timeline=True)
+    pred = model.predict_file(write_music(tmp_path / "song.wav", 9.0), hop_seconds=1.0, timeline=True)
     svg = _svg_text(lambda p: plot_timeline(pred, p, title="my song"), tmp_path / "t.svg")
     assert "my song" in svg
     assert f"valence of the song: {pred.valence:.2f}" in svg
@@ -63,8 +58,8 @@ def test_plane_names_the_quadrants_and_the_points(tmp_path):
     assert "song7" not in svg and "100 files" in svg and "(1-9)" in svg
 
 
-def test_plot_command(tiny_model, tmp_path, capfd):  # noqa: F811
-    song = write(tmp_path / "song.wav", 6.0)
+def test_plot_command(tiny_model, tmp_path, capfd):
+    song = write_music(tmp_path / "song.wav", 6.0)
     out = tmp_path / "curve.png"
     assert main(["plot", str(song), "-o", str(out), "--model", str(tiny_model), "--hop", "1"]) == 0
     assert _png_size(out)[0] > 0
@@ -76,8 +71,8 @@ def test_plot_command(tiny_model, tmp_path, capfd):  # noqa: F811
     assert not (tmp_path / "no.png").exists()
 
 
-def test_predict_plot_draws_every_file_including_resumed_ones(tiny_model, tmp_path, capfd):  # noqa: F811
-    songs = [write(tmp_path / f"s{i}.wav", 2.5, seed=i) for i in range(3)]
+def test_predict_plot_draws_every_file_including_resumed_ones(tiny_model, tmp_path, capfd):
+    songs = [write_music(tmp_path / f"s{i}.wav", 2.5, seed=i) for i in range(3)]
     out, va = tmp_path / "out.csv", tmp_path / "va.svg"
     base = ["predict", "--model", str(tiny_model), "--jobs", "1", "-o", str(out)]
     assert main([*base, *map(str, songs[:2])]) == 0
@@ -93,9 +88,9 @@ def test_predict_plot_draws_every_file_including_resumed_ones(tiny_model, tmp_pa
     assert f">{songs[2].stem}<" in svg and f">{songs[0].stem}<" not in svg and "1 file" in svg
 
 
-def test_missing_matplotlib_is_a_usage_error(tiny_model, tmp_path, capfd, monkeypatch):  # noqa: F811
+def test_missing_matplotlib_is_a_usage_error(tiny_model, tmp_path, capfd, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
-    song = write(tmp_path / "s.wav", 2.5)
+    song = write_music(tmp_path / "s.wav", 2.5)
     code = main(["predict", str(song), "--model", str(tiny_model), "--plot", str(tmp_path / "v.png")])
     assert code == 2
     assert "pip install 'music2emotion[plot]'" in capfd.readouterr().err

@@ -1,5 +1,5 @@
-"""The Ray engine (``predict --engine ray``) against the local engine, on one local Ray
-instance with 2 CPUs shared by the whole module (starting Ray costs 10-20 s)."""
+"""The Ray engine (``predict --engine ray``) against the local engine, on conftest's local Ray
+instance with 2 CPUs shared by the whole session (starting Ray costs 10-20 s)."""
 
 from __future__ import annotations
 
@@ -12,15 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import MAJOR, MINOR, clicks, tone, write
-
 ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 pq = pytest.importorskip("pyarrow.parquet")
 
 from music2emotion import cli, ray_engine  # noqa: E402
-from music2emotion.inference import EmotionModel  # noqa: E402
-from music2emotion.results import COLUMNS  # noqa: E402
+from music2emotion import EmotionModel  # noqa: E402
+from music2emotion.output import COLUMNS, journal_path  # noqa: E402
 
 FLOAT_COLUMNS = ("valence", "arousal", "duration")
 # Ray Data's execution touches its own deprecated settings; nothing this project sets
@@ -28,33 +26,13 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.con
 
 
 @pytest.fixture(scope="module")
-def model_path(tiny_onnx: Path) -> Path:
-    return tiny_onnx  # conftest's randomly initialised seed CNN with 2 s windows
+def model_path(tiny_model: Path) -> Path:
+    return tiny_model
 
 
 @pytest.fixture(scope="module")
-def ray_instance():
-    started = ray_engine.init_ray(num_cpus=2)
-    yield
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
-def songs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Files of several lengths (one window, several, an end-aligned last one), formats and
-    rates, a silent one, and three bad ones."""
-    d = tmp_path_factory.mktemp("ray-songs") / "songs"
-    for i, seconds in enumerate((1.3, 2.0, 3.1, 4.6, 7.25)):
-        y = tone(MAJOR if i % 2 else MINOR, seconds) + clicks(1 + 3 * i, seconds, amp=0.4)
-        write(d / f"t{i}.wav", y)
-    write(d / "mp3" / "song.mp3", tone(MINOR, 3.5) + clicks(6, 3.5, amp=0.3))
-    write(d / "hi-rate.flac", np.stack([tone(440, 2.7, 48_000), tone(660, 2.7, 48_000)], 1), 48_000)
-    write(d / "silence.wav", np.zeros(int(2.5 * 22_050), np.float32))
-    write(d / "short.wav", tone(440, 0.2))
-    (d / "broken.mp3").write_bytes(b"this is not audio " * 20)
-    (d / "empty.wav").write_bytes(b"")
-    return d
+def songs(mixed_folder: Path) -> Path:
+    return mixed_folder
 
 
 def read_csv(path: Path) -> dict[str, dict[str, str]]:
@@ -85,6 +63,7 @@ def assert_same(row: dict[str, object], ref: dict[str, str]) -> None:
             assert str(a) == b, (ref["path"], col)
 
 
+@pytest.mark.slow
 def test_ray_engine_gives_the_local_engines_rows(songs, model_path, local_rows, ray_instance,
                                                  tmp_path, capfd):
     out = tmp_path / "ray.csv"
@@ -104,10 +83,14 @@ def test_ray_engine_gives_the_local_engines_rows(songs, model_path, local_rows, 
         assert rows[str(songs / bad)]["error"]
     captured = capfd.readouterr()
     assert captured.out == ""
+    # the local engine's lines: one per failed file, one per warning, and the count
     lines = captured.err.splitlines()
-    assert sorted(lines) == sorted(f"error: {p}: {r['error']}" for p, r in rows.items() if r["error"])
+    errors = [f"error: {p}: {r['error']}" for p, r in rows.items() if r["error"]]
+    warnings = [f"warning: {p}: {r['warning']}" for p, r in rows.items() if r["warning"]]
+    assert sorted(lines) == sorted([*errors, *warnings, f"3 of {len(rows)} files failed"])
 
 
+@pytest.mark.slow
 def test_resume_keeps_finished_rows_and_does_the_rest(songs, model_path, local_rows,
                                                       ray_instance, tmp_path, capfd):
     out = tmp_path / "ray.csv"
@@ -132,6 +115,7 @@ def test_resume_keeps_finished_rows_and_does_the_rest(songs, model_path, local_r
     assert f"resuming: 3 of {len(paths)} files already in {out}" in capfd.readouterr().err
 
 
+@pytest.mark.slow
 def test_object_storage_paths_in_parquet_out(songs, model_path, local_rows, ray_instance,
                                              tmp_path):
     """``file://`` goes through the same pyarrow filesystem layer as ``s3://``; the Parquet
@@ -139,7 +123,7 @@ def test_object_storage_paths_in_parquet_out(songs, model_path, local_rows, ray_
     out = tmp_path / "rows.parquet"
     uri = songs.as_uri()
     earlier = str(songs.as_uri()) + "/t0.wav"
-    journal = ray_engine.journal_path(out)
+    journal = journal_path(out)
     journal.write_text(json.dumps({**local_rows[str(songs / "t0.wav")], "path": earlier,
                                    "valence": 0.123, "arousal": 0.5, "duration": 1.3,
                                    "windows": 1}) + "\n" + '{"path": "cut', encoding="utf-8")
@@ -166,9 +150,8 @@ def test_object_storage_paths_in_parquet_out(songs, model_path, local_rows, ray_
     ("args", "message"),
     [
         (["--engine", "ray"], "needs --output"),
-        (["--engine", "ray", "-o", "x.csv", "--timeline"], "--timeline"),
-        (["--engine", "ray", "-o", "x.parquet", "--format", "csv"], "--format"),
-        (["-o", "x.parquet"], "Parquet output needs --engine ray"),
+        (["--engine", "ray", "-o", "x.parquet", "--timeline"], "timeline cannot be written to Parquet"),
+        (["--engine", "ray", "-o", "x.parquet", "--format", "csv"], "a Parquet file name for csv rows"),
         (["--ray-address", "auto", "-o", "x.csv"], "--ray-address is for --engine ray"),
         (["--engine", "ray", "-o", "x.csv", "--ray-address", "ray://head:10001"], "Ray Client"),
         (["--engine", "ray", "-o", "x.csv", "--ray-address", "127.0.0.1:1"], "cannot reach"),

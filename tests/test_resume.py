@@ -14,11 +14,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from _helpers_catalog import alive, tiny_model, write  # noqa: F401
+from helpers import alive, write_music
 
 from music2emotion.cli import main
-from music2emotion.inference import EmotionModel, Prediction, Segment
-from music2emotion.results import RowWriter, open_output, read_output
+from music2emotion import EmotionModel, Prediction, Segment
+from music2emotion.output import RowWriter, open_output, read_output
 
 N_FILES = 20
 
@@ -42,10 +42,11 @@ def _song_rows(path: Path) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     return [r for r in rows if r["kind"] == "song"], rows
 
 
-def test_kill_midway_then_resume(tiny_model, tmp_path):  # noqa: F811
+@pytest.mark.slow
+def test_kill_midway_then_resume(tiny_model, tmp_path):
     folder = tmp_path / "songs"
     for i in range(N_FILES):
-        write(folder / f"song {i:02d}.wav", 4.0, seed=i)
+        write_music(folder / f"song {i:02d}.wav", 4.0, seed=i)
     out = tmp_path / "out.csv"
     # a short hop makes each file take a while, so the kill lands midway
     cmd = [sys.executable, "-m", "music2emotion.cli", "predict", str(folder), "-o", str(out),
@@ -88,8 +89,7 @@ def test_kill_midway_then_resume(tiny_model, tmp_path):  # noqa: F811
     windows = Counter(r["path"] for r in rows if r["kind"] == "window")
     assert all(windows[r["path"]] == int(r["windows"]) == 9 for r in songs)
     # and the values are what a clean run gives
-    model = EmotionModel(tiny_model, threads=1)
-    first = model.predict_file(folder / "song 00.wav", hop_seconds=0.25)
+    first = EmotionModel(tiny_model, threads=1).predict_file(folder / "song 00.wav", hop_seconds=0.25)
     row = next(r for r in songs if r["path"].endswith("song 00.wav"))
     assert float(row["valence"]) == pytest.approx(first.valence, abs=1e-4)
 
@@ -149,10 +149,10 @@ def test_jsonl_repair(tmp_path):
     assert state.rows[0]["valence"] == 0.25
 
 
-def test_resume_refuses_other_columns(tiny_model, tmp_path, capfd):  # noqa: F811
+def test_resume_refuses_other_columns(tiny_model, tmp_path, capfd):
     out = tmp_path / "out.csv"
     before = _written(out, "csv", False, [_pred("a.wav")])
-    song = write(tmp_path / "x.wav", 2.5)
+    song = write_music(tmp_path / "x.wav", 2.5)
     code = main(["predict", str(song), "--model", str(tiny_model), "-o", str(out),
                  "--resume", "--timeline", "--jobs", "1"])
     assert code == 2
@@ -160,11 +160,11 @@ def test_resume_refuses_other_columns(tiny_model, tmp_path, capfd):  # noqa: F81
     assert out.read_bytes() == before
 
 
-def test_names_that_are_not_utf8_round_trip(tiny_model, tmp_path, capfd):  # noqa: F811
+def test_names_that_are_not_utf8_round_trip(tiny_model, tmp_path, capfd):
     folder = tmp_path / "odd"
     folder.mkdir()
     raw = os.path.join(os.fsencode(folder), b"caf\xe9 \xff.wav")
-    write(os.fsdecode(raw), 2.5)
+    write_music(os.fsdecode(raw), 2.5)
     out = tmp_path / "out.csv"
     args = ["predict", str(folder), "--model", str(tiny_model), "-o", str(out), "--jobs", "1"]
     assert main(args) == 0

@@ -9,11 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from _helpers_catalog import tiny_model, truncated_mp3, write  # noqa: F401
+from helpers import truncated_mp3, write_music
 
 from music2emotion.audio import find_audio_files
 from music2emotion.cli import main
-from music2emotion.inference import EmotionModel
 
 OK = ""
 ODD_NAME = "a name with spaces – ünïcødé ♪.flac"
@@ -41,24 +40,24 @@ EXPECTED = {
 @pytest.fixture(scope="module")
 def nasty(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("nasty")
-    write(d / "good.mp3", 3.0)
+    write_music(d / "good.mp3", 3.0)
     (d / "empty.mp3").write_bytes(b"")
     (d / "text.mp3").write_text("this is a shopping list, not a song\n" * 40)
     truncated_mp3(d / "truncated.mp3")
-    flac = write(d / "full.flac", 4.0).read_bytes()
+    flac = write_music(d / "full.flac", 4.0).read_bytes()
     (d / "full.flac").unlink()
     (d / "truncated.flac").write_bytes(flac[: len(flac) // 2])
     sf.write(d / "header-only.wav", np.zeros((0, 1), np.float32), 22050)
-    write(d / "short.wav", 0.3)
+    write_music(d / "short.wav", 0.3)
     sf.write(d / "silence.wav", np.zeros(3 * 22050, np.float32), 22050)
-    y = write(d / "nan-source.wav", 3.0)
+    y = write_music(d / "nan-source.wav", 3.0)
     samples, sr = sf.read(y, dtype="float32")
     samples[1000] = np.nan
     sf.write(d / "nan.wav", samples, sr, subtype="FLOAT")
     y.unlink()
-    write(d / "8k-mono.wav", 3.0, sr=8000)
-    write(d / "96k-6ch.wav", 3.0, sr=96000, channels=6)
-    write(d / ODD_NAME, 3.0)
+    write_music(d / "8k-mono.wav", 3.0, sr=8000)
+    write_music(d / "96k-6ch.wav", 3.0, sr=96000, channels=6)
+    write_music(d / ODD_NAME, 3.0)
     os.mkfifo(d / "fifo.mp3")  # unreadable as audio: opening it would block forever
     (d / "loop.mp3").symlink_to("loop.mp3")
     (d / "dangling.mp3").symlink_to("nowhere.mp3")
@@ -66,11 +65,6 @@ def nasty(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (d / "sub" / "up").symlink_to("..")  # a folder loop: the walk must still end
     (d / "folder.mp3").mkdir()  # a folder with an audio extension: walked, not read
     return d
-
-
-@pytest.fixture(scope="module")
-def model(tiny_model):  # noqa: F811
-    return EmotionModel(tiny_model, threads=1)
 
 
 def test_the_folder_walk_finds_each_file_once(nasty):
@@ -100,12 +94,13 @@ def test_a_folder_named_like_audio_is_refused(model, nasty):
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
 def test_a_file_without_read_permission(model, tmp_path):
-    path = write(tmp_path / "locked.wav", 2.0)
+    path = write_music(tmp_path / "locked.wav", 2.0)
     path.chmod(0)
     assert model.predict_file(path).error == "permission denied"
 
 
-def test_a_mixed_folder_gives_a_row_for_every_file(tiny_model, nasty, tmp_path, capfd):  # noqa: F811
+@pytest.mark.slow
+def test_a_mixed_folder_gives_a_row_for_every_file(tiny_model, nasty, tmp_path, capfd):
     out = tmp_path / "out.csv"
     code = main(["predict", str(nasty), "--model", str(tiny_model), "--jobs", "2", "-o", str(out)])
     err = capfd.readouterr().err
@@ -124,7 +119,7 @@ def test_a_mixed_folder_gives_a_row_for_every_file(tiny_model, nasty, tmp_path, 
     assert "Traceback" not in err and "Xing" not in err
 
 
-def test_exit_status(tiny_model, nasty, tmp_path, capfd):  # noqa: F811
+def test_exit_status(tiny_model, nasty, tmp_path, capfd):
     good = [str(nasty / "good.mp3"), str(nasty / ODD_NAME)]
     assert main(["predict", *good, "--model", str(tiny_model), "--jobs", "1"]) == 0
     assert ODD_NAME in capfd.readouterr().out

@@ -6,7 +6,6 @@ few seconds of generated audio already spans several windows) and audio made in 
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import stat
@@ -16,33 +15,25 @@ from pathlib import Path
 
 import anyio
 import httpx
-import numpy as np
 import pytest
-import soundfile as sf
+from helpers import audio_bytes, noise, tone
 
 pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
 
+from music2emotion import EmotionModel  # noqa: E402
 from music2emotion import server  # noqa: E402
 from music2emotion.cli import main  # noqa: E402
 from music2emotion.config import to_deam  # noqa: E402
-from music2emotion.inference import EmotionModel  # noqa: E402
 
 with warnings.catch_warnings():
     # starlette suggests httpx2 for its test client; httpx still works and is what we ship
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient  # noqa: E402
 
-SR = 22_050
-
 
 @pytest.fixture(scope="module")
-def model_path(tiny_onnx: Path) -> Path:
-    return tiny_onnx  # conftest's randomly initialised seed CNN with 2 s windows
-
-
-@pytest.fixture(scope="module")
-def model(model_path: Path) -> EmotionModel:
-    return EmotionModel(model_path)
+def model_path(tiny_model: Path) -> Path:
+    return tiny_model
 
 
 @pytest.fixture()
@@ -61,12 +52,8 @@ def client(model: EmotionModel, private_tmp: Path):
 
 
 def wav_bytes(seconds: float, freq: float = 440.0, fmt: str = "WAV") -> bytes:
-    t = np.arange(int(seconds * SR)) / SR
-    rng = np.random.default_rng(int(freq))
-    y = 0.3 * np.sin(2 * np.pi * freq * t) + 0.05 * rng.standard_normal(len(t))
-    buf = io.BytesIO()
-    sf.write(buf, y.astype(np.float32), SR, format=fmt)
-    return buf.getvalue()
+    """A noisy tone as the bytes of an audio file."""
+    return audio_bytes(tone(freq, seconds) + noise(seconds, seed=int(freq)), fmt=fmt)
 
 
 def predict_on_disk(model: EmotionModel, data: bytes, tmp_path: Path, name: str = "ref.wav"):

@@ -8,9 +8,9 @@ import json
 import pytest
 
 torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.slow  # training
 
-from conftest import train_config  # noqa: E402
-from music2emotion.train import BEST, CURVES, HISTORY, LAST, ONNX_NAME, TrainConfig, spec_augment, train  # noqa: E402
+from music2emotion.training.train import BEST, CURVES, HISTORY, LAST, ONNX_NAME, TrainConfig, spec_augment, train  # noqa: E402
 
 
 def _history(out):
@@ -35,7 +35,7 @@ def test_learns_beyond_first_epoch_and_mean_predictor(run, deam_like):
     best = min(h["val_loss"] for h in hist)
     assert best < hist[0]["val_loss"]
     split = json.loads((out / "split.json").read_text())
-    from music2emotion.data import load_dataset
+    from music2emotion.training.data import load_dataset
 
     ds = load_dataset(*deam_like)
     pos = {sid: i for i, sid in enumerate(ds.ids)}
@@ -54,27 +54,27 @@ def test_history_tracks_loss_and_mae_for_both_sets(run):
 
 
 def test_split_is_reproducible(run, deam_like, tmp_path):
-    from music2emotion.data import load_dataset, split_ids
+    from music2emotion.training.data import load_dataset, split_ids
 
     split = json.loads((run[0] / "split.json").read_text())
     ds = load_dataset(*deam_like)
     assert split_ids(ds.ids, 0.25, 0) == (split["train"], split["val"])
 
 
-def test_resume_continues_where_it_stopped(deam_like, feature_cache, tmp_path):
+def test_resume_continues_where_it_stopped(train_config, tmp_path):
     out = tmp_path / "run"
-    train(train_config(deam_like, out, feature_cache, epochs=2), log=lambda _: None)
+    train(train_config(out, epochs=2), log=lambda _: None)
     ckpt = torch.load(out / LAST, weights_only=False)
     assert ckpt["epoch"] == 2 and {"model", "optimizer", "scheduler", "settings", "split"} <= set(ckpt)
-    train(train_config(deam_like, out, feature_cache, epochs=4), resume=True, log=lambda _: None)
+    train(train_config(out, epochs=4), resume=True, log=lambda _: None)
     hist = _history(out)
     assert [h["epoch"] for h in hist] == [1, 2, 3, 4]
     assert torch.load(out / LAST, weights_only=False)["split"] == ckpt["split"]
 
 
-def test_resume_without_a_run_is_a_clear_error(deam_like, feature_cache, tmp_path):
+def test_resume_without_a_run_is_a_clear_error(train_config, tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing to resume"):
-        train(train_config(deam_like, tmp_path / "none", feature_cache), resume=True, log=lambda _: None)
+        train(train_config(tmp_path / "none"), resume=True, log=lambda _: None)
 
 
 def test_spec_augment_masks_bands_and_spans():

@@ -1,25 +1,34 @@
 """music2emotion: valence and arousal of music, from audio, offline.
 
-    >>> from music2emotion import predict_file
+    >>> from music2emotion import predict_file, predict_audio
     >>> result = predict_file("song.mp3")
     >>> result.valence, result.arousal          # both in [0, 1]
+    >>> predict_audio(samples, 44_100, model="fast").arousal
 
-Importing this package never imports torch: inference runs on ONNX Runtime.
+Importing this package never imports torch or scikit-learn: inference runs on ONNX Runtime.
+The modules of the inference core are ``audio`` (decoding), ``windows`` (cutting audio into
+the model's windows), ``frontends`` and ``descriptors`` (each model kind's inputs),
+``modelfile`` (what a model file holds), ``model`` (:class:`EmotionModel`), ``prediction``
+(:class:`Prediction` and the song-level rule), ``engine`` (worker processes) and ``output``
+(CSV, JSON Lines, Parquet). ``training``, ``server``, ``ray_engine`` and ``cli`` build on it.
 """
 
-__version__ = "0.1.0"
-
-from .audio import AudioError, load_audio  # noqa: E402
-from .config import FeatureSettings, to_deam, to_unit  # noqa: E402
-from .inference import EmotionModel, Prediction, predict_file, predict_files  # noqa: E402
+from ._version import __version__
+from .audio import AudioError, load_audio
+from .config import FeatureSettings, to_deam, to_unit
+from .engine import predict_files
+from .model import EmotionModel, predict_audio, predict_file
+from .prediction import Prediction, Segment
 
 __all__ = [
     "AudioError",
     "EmotionModel",
     "FeatureSettings",
     "Prediction",
+    "Segment",
     "__version__",
     "load_audio",
+    "predict_audio",
     "predict_file",
     "predict_files",
     "to_deam",

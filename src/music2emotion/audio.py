@@ -97,6 +97,34 @@ def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
     return f
 
 
+class _Resampler:
+    """Blocks of any channel count at ``in_rate`` -> mono float32 blocks at ``out_rate``,
+    with one streaming resampler, so a file read in blocks and an array cut into the same
+    blocks give the same samples."""
+
+    def __init__(self, in_rate: int, out_rate: int):
+        self.stream = (None if in_rate == out_rate else
+                       soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32", quality="HQ"))
+
+    def block(self, frames: np.ndarray) -> np.ndarray:
+        """``frames`` ``[n, channels]`` float32 -> mono at the output rate (maybe empty)."""
+        mono = frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0].copy()
+        if not np.isfinite(mono).all():
+            raise AudioError("invalid samples: the audio holds NaN or infinite values")
+        out = mono if self.stream is None else self.stream.resample_chunk(mono)
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def tail(self) -> np.ndarray:
+        if self.stream is None:
+            return np.zeros(0, np.float32)
+        return np.ascontiguousarray(
+            self.stream.resample_chunk(np.zeros(0, dtype=np.float32), last=True), dtype=np.float32)
+
+
+def _block_frames(rate: int, channels: int, block_seconds: float = BLOCK_SECONDS) -> int:
+    return max(1024, min(int(block_seconds * rate), BLOCK_BYTES // (4 * channels)))
+
+
 def stream_audio(
     path: str | os.PathLike[str],
     sample_rate: int = SAMPLE_RATE,
@@ -107,15 +135,30 @@ def stream_audio(
     Memory is one block (at most ``block_seconds`` and ``BLOCK_BYTES``) whatever the file's
     length. Errors found late (truncation, a decoder failure midway) are raised after the
     blocks decoded so far, so callers must not treat a partial stream as a result.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file libsndfile decodes.
+    sample_rate : int
+        The rate of the blocks yielded.
+    block_seconds : float
+        Length of a block of the file, before resampling.
+
+    Yields
+    ------
+    numpy.ndarray
+        1-D float32 blocks.
+
+    Raises
+    ------
+    AudioError
+        The file cannot be decoded; the message is a one-line reason.
     """
     with open_audio(path) as f:
         in_rate, channels = f.samplerate, f.channels
-        resampler = (
-            None
-            if in_rate == sample_rate
-            else soxr.ResampleStream(in_rate, sample_rate, 1, dtype="float32", quality="HQ")
-        )
-        blocksize = max(1024, min(int(block_seconds * in_rate), BLOCK_BYTES // (4 * channels)))
+        resampler = _Resampler(in_rate, sample_rate)
+        blocksize = _block_frames(in_rate, channels, block_seconds)
         buf = np.empty((blocksize, channels), dtype=np.float32)
         decoded = 0
         try:
@@ -126,12 +169,9 @@ def stream_audio(
                 if len(block) == 0:
                     break
                 decoded += len(block)
-                mono = block.mean(axis=1, dtype=np.float32) if channels > 1 else block[:, 0].copy()
-                if not np.isfinite(mono).all():
-                    raise AudioError("invalid samples: the audio holds NaN or infinite values")
-                out = mono if resampler is None else resampler.resample_chunk(mono)
+                out = resampler.block(block)
                 if out.size:
-                    yield np.ascontiguousarray(out, dtype=np.float32)
+                    yield out
         except (sf.SoundFileError, RuntimeError, ValueError) as exc:
             raise AudioError(
                 f"decoding failed after {decoded / in_rate:.1f} s of audio: {_reason(exc)}"
@@ -145,14 +185,107 @@ def stream_audio(
                 f"truncated: the audio stops at {decoded / in_rate:.1f} s but the header "
                 f"declares {declared / in_rate:.1f} s"
             )
-        if resampler is not None:
-            tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
-            if tail.size:
-                yield np.ascontiguousarray(tail, dtype=np.float32)
+        tail = resampler.tail()
+        if tail.size:
+            yield tail
+
+
+def as_frames(samples: np.ndarray) -> np.ndarray:
+    """Audio held in memory as ``[frames, channels]`` float32.
+
+    Parameters
+    ----------
+    samples : numpy.ndarray
+        1-D mono, or 2-D ``[frames, channels]`` as soundfile returns it. Floating-point
+        samples are taken as they are (full scale is 1.0); integer PCM is scaled by its
+        type's range.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[frames, channels]`` float32.
+
+    Raises
+    ------
+    ValueError
+        ``samples`` is not 1-D or 2-D, not numbers, or has more channels than frames
+        (librosa's ``[channels, frames]``: pass ``samples.T``).
+    """
+    a = np.asarray(samples)
+    if a.ndim not in (1, 2):
+        raise ValueError(f"samples must be 1-D or [frames, channels], not of shape {a.shape}")
+    if a.ndim == 2 and a.shape[1] > a.shape[0]:
+        raise ValueError(f"samples of shape {a.shape} have more channels than frames; "
+                         "pass [frames, channels] (for librosa's [channels, frames], samples.T)")
+    if np.issubdtype(a.dtype, np.integer):
+        a = a / float(np.iinfo(a.dtype).max + 1)
+    elif not np.issubdtype(a.dtype, np.floating):
+        raise ValueError(f"samples must be floating-point or integer PCM, not {a.dtype}")
+    return np.asarray(a if a.ndim == 2 else a[:, np.newaxis], dtype=np.float32)
+
+
+def stream_array(
+    samples: np.ndarray, rate: int, sample_rate: int = SAMPLE_RATE
+) -> Iterator[np.ndarray]:
+    """Audio held in memory as the blocks :func:`stream_audio` yields for a file of it.
+
+    Parameters
+    ----------
+    samples : numpy.ndarray
+        See :func:`as_frames`.
+    rate : int
+        The sample rate of ``samples``, in Hz.
+    sample_rate : int
+        The rate of the blocks yielded.
+
+    Yields
+    ------
+    numpy.ndarray
+        1-D float32 blocks, the same samples a lossless file of this audio gives.
+
+    Raises
+    ------
+    ValueError
+        A sample rate outside 1 kHz to 1,536 kHz, or samples of the wrong shape or type
+        (before anything is yielded).
+    AudioError
+        No samples, or samples that are not finite numbers (while streaming).
+    """
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise ValueError(f"sample rate must be {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz, not {rate}")
+    frames = as_frames(samples)
+    return _stream_frames(frames, int(rate), sample_rate)
+
+
+def _stream_frames(frames: np.ndarray, rate: int, sample_rate: int) -> Iterator[np.ndarray]:
+    if len(frames) == 0:
+        raise AudioError("no audio data (the array holds no samples)")
+    resampler = _Resampler(rate, sample_rate)
+    step = _block_frames(rate, frames.shape[1])
+    for i in range(0, len(frames), step):
+        out = resampler.block(frames[i : i + step])
+        if out.size:
+            yield out
+    tail = resampler.tail()
+    if tail.size:
+        yield tail
 
 
 def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """Decode the whole file to one mono float32 array at ``sample_rate``."""
+    """Decode the whole file to one mono float32 array at ``sample_rate``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file libsndfile decodes.
+    sample_rate : int
+        The rate of the array returned.
+
+    Returns
+    -------
+    numpy.ndarray
+        1-D float32, the blocks of :func:`stream_audio` concatenated.
+    """
     blocks = list(stream_audio(path, sample_rate))
     return np.concatenate(blocks) if blocks else np.zeros(0, dtype=np.float32)
 

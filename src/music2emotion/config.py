@@ -1,6 +1,7 @@
 """Settings shared by training, export and inference.
 
-Every number that shapes the model's input or output is defined here once. A trained
+Every number that shapes the model's input or output is defined here once (the model
+file's own constants, kinds and metadata live in :mod:`music2emotion.modelfile`). A trained
 model carries its :class:`FeatureSettings` (inside the checkpoint and inside the ONNX
 file's metadata), so inference rebuilds exactly the features the model was trained on,
 whatever the defaults of the installed version are.
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -19,7 +20,7 @@ N_MELS = 64
 N_FFT = 2048
 HOP_LENGTH = 512
 SEED_WINDOW_SECONDS = 30.0
-# DEAM clips are 10 s; README "Window length" gives the measurement behind this default.
+# DEAM clips are 10 s; docs/training.md, "Window length", gives the measurement behind it.
 DEFAULT_WINDOW_SECONDS = 10.0
 # Shorter files carry too little music to say anything; they are refused, not padded.
 MIN_AUDIO_SECONDS = 0.5
@@ -28,18 +29,13 @@ SILENCE_RMS = 1e-4
 
 TARGETS = ("valence", "arousal")
 DEAM_MIN, DEAM_MAX = 1.0, 9.0
+# Output scales: ``unit`` is the model's own 0-1, ``deam`` DEAM's 1-9 ratings.
+Scale = Literal["unit", "deam"]
+SCALES: tuple[str, ...] = get_args(Scale)
 
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf"}
 )
-
-# The models shipped inside the package, by the name ``--model`` accepts: the fusion model
-# (descriptors + two pretrained taggers; the default) and a descriptors-only model, several
-# times faster per window, for whole catalogues (README: "The bundled models").
-BUNDLED_MODELS = {"accurate": "emotion_model.onnx", "fast": "emotion_model_fast.onnx"}
-DEFAULT_MODEL = "accurate"
-
-METADATA_KEY = "music2emotion.settings"
 
 
 def to_unit(rating: Any) -> Any:

@@ -16,22 +16,12 @@ very short audio give finite values (never NaN), which a regressor can still tak
 
 from __future__ import annotations
 
-import hashlib
-import os
 import warnings
-from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 import librosa
 import numpy as np
 
-from .audio import AudioError, stream_audio
-from .config import DEFAULT_WINDOW_SECONDS, HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, FeatureSettings
-from .features import TooShortError, iter_windows
-
-# Descriptors summarise windows as long as DEAM's clips, the length they were fitted on.
-DESCRIPTOR_WINDOW_SECONDS = DEFAULT_WINDOW_SECONDS
+from .config import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE
 
 N_MFCC = 20
 N_CONTRAST_BANDS = 6
@@ -192,77 +182,3 @@ def describe(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     if out.shape != (N_DESCRIPTORS,):  # a librosa change in output shapes must not go unnoticed
         raise RuntimeError(f"descriptor vector has {out.size} values, expected {N_DESCRIPTORS}")
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def describe_file(
-    path: str | os.PathLike[str],
-    settings: FeatureSettings | None = None,
-    hop_seconds: float | None = None,
-) -> np.ndarray:
-    """Descriptors of every window of a file, ``[windows, N_DESCRIPTORS]``.
-
-    Windows are cut exactly as the CNN's are (:func:`music2emotion.features.iter_windows`),
-    so a 10 s DEAM clip is one window, as in training. Raises :class:`AudioError` or
-    :class:`TooShortError` for unreadable or too short audio.
-    """
-    settings = settings or FeatureSettings(window_seconds=DESCRIPTOR_WINDOW_SECONDS)
-    blocks = stream_audio(path, settings.sample_rate)
-    return np.stack([describe(w.samples, settings.sample_rate)
-                     for w in iter_windows(blocks, settings, hop_seconds)])
-
-
-def _clip_or_error(path: str) -> np.ndarray | str:
-    try:
-        return describe_file(path).mean(0)
-    except (AudioError, TooShortError) as exc:
-        return f"{path}: {exc}"
-
-
-def describe_clips(
-    paths: Sequence[str | os.PathLike[str]],
-    cache: str | os.PathLike[str] | None = None,
-    jobs: int = 1,
-    progress: bool = True,
-) -> np.ndarray:
-    """Mean descriptors of each file, ``[files, N_DESCRIPTORS]``, for training.
-
-    With ``cache`` the result is kept in one ``.npz`` keyed by the files' paths, sizes and
-    modification times and by :data:`DESCRIPTOR_NAMES`; a matching cache is read instead of
-    recomputed, anything else is recomputed and replaces it atomically.
-    """
-    from tqdm import tqdm
-
-    files = [Path(p) for p in paths]
-    ident = hashlib.sha1("\n".join(
-        [f"{p.resolve()}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in files]
-        + list(DESCRIPTOR_NAMES) + [str(DESCRIPTOR_WINDOW_SECONDS)]
-    ).encode()).hexdigest()
-    if cache is not None and Path(cache).is_file():
-        with np.load(cache) as stored:
-            if str(stored["key"]) == ident:
-                return stored["x"]
-    if jobs > 1:
-        with ProcessPoolExecutor(jobs) as pool:
-            results = list(tqdm(pool.map(_clip_or_error, map(str, files), chunksize=4),
-                                total=len(files), desc="descriptors", disable=not progress, unit="file"))
-    else:
-        results = [_clip_or_error(str(p)) for p in tqdm(files, desc="descriptors", disable=not progress,
-                                                         unit="file")]
-    return stack_and_cache(results, cache, ident)
-
-
-def stack_and_cache(results: list[np.ndarray | str], cache: str | os.PathLike[str] | None,
-                    key: str) -> np.ndarray:
-    """Stack per-clip rows (an error string fails the whole set, naming a file) and store
-    them in ``cache`` under ``key``, atomically, so a killed run never leaves half a file."""
-    errors = [r for r in results if isinstance(r, str)]
-    if errors:
-        raise AudioError(f"{len(errors)} file(s) could not be read, e.g. {errors[0]}")
-    x = np.stack(results).astype(np.float32)  # type: ignore[arg-type]
-    if cache is not None:
-        out = Path(cache)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f"{out.stem}.{os.getpid()}.tmp.npz")
-        np.savez(tmp, x=x, key=np.array(key))
-        os.replace(tmp, out)
-    return x

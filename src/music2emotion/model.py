@@ -1,58 +1,321 @@
-"""The emotion CNN (PyTorch; imported only by training and export, never by inference).
+"""``EmotionModel``: one ONNX model file run by ONNX Runtime, on files or arrays. No torch.
 
-Three blocks of conv 3x3 -> batch norm -> ReLU -> max pool 2x2, then adaptive average
-pooling, so any number of time frames works: the seed's ``[batch, 1, 64, 1292]``, a 10 s
-window, or anything else. A small head maps the pooled embedding to
-``[batch, 2] = [valence, arousal]`` in [0, 1] through a sigmoid.
+Audio is streamed in blocks, cut into the model's windows (:mod:`music2emotion.windows`),
+each window becomes the model's inputs (:mod:`music2emotion.frontends`), and the windows
+run through ONNX Runtime in batches, so memory stays bounded by ``batch_size`` windows
+whatever the audio's length. :func:`~music2emotion.prediction.song_prediction` makes the
+result. A file or array that fails gives a :class:`~music2emotion.prediction.Prediction`
+with ``error`` set: nothing here raises for bad audio, only for bad arguments.
 """
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
+import numpy as np
+import onnxruntime as ort
 
-ARCHITECTURES: dict[str, dict[str, Any]] = {
-    # the system description's 3-layer CNN
-    "seed": {"channels": (16, 32, 64), "hidden": 64, "dropout": 0.3},
-}
+from .audio import LevelMeter, stream_array, stream_audio
+from .config import FeatureSettings
+from .frontends import window_inputs
+from .modelfile import FUSION, INPUTS, METADATA_KEY, OUTPUT, read_metadata, resolve_model
+from .prediction import Prediction, failure_reason, song_prediction
+from .windows import DEFAULT_BATCH, check_options, iter_windows, with_window
 
-
-class EmotionCNN(nn.Module):
-    """``[batch, 1, n_mels, frames] -> [batch, 2]`` valence/arousal in [0, 1]."""
-
-    def __init__(
-        self, channels: tuple[int, ...] = (16, 32, 64), hidden: int = 64, dropout: float = 0.3
-    ):
-        super().__init__()
-        layers: list[nn.Module] = []
-        c_in = 1
-        for c_out in channels:
-            layers += [
-                nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
-                nn.BatchNorm2d(c_out),
-                nn.ReLU(inplace=True),
-                nn.MaxPool2d(2),
-            ]
-            c_in = c_out
-        self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head = nn.Sequential(
-            nn.Flatten(),
-            nn.Dropout(dropout),
-            nn.Linear(c_in, hidden),
-            nn.ReLU(inplace=True),
-            nn.Linear(hidden, 2),
-            nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.pool(self.features(x)))
+ARRAY_NAME = "<audio>"
 
 
-def build_model(arch: str = "seed") -> EmotionCNN:
-    """Instantiate a named architecture from :data:`ARCHITECTURES`."""
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {arch!r}; choose from {', '.join(ARCHITECTURES)}")
-    return EmotionCNN(**ARCHITECTURES[arch])
+class EmotionModel:
+    """An ONNX emotion model and the :class:`~music2emotion.config.FeatureSettings` it
+    was trained with.
+
+    Parameters
+    ----------
+    model : str or os.PathLike, optional
+        A model file, or the name of a bundled one (``"accurate"``, the default;
+        ``"fast"``; ``"seed"``).
+    threads : int
+        ONNX Runtime threads; 0 lets it use every core.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The model file.
+    kind : str
+        ``"cnn"``, ``"descriptors"`` or ``"fusion"`` (:mod:`music2emotion.modelfile`).
+    settings : FeatureSettings
+        Sample rate, mel settings and window length the model was trained with.
+    info : dict
+        The file's metadata: settings, validation figures, provenance.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file or bundled model.
+    ValueError
+        The file is not a music2emotion model this version runs.
+    """
+
+    def __init__(self, model: str | os.PathLike[str] | None = None, *, threads: int = 0):
+        self.path: Path = resolve_model(model)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        # ONNX Runtime's memory patterns keep one more arena block per batch shape seen
+        # (36 MB more for a batch of 16 ten-second windows, allocated on the second batch),
+        # so a long file peaked higher than a short one; without them memory is flat and,
+        # measured on this model, inference is no slower
+        opts.enable_mem_pattern = False
+        try:
+            self.session = ort.InferenceSession(
+                str(self.path), opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ValueError(f"{self.path}: not a loadable ONNX model ({exc})") from exc
+        self.info: dict[str, Any] = read_metadata(
+            self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), self.path)
+        self.kind: str = self.info["kind"]
+        self.settings = FeatureSettings.from_dict(self.info["settings"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        if sorted(self.input_names) != sorted(INPUTS[self.kind]):
+            raise ValueError(f"{self.path}: a {self.kind} model takes {', '.join(INPUTS[self.kind])}, "
+                             f"this file {', '.join(self.input_names)}")
+        # Windows per ONNX Runtime call (None: all that are given). A fusion window is six
+        # tagger passes whose convolution activations take about 80 MB: 16 windows at once
+        # peaked at 1.7 GB against 0.45 GB for one, and ran no faster per window (0.28 s
+        # against 0.32 s, within noise), so its windows go one at a time.
+        self.session_batch: int | None = 1 if self.kind == FUSION else None
+
+    def __repr__(self) -> str:
+        return f"EmotionModel({str(self.path)!r}, kind={self.kind!r})"
+
+    def window_settings(self, window_seconds: float | None = None) -> FeatureSettings:
+        """The model's settings with another window length (``None``: the model's own).
+
+        Raises
+        ------
+        OptionError
+            A window shorter than ``MIN_AUDIO_SECONDS``.
+        """
+        return with_window(self.settings, window_seconds)
+
+    def window_inputs(self, samples: np.ndarray, settings: FeatureSettings | None = None
+                      ) -> dict[str, np.ndarray]:
+        """This model's inputs for one window (:func:`music2emotion.frontends.window_inputs`)."""
+        return window_inputs(self.kind, samples, settings or self.settings)
+
+    def predict_windows(self, windows: list[dict[str, np.ndarray]]) -> np.ndarray:
+        """Run windows' inputs through the model.
+
+        Parameters
+        ----------
+        windows : list of dict
+            Each window's inputs, as :meth:`window_inputs` makes them.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``[len(windows), 2]`` valence and arousal in [0, 1], float32.
+        """
+        if not windows:
+            return np.zeros((0, 2), np.float32)
+        step = self.session_batch or len(windows)
+        out = []
+        for i in range(0, len(windows), step):
+            feed = {name: np.ascontiguousarray(np.stack([w[name] for w in windows[i : i + step]]),
+                                               np.float32)
+                    for name in self.input_names}
+            out.append(self.session.run([OUTPUT], feed)[0])
+        return np.clip(np.concatenate(out), 0.0, 1.0)
+
+    def predict_features(self, x: np.ndarray) -> np.ndarray:
+        """CNN models: the seed's contract, ``[batch, 1, n_mels, frames] -> [batch, 2]``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            Log-mel windows as :func:`music2emotion.frontends.window_features` makes them.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``[batch, 2]`` valence and arousal in [0, 1].
+        """
+        return self.predict_windows([{"input": w} for w in np.asarray(x, np.float32)])
+
+    def predict_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        window_seconds: float | None = None,
+        hop_seconds: float | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        timeline: bool = False,
+    ) -> Prediction:
+        """Predict one audio file.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            Any file libsndfile decodes (WAV, FLAC, OGG/Opus, MP3, AIFF, ...).
+        window_seconds : float, optional
+            Window length (default: the model's).
+        hop_seconds : float, optional
+            Seconds between window starts (default: the window length).
+        batch_size : int
+            Windows per ONNX Runtime call.
+        timeline : bool
+            Also keep each window's values in ``Prediction.timeline``.
+
+        Returns
+        -------
+        Prediction
+            With ``error`` set, and no values, when the file cannot be predicted.
+
+        Raises
+        ------
+        OptionError
+            An option out of range (a ``ValueError``).
+        """
+        return self._predict(str(path), lambda rate: stream_audio(path, rate), window_seconds,
+                             hop_seconds, batch_size, timeline)
+
+    def predict_audio(
+        self,
+        samples: np.ndarray,
+        sample_rate: int,
+        *,
+        window_seconds: float | None = None,
+        hop_seconds: float | None = None,
+        batch_size: int = DEFAULT_BATCH,
+        timeline: bool = False,
+    ) -> Prediction:
+        """Predict audio held in memory, exactly as a lossless file of it.
+
+        Parameters
+        ----------
+        samples : numpy.ndarray
+            1-D mono, or ``[frames, channels]`` (as soundfile returns it; librosa's
+            ``[channels, frames]`` is ``samples.T``). Floating-point with full scale 1.0,
+            or integer PCM.
+        sample_rate : int
+            Of ``samples``, in Hz; resampled to the model's rate.
+        window_seconds, hop_seconds, batch_size, timeline
+            As for :meth:`predict_file`.
+
+        Returns
+        -------
+        Prediction
+            ``path`` is ``"<audio>"``; ``error`` is set for audio that cannot be predicted
+            (too short, not finite).
+
+        Raises
+        ------
+        ValueError
+            An option out of range, a sample rate outside 1-1536 kHz, or an array of the
+            wrong shape or type.
+        """
+        blocks = stream_array(samples, sample_rate, self.settings.sample_rate)
+        return self._predict(ARRAY_NAME, lambda rate: blocks, window_seconds, hop_seconds,
+                             batch_size, timeline)
+
+    def _predict(self, name: str, source: Any, window_seconds: float | None,
+                 hop_seconds: float | None, batch_size: int, timeline: bool) -> Prediction:
+        """The shared loop: ``source(sample_rate)`` gives the blocks; windows go through
+        the session ``batch_size`` at a time; the result comes from ``song_prediction``."""
+        check_options(window_seconds=window_seconds, hop_seconds=hop_seconds, batch_size=batch_size)
+        settings = self.window_settings(window_seconds)
+        spans: list[tuple[float, float]] = []
+        outputs: list[np.ndarray] = []
+        pending: list[dict[str, np.ndarray]] = []
+        try:
+            meter = LevelMeter(source(settings.sample_rate))
+            for w in iter_windows(meter, settings, hop_seconds):
+                spans.append((w.start, w.end))
+                pending.append(self.window_inputs(w.samples, settings))
+                if len(pending) >= batch_size:
+                    outputs.append(self.predict_windows(pending))
+                    pending.clear()
+            outputs.append(self.predict_windows(pending))
+        except Exception as exc:  # a decoder or feature bug must not take other files down
+            return Prediction(name, error=failure_reason(exc))
+        return song_prediction(name, spans, np.concatenate(outputs),
+                               duration=meter.samples / settings.sample_rate,
+                               silent=meter.silent, timeline=timeline)
+
+
+_models: dict[str, EmotionModel] = {}
+
+
+def load(model: EmotionModel | str | os.PathLike[str] | None = None) -> EmotionModel:
+    """``model`` itself when loaded, else the model it names, loaded once per process."""
+    if isinstance(model, EmotionModel):
+        return model
+    key = str(resolve_model(model))
+    if key not in _models:
+        _models[key] = EmotionModel(key)
+    return _models[key]
+
+
+def predict_file(
+    path: str | os.PathLike[str],
+    *,
+    model: EmotionModel | str | os.PathLike[str] | None = None,
+    window_seconds: float | None = None,
+    hop_seconds: float | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    timeline: bool = False,
+) -> Prediction:
+    """Valence and arousal of one audio file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file libsndfile decodes.
+    model : EmotionModel, str or os.PathLike, optional
+        A loaded model, a bundled model's name (``"accurate"``, the default; ``"fast"``;
+        ``"seed"``) or a model file; loaded once per process and kept.
+    window_seconds, hop_seconds, batch_size, timeline
+        As for :meth:`EmotionModel.predict_file`.
+
+    Returns
+    -------
+    Prediction
+        ``error`` is set, and the values are ``None``, when the file cannot be predicted.
+    """
+    return load(model).predict_file(path, window_seconds=window_seconds, hop_seconds=hop_seconds,
+                                    batch_size=batch_size, timeline=timeline)
+
+
+def predict_audio(
+    samples: np.ndarray,
+    sample_rate: int,
+    *,
+    model: EmotionModel | str | os.PathLike[str] | None = None,
+    window_seconds: float | None = None,
+    hop_seconds: float | None = None,
+    batch_size: int = DEFAULT_BATCH,
+    timeline: bool = False,
+) -> Prediction:
+    """Valence and arousal of audio held in memory (a notebook, a stream).
+
+    Parameters
+    ----------
+    samples : numpy.ndarray
+        1-D mono, or ``[frames, channels]``; see :meth:`EmotionModel.predict_audio`.
+    sample_rate : int
+        Of ``samples``, in Hz.
+    model, window_seconds, hop_seconds, batch_size, timeline
+        As for :func:`predict_file`.
+
+    Returns
+    -------
+    Prediction
+        The same values a lossless file of this audio gives.
+    """
+    return load(model).predict_audio(samples, sample_rate, window_seconds=window_seconds,
+                                     hop_seconds=hop_seconds, batch_size=batch_size,
+                                     timeline=timeline)
+

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import DEAM_MAX, DEAM_MIN, to_deam
-from .inference import Prediction, Segment
+from .config import DEAM_MAX, DEAM_MIN, Scale
+from .prediction import Prediction, Segment, on_scale
 
 VALENCE_COLOR, AROUSAL_COLOR = "#1f77b4", "#d62728"
 # Russell's circumplex, as commonly summarised for music: (valence side, arousal side)
@@ -31,7 +31,15 @@ class PlotUnavailable(ImportError):
     """matplotlib is not installed."""
 
 
-def _figure(width: float, height: float) -> Any:
+def new_figure(width: float, height: float, dpi: int = 100) -> Any:
+    """A bare :class:`matplotlib.figure.Figure` with its own Agg canvas: drawing on it never
+    touches pyplot's global state or the caller's backend.
+
+    Raises
+    ------
+    PlotUnavailable
+        matplotlib is not installed.
+    """
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -39,22 +47,18 @@ def _figure(width: float, height: float) -> Any:
         raise PlotUnavailable(
             "drawing needs matplotlib: pip install 'music2emotion[plot]'"
         ) from exc
-    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
 def require_matplotlib() -> None:
     """Raise :class:`PlotUnavailable` now rather than after a long run."""
-    _figure(1, 1)
+    new_figure(1, 1)
 
 
-def _range(scale: str) -> tuple[float, float]:
+def _range(scale: Scale) -> tuple[float, float]:
     return (DEAM_MIN, DEAM_MAX) if scale == "deam" else (0.0, 1.0)
-
-
-def _scaled(value: float, scale: str) -> float:
-    return float(to_deam(value)) if scale == "deam" else float(value)
 
 
 def _clock(seconds: float, _pos: Any = None) -> str:
@@ -65,7 +69,7 @@ def _clock(seconds: float, _pos: Any = None) -> str:
 def plot_timeline(
     pred: Prediction,
     out: str | os.PathLike[str],
-    scale: str = "unit",
+    scale: Scale = "unit",
     title: str | None = None,
     reference: Sequence[Segment] = (),
 ) -> Path:
@@ -78,21 +82,21 @@ def plot_timeline(
         raise ValueError(f"{pred.path}: nothing to plot ({pred.error or 'no timeline'})")
     from matplotlib.ticker import FuncFormatter
 
-    fig = _figure(8, 3.6)
+    fig = new_figure(8, 3.6)
     ax = fig.add_subplot()
     mids = [(s.start + s.end) / 2 for s in pred.timeline]
     for name, color, song in (
         ("valence", VALENCE_COLOR, pred.valence),
         ("arousal", AROUSAL_COLOR, pred.arousal),
     ):
-        ys = [_scaled(getattr(s, name), scale) for s in pred.timeline]
+        ys = [on_scale(getattr(s, name), scale) for s in pred.timeline]
         ax.plot(mids, ys, color=color, marker="o", markersize=3, linewidth=1.6, label=name)
         assert song is not None
-        ax.axhline(_scaled(song, scale), color=color, linestyle="--", linewidth=1,
-                   label=f"{name} of the song: {_scaled(song, scale):.2f}")
+        ax.axhline(on_scale(song, scale), color=color, linestyle="--", linewidth=1,
+                   label=f"{name} of the song: {on_scale(song, scale):.2f}")
         if reference:
             xs = [x for r in reference for x in (r.start, r.end)]
-            ref = [_scaled(getattr(r, name), scale) for r in reference for _ in (0, 1)]
+            ref = [on_scale(getattr(r, name), scale) for r in reference for _ in (0, 1)]
             ax.plot(xs, ref, color=color, linestyle=":", linewidth=1.4, label=f"{name}, reference")
     lo, hi = _range(scale)
     ax.set_ylim(lo, hi)
@@ -112,13 +116,13 @@ def plot_timeline(
 def plot_plane(
     points: Sequence[tuple[str, float, float]],
     out: str | os.PathLike[str],
-    scale: str = "unit",
+    scale: Scale = "unit",
     title: str | None = None,
 ) -> Path:
     """Draw ``(label, valence, arousal)`` points (already on ``scale``) on the
     valence-arousal plane with its four quadrants named; labels are written next to the
     points when there are few enough to read."""
-    fig = _figure(6.4, 6)
+    fig = new_figure(6.4, 6)
     ax = fig.add_subplot()
     lo, hi = _range(scale)
     mid = (lo + hi) / 2

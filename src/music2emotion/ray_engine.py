@@ -1,33 +1,30 @@
 """Batch prediction on a Ray cluster (Ray Data): the ``--engine ray`` of ``music2emotion predict``.
 
-It gives the same rows as the local engine (:func:`music2emotion.inference.predict_files`)
+It gives the same predictions as the local engine (:func:`music2emotion.engine.predict_files`)
 for the same files, up to float rounding, but spreads the work over every machine of a
-Ray cluster, or over a Ray instance it starts on this machine when no address is given.
-The CLI imports this module only for ``--engine ray``; the library never imports it, and
-Ray itself is imported only when a run starts, so ``music2emotion`` works without the
-``distributed`` extra.
+Ray cluster, or over a Ray instance it starts on this machine when no address is given
+(:func:`running`). The CLI imports this module only for ``--engine ray`` and writes its
+results with the same :class:`~music2emotion.output.Output` as the local engine's; the
+library never imports it, and Ray itself is imported only when a run starts, so
+``music2emotion`` works without the ``distributed`` extra.
 
 The pipeline (one Ray Dataset, streamed, so memory does not grow with the catalogue):
 
 1. the file list becomes a Dataset of paths (``ray.data.from_items``), a few files a block;
 2. CPU tasks (one core each) decode each file and cut it into the model's windows with the
-   library's own :func:`~music2emotion.features.iter_windows` and
-   :func:`~music2emotion.inference.window_inputs`, emitting one row per window (its
+   library's own :func:`~music2emotion.windows.iter_windows` and
+   :func:`~music2emotion.frontends.window_inputs`, emitting one row per window (its
    model inputs pickled, about 110 KB for a CNN's 10 s window) as the file streams in, and
    then one summary row per file (window count, duration, silence, or the error);
 3. a pool of actors, each holding one ONNX Runtime session, runs the windows in batches;
    the pool starts with one actor and grows only while its actors are all busy (see
    :func:`_pipeline` for why actors reserve no CPU);
-4. this process gathers each file's window values, reduces them to the song-level value
-   exactly as the local engine does, and writes the row as soon as the file is complete,
-   CSV/JSONL flushed row by row, so ``--resume`` works as with the local engine.
+4. this process gathers each file's window values and hands them to
+   :func:`~music2emotion.prediction.song_prediction`, as the local engine does, yielding
+   each file's result as soon as it is complete.
 
-Parquet output cannot be appended to, so its rows go to a JSON Lines journal beside it
-(``<output>.partial.jsonl``) while the run goes on, and become the Parquet file (written
-whole, then renamed into place) when the run ends; a run that dies leaves the journal,
-which ``--resume`` picks up. Object-storage paths (``s3://``, ``gs://``, ...) are listed and
-read through pyarrow's filesystems; each task copies its file to local temporary storage
-to decode it.
+Object-storage paths (``s3://``, ``gs://``, ...) are listed and read through pyarrow's
+filesystems; each task copies its file to local temporary storage to decode it.
 
 Bad files give error rows, as locally. A task that dies (a decoder crash, a lost node)
 after Ray's retries costs its block's unfinished files a second pass, one file a task;
@@ -36,7 +33,6 @@ only files that fail on their own then get an error row.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -45,26 +41,20 @@ import socket
 import sys
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from . import inference
 from .audio import AudioError, LevelMeter, quiet_decoder_messages, stream_audio
 from .config import AUDIO_EXTENSIONS, FeatureSettings
-from .features import TooShortError, iter_windows
-from .inference import DEFAULT_BATCH, EmotionModel, Prediction, window_inputs
-from .results import RowWriter, done_paths, format_for, open_output
-
-if TYPE_CHECKING:
-    import pyarrow
-
-PARQUET_SUFFIXES = (".parquet", ".pq")
-JOURNAL_SUFFIX = ".partial.jsonl"
+from .frontends import window_inputs
+from .model import EmotionModel
+from .prediction import Prediction, failure_reason, song_prediction
+from .windows import DEFAULT_BATCH, check_options, iter_windows
 # A block's files are decoded one after the other by one task: a few per block keeps the
 # per-task overhead small, and at least BLOCKS_PER_CPU blocks per CPU keep the load even.
 FILES_PER_BLOCK = 16
@@ -77,21 +67,6 @@ TASK_DIED = (
     "the Ray task decoding this file died (a crash in the decoder, or its worker was "
     "killed, e.g. for lack of memory)"
 )
-NO_VALUES = "the model gave no valid values for this audio (NaN)"
-# The local engine's song-level rule and silence warning, taken from the library when it
-# names them so both engines change together.
-_SILENT = getattr(
-    inference, "SILENT_WARNING", "silent: the audio is digital silence, so the values mean nothing"
-)
-
-
-def _song_value(starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """The song-level ``[valence, arousal]`` from its windows, as the local engine has it."""
-    weighted: Callable[..., np.ndarray] | None = getattr(inference, "time_weighted_mean", None)
-    if weighted is not None:
-        return weighted(starts, ends, values)
-    return np.asarray(values, np.float64).mean(axis=0)
-
 
 class RayUnavailable(RuntimeError):
     """Ray is not installed, or the cluster cannot be reached; ``str()`` is one line."""
@@ -111,10 +86,6 @@ def _one_line(exc: BaseException) -> str:
     if "No module named" in gist:
         hint = " (install music2emotion[distributed] on every node of the cluster)"
     return f"the Ray cluster failed: {gist}{hint}"
-
-
-def is_parquet(path: str | os.PathLike[str] | None) -> bool:
-    return bool(path) and str(path).lower().endswith(PARQUET_SUFFIXES)
 
 
 def is_uri(path: str | os.PathLike[str]) -> bool:
@@ -180,7 +151,8 @@ def _rows(path: str, index: list[int], start: list[float], end: list[float],
 def _file_rows(path: str, kind: str, settings: FeatureSettings, hop_seconds: float | None,
                rows_per_batch: int) -> Iterator[dict[str, list[Any]]]:
     """One file's window rows, ``rows_per_batch`` at a time, then its summary row. Never
-    raises for a bad file: the error goes into the summary (as in ``predict_file``)."""
+    raises for a bad file: the error goes into the summary (the reason ``predict_file``
+    gives)."""
     count = 0
     pending: dict[str, list[Any]] = {"index": [], "start": [], "end": [], "features": []}
 
@@ -205,12 +177,8 @@ def _file_rows(path: str, kind: str, settings: FeatureSettings, hop_seconds: flo
                 count += 1
                 if len(pending["index"]) >= rows_per_batch:
                     yield flush()
-        except (AudioError, TooShortError) as exc:
-            error = str(exc)
-        except MemoryError:
-            error = "out of memory while decoding"
         except Exception as exc:  # a decoder or feature bug must not take other files down
-            error = f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"
+            error = failure_reason(exc)
     if error:
         # windows already sent are dropped by the gatherer once it sees the error
         yield _rows(path, [_SUMMARY], [math.nan], [math.nan], [b""], error=error)
@@ -269,9 +237,10 @@ class _Gatherer:
     its summary and all its windows have arrived. A window that arrives twice (a retried
     task) counts once."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeline: bool = False) -> None:
         self.partial: dict[str, _Partial] = {}
         self.finished: set[str] = set()
+        self.timeline = timeline
 
     def add(self, batch: dict[str, np.ndarray]) -> list[Prediction]:
         touched = []
@@ -304,16 +273,11 @@ class _Gatherer:
         elif len(part.spans) < int(s["windows"]):
             return None
         else:
-            starts, ends, v, a = np.array([part.spans[i] for i in sorted(part.spans)]).T
-            values = np.stack([v, a], axis=1)
-            pred = Prediction(path)
-            if not np.isfinite(values).all():
-                pred.error = NO_VALUES
-            else:
-                pred.valence, pred.arousal = (float(x) for x in _song_value(starts, ends, values))
-                pred.windows = len(values)
-                pred.duration = float(s["duration"])
-                pred.warning = _SILENT if s["silent"] else ""
+            windows = [part.spans[i] for i in sorted(part.spans)]
+            pred = song_prediction(path, [(a, b) for a, b, _, _ in windows],
+                                   np.array([(v, ar) for _, _, v, ar in windows]),
+                                   duration=float(s["duration"]), silent=bool(s["silent"]),
+                                   timeline=self.timeline)
         del self.partial[path]
         self.finished.add(path)
         return pred
@@ -454,24 +418,48 @@ def _pipeline(paths: Sequence[str], model_ref: Any, kind: str, settings: Feature
 
 def predict(
     paths: Sequence[str | os.PathLike[str]],
+    *,
     model: EmotionModel,
+    window_seconds: float | None = None,
     hop_seconds: float | None = None,
     batch_size: int = DEFAULT_BATCH,
-    window_seconds: float | None = None,
+    timeline: bool = False,
 ) -> Iterator[Prediction]:
-    """Yield a :class:`Prediction` for every path, in the order files finish, computed on
-    the Ray cluster this process is connected to (see :func:`init_ray`)."""
+    """Predict files on the Ray cluster this process is connected to (see :func:`running`).
+
+    Parameters
+    ----------
+    paths : sequence of str or os.PathLike
+        Local paths every node can read, or object-storage URIs.
+    model : EmotionModel
+        The model; its file travels to the actors through the object store.
+    window_seconds, hop_seconds, batch_size, timeline
+        As for :meth:`music2emotion.EmotionModel.predict_file`.
+
+    Returns
+    -------
+    iterator of Prediction
+        One per path, in the order files finish.
+
+    Raises
+    ------
+    OptionError
+        An option out of range: raised here, before anything runs (a ``ValueError``).
+    """
+    check_options(window_seconds=window_seconds, hop_seconds=hop_seconds, batch_size=batch_size)
+    settings = model.window_settings(window_seconds)
+    return _predict([str(p) for p in paths], model, settings, hop_seconds, batch_size, timeline)
+
+
+def _predict(names: list[str], model: EmotionModel, settings: FeatureSettings,
+             hop_seconds: float | None, batch_size: int, timeline: bool) -> Iterator[Prediction]:
     import ray
 
-    names = [str(p) for p in paths]
     if not names:
         return
-    settings = model.settings
-    if window_seconds is not None:
-        settings = replace(settings, window_seconds=float(window_seconds))
     model_ref = ray.put(model.path.read_bytes())
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    gatherer = _Gatherer()
+    gatherer = _Gatherer(timeline)
     todo = names
     # a first pass a few files a task; the files of tasks that died get a second pass one
     # file a task, so that a file that kills its worker takes only itself down
@@ -492,113 +480,34 @@ def predict(
         yield Prediction(path, error=TASK_DIED)
 
 
-# --- output -----------------------------------------------------------------------------
+@contextmanager
+def running(address: str | None = None, num_cpus: int | None = None) -> Iterator[None]:
+    """Run the block connected to a Ray cluster, quietly.
 
+    Connects (or starts a local instance, see :func:`init_ray`) and keeps Ray's own console
+    output away (see :func:`_quiet_console`); an instance started here is stopped at the
+    end. Ray failing inside the block is raised as :class:`ClusterFailed`, in one line;
+    ``OSError`` (the output cannot be written) passes as it is.
 
-def _parquet_schema() -> pyarrow.Schema:
-    import pyarrow as pa
+    Parameters
+    ----------
+    address : str, optional
+        ``auto`` or ``HOST:PORT`` of a cluster's head node; default: start Ray here.
+    num_cpus : int, optional
+        CPUs of an instance started here (default: all).
 
-    return pa.schema([("path", pa.string()), ("valence", pa.float64()), ("arousal", pa.float64()),
-                      ("duration", pa.float64()), ("windows", pa.int64()),
-                      ("warning", pa.string()), ("error", pa.string())])
-
-
-def journal_path(output: str | os.PathLike[str]) -> Path:
-    return Path(str(output) + JOURNAL_SUFFIX)
-
-
-def finish_parquet(output: str | os.PathLike[str], keep_existing: bool) -> int:
-    """Write the journal's rows (after the rows already in ``output`` when
-    ``keep_existing``) to ``output`` as Parquet, atomically, and drop the journal.
-    Returns the number of rows written."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    out, journal = Path(output), journal_path(output)
-    schema = _parquet_schema()
-    tables = []
-    if keep_existing and out.exists():
-        tables.append(pq.read_table(out).select(schema.names).cast(schema))
-    if journal.exists():
-        done_paths(journal, "jsonl")  # cuts off a last line a killed run left half-written
-        with journal.open(encoding="utf-8") as f:
-            rows = [json.loads(line) for line in f if line.strip()]
-        tables.append(pa.Table.from_pylist(rows, schema=schema))
-    table = pa.concat_tables(tables) if tables else schema.empty_table()
-    tmp = out.with_name(out.name + ".tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, out)
-    journal.unlink(missing_ok=True)
-    return table.num_rows
-
-
-def already_done(output: str | os.PathLike[str], fmt: str | None = None) -> set[str]:
-    """Paths present in an earlier output, for ``--resume`` (Parquet: also its journal)."""
-    if not is_parquet(output):
-        return done_paths(output, format_for(output, fmt))
-    import pyarrow.parquet as pq
-
-    done = done_paths(journal_path(output), "jsonl")
-    if Path(output).exists():
-        try:
-            done |= {str(p) for p in pq.read_table(output, columns=["path"]).column("path").to_pylist()}
-        except Exception as exc:  # pyarrow's ArrowInvalid and kin
-            raise ValueError(f"{output}: not a readable Parquet file ({exc})") from exc
-    return done
-
-
-@dataclass
-class RunSummary:
-    done: int = 0
-    failed: int = 0
-    skipped: int = 0
-
-
-def run(
-    paths: Sequence[str | os.PathLike[str]],
-    model: EmotionModel,
-    output: str | os.PathLike[str],
-    fmt: str | None = None,
-    scale: str = "unit",
-    resume: bool = False,
-    hop_seconds: float | None = None,
-    batch_size: int = DEFAULT_BATCH,
-    window_seconds: float | None = None,
-    address: str | None = None,
-    num_cpus: int | None = None,
-    progress: bool = False,
-) -> RunSummary:
-    """Predict ``paths`` on Ray and write one row per file to ``output`` (CSV, JSON Lines
-    or, by its extension, Parquet); with ``resume``, files already there are skipped.
-    Each failed file gets a line ``error: PATH: REASON`` on stderr."""
-    from tqdm import tqdm
-
-    summary = RunSummary()
-    names = [str(p) for p in paths]
-    if resume:
-        done = already_done(output, fmt)
-        summary.skipped = sum(p in done for p in names)
-        names = [p for p in names if p not in done]
-        if summary.skipped:
-            print(f"resuming: {summary.skipped} of {len(paths)} files already in {output}",
-                  file=sys.stderr)
-    parquet = is_parquet(output)
-    target = journal_path(output) if parquet else Path(output)
-    row_fmt = "jsonl" if parquet else format_for(output, fmt)
+    Raises
+    ------
+    RayUnavailable
+        Ray is not installed, or the cluster cannot be reached.
+    ClusterFailed
+        Ray failed during the run.
+    """
     with _quiet_console():
-        started = init_ray(address, num_cpus) if names else False
+        started = init_ray(address, num_cpus)
         try:
-            stream, header = open_output(target, resume)
-            with stream:
-                writer = RowWriter(stream, row_fmt, scale, False, header)
-                results = predict(names, model, hop_seconds, batch_size, window_seconds)
-                for pred in tqdm(results, total=len(names), disable=not progress, unit="file"):
-                    writer.write(pred)
-                    summary.done += 1
-                    if not pred.ok:
-                        summary.failed += 1
-                        print(f"error: {pred.path}: {pred.error}", file=sys.stderr)
-        except (OSError, ClusterFailed):
+            yield
+        except (OSError, ClusterFailed, RayUnavailable):
             raise  # the output cannot be written, or already one line
         except Exception as exc:  # Ray's errors carry remote tracebacks: one line instead
             raise ClusterFailed(_one_line(exc)) from exc
@@ -607,6 +516,3 @@ def run(
                 import ray
 
                 ray.shutdown()
-    if parquet:
-        finish_parquet(output, keep_existing=resume)
-    return summary

@@ -1,4 +1,5 @@
-"""Writing prediction rows to CSV or JSON Lines, one flushed file at a time, and resuming.
+"""Writing prediction rows to CSV, JSON Lines or Parquet, one flushed file at a time, and
+resuming: the one writer of every engine (:class:`Output`).
 
 Output layout (documented for users in the README, "Output columns"):
 
@@ -8,6 +9,11 @@ Output layout (documented for users in the README, "Output columns"):
   in one write. A row for the song is therefore the mark that the file is complete.
 * JSON Lines: one object per file with the :data:`COLUMNS` keys, plus ``timeline`` (a list
   of ``{start, end, valence, arousal}``) when asked for.
+* Parquet (by the extension ``.parquet`` / ``.pq``): the :data:`COLUMNS`, typed. A Parquet
+  file cannot be appended to, so while a run goes on its rows go to a JSON Lines journal
+  beside it (``<output>.partial.jsonl``), which becomes the Parquet file (written whole,
+  then renamed into place) when the run ends; a run that dies leaves the journal, and
+  ``resume`` picks it up.
 
 Each file's rows are written and flushed as soon as it finishes, so a run killed midway
 leaves every finished file in the output. :func:`read_output` reads such a file back: it
@@ -26,22 +32,35 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
 
-from .inference import Prediction
+from .config import Scale
+from .prediction import Prediction
+
+if TYPE_CHECKING:
+    import pyarrow
 
 COLUMNS = ["path", "valence", "arousal", "duration", "windows", "warning", "error"]
 TIMELINE_COLUMNS = ["path", "kind", "start", "end", "valence", "arousal", "duration",
                     "windows", "warning", "error"]
 SONG, WINDOW = "song", "window"
 ENCODING, ERRORS = "utf-8", "surrogateescape"
+FORMATS = ("csv", "jsonl", "parquet")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+JOURNAL_SUFFIX = ".partial.jsonl"
 
 
 def format_for(path: str | os.PathLike[str] | None, fmt: str | None = None) -> str:
-    """``csv`` or ``jsonl``: explicit ``fmt`` wins, else the file's extension."""
+    """``csv``, ``jsonl`` or ``parquet``: explicit ``fmt`` wins, else the file's extension
+    (CSV when it says nothing)."""
     if fmt:
         return fmt
-    return "jsonl" if path and str(path).lower().endswith((".jsonl", ".json", ".ndjson")) else "csv"
+    name = str(path or "").lower()
+    if name.endswith(PARQUET_SUFFIXES):
+        return "parquet"
+    return "jsonl" if name.endswith(JSONL_SUFFIXES) else "csv"
 
 
 def columns_for(fmt: str, timeline: bool) -> list[str]:
@@ -164,12 +183,6 @@ def read_output(
     return state
 
 
-def done_paths(path: str | os.PathLike[str], fmt: str | None = None) -> set[str]:
-    """Paths already complete in an earlier output (missing file: empty set). Repairs the
-    file's end, like :func:`read_output`."""
-    return read_output(path, fmt).done
-
-
 class RowWriter:
     """Appends each :class:`Prediction` as rows (see the module docstring for the layout),
     one write and one flush per file."""
@@ -178,7 +191,7 @@ class RowWriter:
         self,
         stream: IO[str],
         fmt: str = "csv",
-        scale: str = "unit",
+        scale: Scale = "unit",
         timeline: bool = False,
         header: bool = True,
     ):
@@ -202,10 +215,7 @@ class RowWriter:
         row = pred.row(self.scale)
         if self.fmt == "jsonl":
             if self.timeline:
-                row["timeline"] = [
-                    {k: v for k, v in seg.items() if k != "path"}
-                    for seg in pred.segment_rows(self.scale)
-                ]
+                row["timeline"] = [seg.row(self.scale) for seg in pred.timeline]
             self._write([row])
         elif self.timeline:
             windows = [{**seg, "kind": WINDOW} for seg in pred.segment_rows(self.scale)]
@@ -222,3 +232,145 @@ def open_output(path: str | os.PathLike[str], resume: bool) -> tuple[IO[str], bo
     if resume and p.exists() and p.stat().st_size > 0:
         return p.open("a", newline="", encoding=ENCODING, errors=ERRORS), False
     return p.open("w", newline="", encoding=ENCODING, errors=ERRORS), True
+
+
+# --- Parquet ------------------------------------------------------------------------------
+
+
+def _parquet_schema() -> pyarrow.Schema:
+    import pyarrow as pa
+
+    return pa.schema([("path", pa.string()), ("valence", pa.float64()), ("arousal", pa.float64()),
+                      ("duration", pa.float64()), ("windows", pa.int64()),
+                      ("warning", pa.string()), ("error", pa.string())])
+
+
+def journal_path(output: str | os.PathLike[str]) -> Path:
+    """Where a Parquet output's rows wait until the run ends."""
+    return Path(str(output) + JOURNAL_SUFFIX)
+
+
+def finish_parquet(output: str | os.PathLike[str], keep_existing: bool) -> int:
+    """Write the journal's rows (after the rows already in ``output`` when
+    ``keep_existing``) to ``output`` as Parquet, atomically, and drop the journal.
+    Returns the number of rows written."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out, journal = Path(output), journal_path(output)
+    schema = _parquet_schema()
+    tables = []
+    if keep_existing and out.exists():
+        tables.append(pq.read_table(out).select(schema.names).cast(schema))
+    if journal.exists():
+        read_output(journal, "jsonl")  # cuts off a last line a killed run left half-written
+        with journal.open(encoding=ENCODING, errors=ERRORS) as f:
+            rows = [json.loads(line) for line in f if line.strip()]
+        tables.append(pa.Table.from_pylist(rows, schema=schema))
+    table = pa.concat_tables(tables) if tables else schema.empty_table()
+    tmp = out.with_name(out.name + ".tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, out)
+    journal.unlink(missing_ok=True)
+    return table.num_rows
+
+
+def _parquet_done(output: str | os.PathLike[str]) -> set[str]:
+    import pyarrow.parquet as pq
+
+    done = read_output(journal_path(output), "jsonl").done
+    if Path(output).exists():
+        try:
+            done |= {str(p) for p in pq.read_table(output, columns=["path"]).column("path").to_pylist()}
+        except Exception as exc:  # pyarrow's ArrowInvalid and kin
+            raise ValueError(f"{output}: not a readable Parquet file ({exc})") from exc
+    return done
+
+
+# --- a run's output -----------------------------------------------------------------------
+
+
+class Output:
+    """Where a run's rows go, file by file, for every engine.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output file: CSV, JSON Lines or Parquet (see :func:`format_for`).
+    fmt : str, optional
+        ``csv``, ``jsonl`` or ``parquet``, overriding the extension.
+    scale : {"unit", "deam"}
+        The scale of the values written.
+    timeline : bool
+        Also write each window's values (CSV and JSON Lines only).
+    resume : bool
+        Keep what an earlier run wrote (cutting off what a killed one left half-written)
+        and append; :attr:`done` then holds the paths already there.
+
+    Raises
+    ------
+    ValueError
+        Options that do not go together, Parquet without pyarrow, or an earlier output
+        that cannot be resumed (other columns, unreadable).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, fmt: str | None = None,
+                 scale: Scale = "unit", timeline: bool = False, resume: bool = False):
+        self.path, self.resume = Path(path), resume
+        self.fmt = format_for(path, fmt)
+        if self.fmt not in FORMATS:
+            raise ValueError(f"unknown output format {self.fmt!r}; choose from {', '.join(FORMATS)}")
+        if format_for(path) == "parquet" and self.fmt != "parquet":
+            raise ValueError(f"{path}: a Parquet file name for {self.fmt} rows; name the file "
+                             f"after its format")
+        self.parquet = self.fmt == "parquet"
+        if self.parquet:
+            if timeline:
+                raise ValueError("a timeline cannot be written to Parquet; use CSV or JSON Lines")
+            try:
+                import pyarrow.parquet  # noqa: F401
+            except ImportError as exc:
+                raise ValueError("Parquet output needs pyarrow: pip install pyarrow "
+                                 "(the 'distributed' extra has it)") from exc
+        self._target = journal_path(path) if self.parquet else self.path
+        self._row_fmt = "jsonl" if self.parquet else self.fmt
+        self.scale, self.timeline = scale, timeline
+        self.done: set[str] = set()
+        if resume:
+            if self.parquet:
+                self.done = _parquet_done(path)
+            else:
+                self.done = read_output(self._target, self._row_fmt,
+                                        columns=columns_for(self._row_fmt, timeline)).done
+        self._stream: IO[str] | None = None
+        self._writer: RowWriter | None = None
+
+    def open(self) -> Output:
+        """Create (or, resuming, append to) the file; :meth:`write` does it when needed."""
+        if self._stream is None:
+            self._stream, header = open_output(self._target, self.resume)
+            self._writer = RowWriter(self._stream, self._row_fmt, self.scale, self.timeline, header)
+        return self
+
+    def write(self, pred: Prediction) -> None:
+        """Append one file's rows, in one write, flushed."""
+        self.open()
+        assert self._writer is not None
+        self._writer.write(pred)
+
+    def close(self, complete: bool = True) -> None:
+        """Close the file; a complete Parquet run becomes its Parquet file."""
+        self.open()  # a run with nothing to write still leaves its (resumed) output
+        assert self._stream is not None
+        if not self._stream.closed:
+            self._stream.close()
+            if self.parquet and complete:
+                finish_parquet(self.path, keep_existing=self.resume)
+
+    def __enter__(self) -> Output:
+        return self.open()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        # a run that stopped on an error keeps a Parquet journal for --resume
+        self.close(complete=exc_type is None)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import SR, tone, write
+from helpers import SR, tone, write
 from music2emotion.audio import load_audio, stream_audio
 from music2emotion.config import FeatureSettings
-from music2emotion.features import TooShortError, fit_length, iter_windows, window_features
+from music2emotion.frontends import window_features
+from music2emotion.windows import TooShortError, fit_length, iter_windows
 
 SEED = FeatureSettings(window_seconds=30.0)
 

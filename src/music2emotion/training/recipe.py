@@ -1,21 +1,21 @@
-"""The shipped model's recipe: inputs for every clip, the CV table, the final fit, one ONNX file.
+"""The bundled models' recipe: the candidates, the CV table, the final fit, one ONNX file.
 
 Training side only (scikit-learn, skl2onnx, onnx; torch to rebuild the musicnn encoder):
 
 1. :func:`build_encoder` reads a pretrained musicnn tagger (:data:`ENCODERS`) out of the
-   ``musicnn`` wheel and exports it to ONNX (see :mod:`music2emotion.musicnn`).
-2. :func:`clip_features` computes, for every clip, exactly what inference computes
-   (descriptors and musicnn patches per window, the encoders run by ONNX Runtime), each part
-   cached in its own ``.npz``.
-3. :func:`cv_table` cross-validates the baselines and every candidate on the same folds.
+   ``musicnn`` wheel and exports it to ONNX (see :mod:`music2emotion.training.musicnn`).
+2. :func:`music2emotion.training.clips.clip_features` computes, for every clip, exactly what
+   inference computes (descriptors and musicnn patches per window, the encoders run by ONNX
+   Runtime), each part cached in its own ``.npz``.
+3. :func:`cv_table` cross-validates the baselines and every candidate on the same folds;
+   :func:`cross_validation_report` writes the folds, the table and the out-of-fold
+   predictions, for ``music2emotion evaluate`` and ``scripts/reproduce_model.py`` alike.
 4. :func:`export_fusion` writes the fitted candidate as one ONNX graph: patches -> encoders ->
    mean over patches -> concat with descriptors -> average of the regressors.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,14 +23,14 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from ..config import TARGETS
+from ..descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS
+from ..frontends import MUSICNN_MELS, PATCH_FRAMES, PATCHES
+from ..modelfile import DESCRIPTORS, FUSION, OUTPUT, TAGGERS, metadata
 from . import evaluate as ev
 from . import regressors as rg
-from .audio import AudioError, stream_audio
-from .config import METADATA_KEY, TARGETS
-from .descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS, describe_clips, stack_and_cache
-from .features import TooShortError, iter_windows
-from .fusion import DESCRIPTORS_KIND, KIND, MUSICNN_MELS, PATCH_FRAMES, PATCHES, fusion_settings, musicnn_patches
+from .clips import CLIP_SETTINGS, clip_features, describe_clips
+from .export import OPSETS, save_onnx
 
 MUSICNN_WHEEL = "musicnn-0.1.0-py3-none-any.whl"
 # The pretrained taggers inside the fusion graph, in feature order: the Million Song Dataset
@@ -38,7 +38,6 @@ MUSICNN_WHEEL = "musicnn-0.1.0-py3-none-any.whl"
 # soft, fast, slow, ambient...).
 ENCODERS = ("MSD_musicnn", "MTT_musicnn")
 N_TAGS, N_EMBEDDING = 50, 200
-ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
 
 
 def embedding_names(encoder: str) -> tuple[str, ...]:
@@ -56,81 +55,6 @@ def build_encoder(wheel: str | os.PathLike[str], out: str | os.PathLike[str], na
     from .musicnn import export_encoder, load_musicnn, read_wheel_checkpoint
 
     return export_encoder(load_musicnn(read_wheel_checkpoint(wheel, name)), out, PATCH_FRAMES, MUSICNN_MELS)
-
-
-def _encoder_session(path: str | os.PathLike[str]):
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    opts.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-_worker: Any = None
-
-
-def _init(encoder: str) -> None:
-    global _worker
-    _worker = _encoder_session(encoder)
-
-
-def _one_clip(path: str) -> np.ndarray | str:
-    """Mean over the clip's windows of the encoder's [mean tags, mean embedding]."""
-    settings = fusion_settings()
-    try:
-        rows = []
-        for w in iter_windows(stream_audio(path, settings.sample_rate), settings):
-            tags, emb = _worker.run(None, {"patches": musicnn_patches(w.samples, settings.sample_rate)})
-            rows.append(np.concatenate([tags.mean(0), emb.mean(0)]))
-        return np.mean(rows, 0).astype(np.float32)
-    except (AudioError, TooShortError) as exc:
-        return f"{path}: {exc}"
-
-
-def _file_key(files: Sequence[Path], *extra: str) -> str:
-    return hashlib.sha1("\n".join(
-        [f"{p.resolve()}|{p.stat().st_size}|{p.stat().st_mtime_ns}" for p in files] + list(extra)
-    ).encode()).hexdigest()
-
-
-def clip_embeddings(
-    paths: Sequence[str | os.PathLike[str]],
-    encoder: str | os.PathLike[str],
-    cache: str | os.PathLike[str] | None = None,
-    jobs: int = 1,
-    progress: bool = True,
-) -> np.ndarray:
-    """``[clips, 250]`` mean tags and embedding of one encoder, cached by files and encoder."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm import tqdm
-
-    files = [Path(p) for p in paths]
-    key = _file_key(files, hashlib.sha1(Path(encoder).read_bytes()).hexdigest(), str(PATCHES))
-    if cache is not None and Path(cache).is_file():
-        with np.load(cache) as stored:
-            if str(stored["key"]) == key:
-                return stored["x"]
-    with ProcessPoolExecutor(max(1, jobs), initializer=_init, initargs=(str(encoder),)) as pool:
-        results = list(tqdm(pool.map(_one_clip, map(str, files), chunksize=4), total=len(files),
-                            desc=Path(encoder).stem, disable=not progress, unit="clip"))
-    return stack_and_cache(results, cache, key)
-
-
-def clip_features(
-    paths: Sequence[str | os.PathLike[str]],
-    encoders: Sequence[str | os.PathLike[str]],
-    cache_dir: str | os.PathLike[str] | None = None,
-    jobs: int = 1,
-    progress: bool = True,
-) -> np.ndarray:
-    """``[clips, len(feature_names())]``: descriptors and every encoder's outputs, each cached."""
-    cache = Path(cache_dir) if cache_dir else None
-    parts = [describe_clips(paths, cache=cache and cache / "descriptors.npz", jobs=jobs, progress=progress)]
-    for enc in encoders:
-        parts.append(clip_embeddings(paths, enc, cache and cache / f"{Path(enc).stem}.npz", jobs, progress))
-    return np.hstack(parts)
 
 
 # ---------------------------------------------------------------- candidates
@@ -205,6 +129,84 @@ def cv_table(
     return results
 
 
+def cross_validation_report(
+    x: np.ndarray,
+    y: np.ndarray,
+    ids: Sequence[int],
+    folds: list[list[int]],
+    seed: int,
+    out: str | os.PathLike[str],
+    names: Sequence[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[ev.CVResult]:
+    """Cross-validate the baselines and candidates on ``folds`` and write what a reader needs.
+
+    Writes into ``out``: ``folds.json`` (the folds as song ids, with ``seed``),
+    ``cv_table.md`` (mean ± std over folds), ``cv.json`` (every metric of every fold),
+    ``oof_predictions.csv`` (every candidate's out-of-fold predictions) and
+    ``scatter_best.png`` (the best candidate's, out of fold).
+
+    Returns
+    -------
+    list of CVResult
+        Baselines first, then the candidates in ``names`` order.
+    """
+    out = Path(out)
+    ev.save_folds(out / "folds.json", folds, seed)
+    results = cv_table(x, y, ids, folds, names, log)
+    table = ev.format_table(results)
+    log(table)
+    (out / "cv_table.md").write_text(table + "\n")
+    ev.write_json(out / "cv.json", {"folds": len(folds), "seed": seed, "songs": len(ids),
+                                    "results": [r.summary() for r in results]})
+    header = "song_id,valence_true,arousal_true," + ",".join(
+        f"{r.name} {d}" for r in results for d in TARGETS)
+    lines = [header] + [
+        f"{sid},{y[i, 0]:.4f},{y[i, 1]:.4f}," + ",".join(f"{v:.4f}" for r in results for v in r.oof[i])
+        for i, sid in enumerate(ids)]
+    (out / "oof_predictions.csv").write_text("\n".join(lines) + "\n")
+    best = max(results, key=lambda r: sum(r.stat(d, "r2")[0] for d in TARGETS))
+    ev.scatter_plot(y, best.oof, out / "scatter_best.png", f"{best.name} (out-of-fold)")
+    return results
+
+
+def run_cross_validation(
+    audio_dir: str | os.PathLike[str],
+    annotations: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    folds: int = 5,
+    seed: int = 42,
+    folds_file: str | os.PathLike[str] | None = None,
+    encoders: Sequence[str | os.PathLike[str]] = (),
+    names: Sequence[str] | None = None,
+    jobs: int = 1,
+    cache_dir: str | os.PathLike[str] | None = None,
+    log: Callable[[str], None] = print,
+) -> list[ev.CVResult]:
+    """``music2emotion evaluate`` without a model: k-fold CV of the baselines and candidates
+    on a DEAM-layout folder (see :func:`cross_validation_report` for what it writes).
+
+    Without ``encoders`` (the musicnn ONNX files from :func:`build_encoder`, in
+    :data:`ENCODERS` order) only descriptor-based candidates can run; ``names`` picks
+    candidates (default: all that can run). ``folds_file`` reuses saved folds.
+    """
+    from .data import load_dataset
+
+    data = load_dataset(audio_dir, annotations)
+    log(data.report())
+    fold_ids = ev.load_folds(folds_file) if folds_file else ev.kfold(data.ids, folds, seed)
+    cache = Path(cache_dir) if cache_dir else None
+    if encoders:
+        if len(encoders) != len(ENCODERS):
+            raise ValueError(f"--encoder takes {len(ENCODERS)} files, for {', '.join(ENCODERS)}")
+        x = clip_features(data.paths, encoders, cache, jobs)
+    else:
+        x = describe_clips(data.paths, cache=cache and cache / "descriptors.npz", jobs=jobs)
+        names = names or [n for n, (cols, _) in candidates().items() if cols.max() < x.shape[1]]
+    return cross_validation_report(x, data.targets.astype(np.float64), data.ids, fold_ids, seed,
+                                   out, names, log)
+
+
 # ---------------------------------------------------------------- export
 
 
@@ -226,8 +228,9 @@ def export_fusion(
     """One ONNX graph: ``descriptors [n, D]``, ``patches [n, P, 187, 96]`` -> ``output [n, 2]``.
 
     ``fitted`` takes rows of :func:`feature_names` for these ``encoders`` (ONNX files from
-    :func:`build_encoder`, in the same order). With no encoders the graph is the regressor
-    alone on ``descriptors`` (kind ``"descriptors"``: the fast bundled model).
+    :func:`build_encoder`, in the same order); the graph also returns ``taggers``, the
+    encoders' outputs averaged over each window's patches. With no encoders the graph is the
+    regressor alone on ``descriptors`` (kind ``"descriptors"``: the fast bundled model).
     """
     import onnx
     from onnx import TensorProto, helper
@@ -266,7 +269,7 @@ def export_fusion(
     member_outputs = []
     for i, est in enumerate(_members(fitted)):
         head = convert_sklearn(est, initial_types=[("features", FloatTensorType([None, n_feat]))],
-                               target_opset=ONNX_OPSET)
+                               target_opset=OPSETS)
         head = onnx.compose.add_prefix(head, f"m{i}_")
         for node in head.graph.node:
             node.input[:] = ["features" if n == f"m{i}_features" else n for n in node.input]
@@ -275,32 +278,21 @@ def export_fusion(
         member_outputs.append(head.graph.output[0].name)
     inits.append(helper.make_tensor("inv_members", TensorProto.FLOAT, [], [1.0 / len(member_outputs)]))
     nodes += [helper.make_node("Sum", member_outputs, ["member_sum"]),
-              helper.make_node("Mul", ["member_sum", "inv_members"], ["output"])]
+              helper.make_node("Mul", ["member_sum", "inv_members"], [OUTPUT])]
+    outputs = [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["n", len(TARGETS)])]
+    if encoders:
+        # the taggers' tags and embeddings, averaged over the window's patches: free to return,
+        # and what the golden tests pin besides the values
+        nodes.append(helper.make_node("Identity", ["window_embedding"], [TAGGERS]))
+        outputs.append(helper.make_tensor_value_info(
+            TAGGERS, TensorProto.FLOAT, ["n", len(encoders) * (N_TAGS + N_EMBEDDING)]))
     graph = helper.make_graph(
         nodes, "music2emotion_fusion" if encoders else "music2emotion_descriptors", inputs,
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", len(TARGETS)])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in ONNX_OPSET.items()])
-    meta = {
-        "kind": KIND if encoders else DESCRIPTORS_KIND,
-        "settings": fusion_settings().to_dict(),
-        "targets": list(TARGETS),
-        "scale": "0-1 (DEAM rating r maps to (r - 1) / 8)",
-        "n_descriptors": N_DESCRIPTORS,
-        "patches": PATCHES if encoders else 0,
-        "encoders": [Path(e).stem for e in encoders],
-        **({"encoder_source": "musicnn 0.1.0 on PyPI (Pons & Serra 2019; Music Technology Group, "
-                              "Universitat Pompeu Fabra; ISC licence)"} if encoders else {}),
-        "music2emotion_version": __version__,
-        **(extra or {}),
-    }
-    entry = model.metadata_props.add()
-    entry.key, entry.value = METADATA_KEY, json.dumps(meta)
-    onnx.checker.check_model(model)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, out)
-    return out
+        outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in OPSETS.items()])
+    about = {"patches": PATCHES if encoders else 0, "encoders": [Path(e).stem for e in encoders]}
+    if encoders:
+        about["encoder_source"] = ("musicnn 0.1.0 on PyPI (Pons & Serra 2019; Music Technology "
+                                   "Group, Universitat Pompeu Fabra; ISC licence)")
+    return save_onnx(model, out, metadata(FUSION if encoders else DESCRIPTORS, CLIP_SETTINGS,
+                                          **about, **(extra or {})))

@@ -24,11 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import FeatureSettings
 from . import metrics
-from .config import FeatureSettings
+from .cnn import build_model
 from .data import FeatureCache, load_dataset, split_ids
 from .export import export_onnx
-from .model import build_model
 
 BEST = "best_emotion_model.pt"
 LAST = "last.pt"
@@ -110,13 +110,11 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 
 def plot_history(history: list[dict[str, float]], out: str | os.PathLike[str]) -> None:
     """Loss and MAE per epoch, train vs validation, side by side."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plot import new_figure
 
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    fig = new_figure(10, 4, dpi=120)
+    axes = fig.subplots(1, 2)
     for ax, key, title in ((axes[0], "loss", "SmoothL1 loss"), (axes[1], "mae", "MAE (0-1 scale)")):
         ax.plot(epochs, [h[f"train_{key}"] for h in history], label="train")
         ax.plot(epochs, [h[f"val_{key}"] for h in history], label="validation")
@@ -124,9 +122,7 @@ def plot_history(history: list[dict[str, float]], out: str | os.PathLike[str]) -
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    fig.savefig(out)
 
 
 def _predict(model: nn.Module, x: torch.Tensor, device: str, batch: int = 64) -> np.ndarray:

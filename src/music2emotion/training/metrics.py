@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import TARGETS
+from ..config import TARGETS
 
 
 def _cols(y: np.ndarray) -> np.ndarray:

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AudioError, load_audio
-from .config import AUDIO_EXTENSIONS, FeatureSettings, to_unit
-from .features import window_features
+from ..audio import AudioError, load_audio
+from ..config import AUDIO_EXTENSIONS, FeatureSettings, to_unit
+from ..frontends import window_features
 
 REQUIRED = ("song_id", "valence_mean", "arousal_mean")
 

@@ -10,7 +10,9 @@
   use without ever seeing a song's own label).
 - :class:`MeanPredictor` and :func:`summary_ridge` are the baselines every table shows.
 
-numpy only at import; scikit-learn and matplotlib are imported where they are used.
+numpy only at import; scikit-learn and matplotlib are imported where they are used. The
+cross-validation of the candidates that made the bundled models is
+:func:`music2emotion.training.recipe.run_cross_validation`.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..config import TARGETS, to_deam
 from . import metrics
-from .config import TARGETS, to_deam
 from .data import kfold_ids
 
 SCALES = ("unit", "deam")
@@ -85,14 +87,12 @@ def scatter_plot(
     y_true: np.ndarray, y_pred: np.ndarray, out: str | os.PathLike[str], title: str = ""
 ) -> Path:
     """Predicted vs true for each dimension, on the DEAM 1-9 scale, with the identity line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from ..plot import new_figure
 
     t, p = to_deam(y_true), to_deam(y_pred)
     r2 = metrics.r2(y_true, y_pred)
-    fig, axes = plt.subplots(1, len(TARGETS), figsize=(5 * len(TARGETS), 4.6))
+    fig = new_figure(5 * len(TARGETS), 4.6, dpi=110)
+    axes = fig.subplots(1, len(TARGETS))
     for i, (ax, dim) in enumerate(zip(np.atleast_1d(axes), TARGETS)):
         ax.scatter(t[:, i], p[:, i], s=6, alpha=0.45)
         ax.plot([1, 9], [1, 9], color="black", lw=0.8)
@@ -105,11 +105,9 @@ def scatter_plot(
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    fig.savefig(out)
     return out
 
 
@@ -117,7 +115,7 @@ def scatter_plot(
 
 
 def kfold(ids: Sequence[int], folds: int = 5, seed: int = 42) -> list[list[int]]:
-    """Seeded k-fold partition of song ids (see :func:`music2emotion.data.kfold_ids`)."""
+    """Seeded k-fold partition of song ids (see :func:`music2emotion.training.data.kfold_ids`)."""
     if folds < 2:
         raise ValueError("--folds must be at least 2")
     if folds > len(ids):
@@ -311,10 +309,10 @@ def predict_paths(model: str | os.PathLike[str], paths: Sequence[Path], jobs: in
     Raises ``ValueError`` naming the first file that failed: a metric over a silently
     shortened list of songs would not be comparable with anything.
     """
-    from .inference import predict_files
+    from ..engine import predict_files
 
-    # predict_files runs CNN and fusion models alike, in worker processes, in input order
-    preds = list(predict_files(paths, model, jobs=jobs))
+    # predict_files runs every model kind alike, in worker processes, in input order
+    preds = list(predict_files(paths, model=model, jobs=jobs))
     bad = [p for p in preds if not p.ok]
     if bad:
         raise ValueError(f"{len(bad)} file(s) failed, e.g. {bad[0].path}: {bad[0].error}")
@@ -341,8 +339,9 @@ def evaluate_model(
     (``folds``-fold, ``seed``), so they never see the song they predict either. Writes
     ``evaluation.json``, ``predictions.csv`` and ``scatter.png`` into ``out``.
     """
+    from ..descriptors import DESCRIPTOR_NAMES
+    from .clips import describe_clips
     from .data import load_dataset
-    from .descriptors import DESCRIPTOR_NAMES, describe_clips
 
     data = load_dataset(audio_dir, annotations)
     log(data.report())
@@ -384,59 +383,3 @@ def evaluate_model(
     scatter_plot(y[test], pred, out / "scatter.png", Path(model).name)
     log(f"wrote {out / 'evaluation.json'}, {out / 'predictions.csv'} and {out / 'scatter.png'}")
     return report
-
-
-def run_cross_validation(
-    audio_dir: str | os.PathLike[str],
-    annotations: str | os.PathLike[str],
-    out: str | os.PathLike[str],
-    folds: int = 5,
-    seed: int = 42,
-    folds_file: str | os.PathLike[str] | None = None,
-    encoders: Sequence[str | os.PathLike[str]] = (),
-    candidates: Sequence[str] | None = None,
-    jobs: int = 1,
-    cache_dir: str | os.PathLike[str] | None = None,
-    log: Callable[[str], None] = print,
-) -> list[CVResult]:
-    """k-fold CV of the baselines and candidates; writes folds, table, JSON and OOF predictions.
-
-    Without ``encoders`` (the musicnn ONNX files from :func:`music2emotion.recipe.build_encoder`,
-    in :data:`music2emotion.recipe.ENCODERS` order) only descriptor-based candidates can run.
-    ``folds_file`` reuses saved folds.
-    """
-    from . import recipe
-    from .data import load_dataset
-    from .descriptors import describe_clips
-
-    data = load_dataset(audio_dir, annotations)
-    log(data.report())
-    fold_ids = load_folds(folds_file) if folds_file else kfold(data.ids, folds, seed)
-    out = Path(out)
-    save_folds(out / "folds.json", fold_ids, seed)
-    cache = Path(cache_dir) if cache_dir else None
-    if encoders:
-        if len(encoders) != len(recipe.ENCODERS):
-            raise ValueError(f"--encoder takes {len(recipe.ENCODERS)} files, for {', '.join(recipe.ENCODERS)}")
-        x = recipe.clip_features(data.paths, encoders, cache, jobs)
-        names = candidates
-    else:
-        x = describe_clips(data.paths, cache=cache and cache / "descriptors.npz", jobs=jobs)
-        names = candidates or [n for n, (cols, _) in recipe.candidates().items()
-                               if cols.max() < x.shape[1]]
-    y = data.targets.astype(np.float64)
-    results = recipe.cv_table(x, y, data.ids, fold_ids, names, log)
-    table = format_table(results)
-    log(table)
-    (out / "cv_table.md").write_text(table + "\n")
-    write_json(out / "cv.json", {"folds": len(fold_ids), "seed": seed, "songs": len(data.ids),
-                                 "results": [r.summary() for r in results]})
-    header = "song_id,valence_true,arousal_true," + ",".join(
-        f"{r.name} {d}" for r in results for d in TARGETS)
-    lines = [header] + [
-        f"{sid},{y[i, 0]:.4f},{y[i, 1]:.4f}," + ",".join(f"{v:.4f}" for r in results for v in r.oof[i])
-        for i, sid in enumerate(data.ids)]
-    (out / "oof_predictions.csv").write_text("\n".join(lines) + "\n")
-    best = max(results, key=lambda r: sum(r.stat(d, "r2")[0] for d in TARGETS))
-    scatter_plot(y, best.oof, out / "scatter_best.png", f"{best.name} (out-of-fold)")
-    return results

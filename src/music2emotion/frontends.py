@@ -1,0 +1,101 @@
+"""What one window of audio becomes before the ONNX graph, for each model kind.
+
+- ``cnn``: a normalised log-mel spectrogram ``[1, n_mels, n_frames]`` (30 s gives the
+  seed's ``[1, 64, 1292]``): 64 mel bands, hop 512, power in dB relative to the window's
+  peak, then standardised to mean 0 / std 1 so that loudness differences between masters
+  do not dominate (:func:`window_features`).
+- ``descriptors``: the :data:`~music2emotion.descriptors.N_DESCRIPTORS` hand-made
+  descriptors of :mod:`music2emotion.descriptors`.
+- ``fusion``: the descriptors, and :data:`PATCHES` evenly spaced 3 s patches of musicnn's
+  own spectrogram, ``log10(1 + 10000 * mel)`` at 16 kHz (:func:`musicnn_patches`), which
+  the pretrained taggers inside the graph take.
+
+Plain arrays, so that worker processes and Ray tasks compute them without a session.
+"""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import soxr
+
+from .config import FeatureSettings
+from .descriptors import describe
+from .modelfile import CNN, DESCRIPTORS, FUSION, KINDS
+from .windows import fit_length
+
+# musicnn's input, fixed by its training (Pons & Serra 2019): 16 kHz, 512-point FFT, hop 256,
+# 96 mel bands, log10(1 + 10000 x), 187-frame (3 s) patches.
+MUSICNN_SR = 16_000
+MUSICNN_N_FFT = 512
+MUSICNN_HOP = 256
+MUSICNN_MELS = 96
+PATCH_FRAMES = 187
+# 3 patches cover a 10 s window (625 frames) with a little overlap
+PATCHES = 3
+
+
+def normalize(m: np.ndarray) -> np.ndarray:
+    """Standardise to mean 0 / std 1; a constant input (silence) becomes all zeros."""
+    m = m - m.mean()
+    std = m.std()
+    return (m / std if std > 1e-8 else m).astype(np.float32)
+
+
+def log_mel(y: np.ndarray, settings: FeatureSettings) -> np.ndarray:
+    """Normalised log-mel spectrogram ``[n_mels, frames]`` of ``y``, as float32."""
+    power = librosa.feature.melspectrogram(
+        y=np.asarray(y, dtype=np.float32),
+        sr=settings.sample_rate,
+        n_fft=settings.n_fft,
+        hop_length=settings.hop_length,
+        n_mels=settings.n_mels,
+    )
+    return normalize(librosa.power_to_db(power, ref=np.max))
+
+
+def window_features(y: np.ndarray, settings: FeatureSettings) -> np.ndarray:
+    """The CNN's input ``[1, n_mels, n_frames]`` for one window: ``y`` cut or padded to fit."""
+    return log_mel(fit_length(y, settings.window_samples), settings)[np.newaxis]
+
+
+def musicnn_patches(y: np.ndarray, sr: int, patches: int = PATCHES) -> np.ndarray:
+    """``[patches, 187, 96]`` musicnn inputs evenly spread over mono audio ``y`` at ``sr``."""
+    y16 = soxr.resample(np.asarray(y, np.float32), sr, MUSICNN_SR) if sr != MUSICNN_SR else y
+    mel = librosa.feature.melspectrogram(
+        y=np.asarray(y16, np.float32), sr=MUSICNN_SR, n_fft=MUSICNN_N_FFT,
+        hop_length=MUSICNN_HOP, n_mels=MUSICNN_MELS,
+    ).T
+    mel = np.log10(10000.0 * mel + 1.0).astype(np.float32)
+    if len(mel) < PATCH_FRAMES:
+        mel = np.pad(mel, ((0, PATCH_FRAMES - len(mel)), (0, 0)))
+    starts = np.linspace(0, len(mel) - PATCH_FRAMES, patches).round().astype(int)
+    return np.stack([mel[s : s + PATCH_FRAMES] for s in starts])
+
+
+def window_inputs(kind: str, samples: np.ndarray, settings: FeatureSettings) -> dict[str, np.ndarray]:
+    """The ONNX inputs for one window of audio, by model kind.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`~music2emotion.modelfile.KINDS`.
+    samples : numpy.ndarray
+        One window of mono audio at ``settings.sample_rate``.
+    settings : FeatureSettings
+        The model's settings (with the window length in use).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        ``cnn``: ``{"input": [1, n_mels, frames]}``; ``descriptors``:
+        ``{"descriptors": [D]}``; ``fusion``: ``{"descriptors": [D], "patches": [P, 187, 96]}``.
+    """
+    if kind == CNN:
+        return {"input": window_features(samples, settings)}
+    if kind not in (DESCRIPTORS, FUSION):
+        raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")
+    inputs = {"descriptors": describe(samples, settings.sample_rate)}
+    if kind == FUSION:
+        inputs["patches"] = musicnn_patches(samples, settings.sample_rate)
+    return inputs

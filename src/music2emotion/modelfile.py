@@ -1,0 +1,172 @@
+"""The model file: what a music2emotion ONNX file holds, the bundled ones, and its metadata.
+
+A model is one ONNX file. Its graph maps each window's inputs to ``output`` ``[n, 2]``
+(valence, arousal on the 0-1 scale); which inputs depends on its **kind**:
+
+- ``cnn`` (the seed CNN): ``input`` ``[n, 1, n_mels, frames]``, a log-mel window;
+- ``descriptors`` (the fast model): ``descriptors`` ``[n, N_DESCRIPTORS]``;
+- ``fusion`` (the accurate model): ``descriptors`` and ``patches`` ``[n, P, 187, 96]``, the
+  pretrained taggers' input; its graph also returns ``taggers``, the taggers' tags and
+  embeddings averaged over the window's patches.
+
+Everything needed to run it travels inside the file, as JSON under the metadata key
+:data:`METADATA_KEY`: the kind, the :class:`~music2emotion.config.FeatureSettings` it was
+trained with, and what training said about it. :func:`metadata` is the one place that
+schema is written (every exporter calls it) and :func:`read_metadata` the one place it is
+read. This module imports no ONNX package; exporters store the text it makes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ._version import __version__
+from .config import TARGETS, FeatureSettings
+
+# The ONNX metadata_props entry that holds the JSON below.
+METADATA_KEY = "music2emotion.settings"
+
+# Model kinds, by what each window feeds the graph.
+CNN, FUSION, DESCRIPTORS = "cnn", "fusion", "descriptors"
+KINDS = (CNN, FUSION, DESCRIPTORS)
+INPUTS = {CNN: ("input",), FUSION: ("descriptors", "patches"), DESCRIPTORS: ("descriptors",)}
+OUTPUT = "output"
+TAGGERS = "taggers"  # a fusion graph's second output
+
+# Keys of the metadata JSON that inference reads; the rest (training figures) is for people.
+KIND, SETTINGS, N_DESCRIPTORS_KEY = "kind", "settings", "n_descriptors"
+SCALE_NOTE = "0-1 (DEAM rating r maps to (r - 1) / 8)"
+
+# The models shipped inside the package, by the name ``--model`` accepts (docs: README,
+# "Models"): the fusion model (descriptors + two pretrained taggers; the default), a
+# descriptors-only model several times faster per window, and the seed's CNN.
+BUNDLED_MODELS = {
+    "accurate": "emotion_model.onnx",
+    "fast": "emotion_model_fast.onnx",
+}
+DEFAULT_MODEL = "accurate"
+
+
+def bundled_model_path(name: str = DEFAULT_MODEL) -> Path:
+    """The file of a model shipped inside the package.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`BUNDLED_MODELS`.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        No bundled model has that name.
+    """
+    if name not in BUNDLED_MODELS:
+        raise ValueError(f"no bundled model {name!r}; choose from {', '.join(BUNDLED_MODELS)}")
+    return Path(str(resources.files("music2emotion") / "models" / BUNDLED_MODELS[name]))
+
+
+def resolve_model(model: str | os.PathLike[str] | None = None) -> Path:
+    """The model file that ``model`` stands for.
+
+    Parameters
+    ----------
+    model : str or os.PathLike, optional
+        ``None`` for the default bundled model, a name in :data:`BUNDLED_MODELS` for a
+        bundled one (unless a file of that name exists here), anything else a path.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    FileNotFoundError
+        There is no such file.
+    """
+    if model is None:
+        return bundled_model_path()
+    path = Path(model)
+    if not path.exists() and str(model) in BUNDLED_MODELS:
+        return bundled_model_path(str(model))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found "
+                                f"(or name a bundled model: {', '.join(BUNDLED_MODELS)})")
+    return path
+
+
+def metadata(kind: str, settings: FeatureSettings, **fields: Any) -> str:
+    """The metadata text an exporter stores under :data:`METADATA_KEY`.
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`KINDS`.
+    settings : FeatureSettings
+        The settings the model was trained with.
+    **fields
+        What training knows about the model (``validation`` figures, ``encoders``, ...);
+        they are kept as given, after the keys inference reads.
+
+    Returns
+    -------
+    str
+        JSON.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")
+    meta: dict[str, Any] = {KIND: kind, SETTINGS: settings.to_dict(), "targets": list(TARGETS),
+                            "scale": SCALE_NOTE, "music2emotion_version": __version__}
+    if kind != CNN:
+        from .descriptors import N_DESCRIPTORS
+
+        meta[N_DESCRIPTORS_KEY] = N_DESCRIPTORS
+    return json.dumps({**meta, **fields})
+
+
+def read_metadata(text: str | None, path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Parse and check a model file's metadata.
+
+    Parameters
+    ----------
+    text : str or None
+        The value stored under :data:`METADATA_KEY` (``None`` when absent).
+    path : str or os.PathLike
+        The file, for messages.
+
+    Returns
+    -------
+    dict
+        The metadata, with ``kind`` always set (files older than kinds are CNNs).
+
+    Raises
+    ------
+    ValueError
+        Not a music2emotion model, a kind this version does not run, or descriptors this
+        version does not compute.
+    """
+    if text is None:
+        raise ValueError(f"{path}: not a music2emotion model (no {METADATA_KEY} metadata)")
+    try:
+        info = json.loads(text)
+        FeatureSettings.from_dict(info[SETTINGS])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{path}: unreadable {METADATA_KEY} metadata ({exc})") from exc
+    info.setdefault(KIND, CNN)
+    kind = info[KIND]
+    if kind not in KINDS:
+        raise ValueError(f"{path}: unknown model kind {kind!r}; upgrade music2emotion")
+    if kind != CNN:
+        from .descriptors import N_DESCRIPTORS
+
+        if info.get(N_DESCRIPTORS_KEY) != N_DESCRIPTORS:
+            raise ValueError(f"{path}: made for {info.get(N_DESCRIPTORS_KEY)} descriptors, "
+                             f"this version computes {N_DESCRIPTORS}")
+    return info

@@ -1,0 +1,199 @@
+"""A file's result, and the one way its windows become it.
+
+:func:`song_prediction` turns a file's window values into its :class:`Prediction`: every
+engine (local worker processes, the Ray engine) and the server reach a result through it,
+and every output (CSV, JSON Lines, Parquet, the HTTP API, pictures) reads values through
+:meth:`Prediction.row` / :meth:`Segment.row` and :func:`on_scale`.
+
+The song-level valence and arousal are the time-weighted mean of the window values in
+which every second of audio counts the same (:func:`time_weighted_mean`): a second covered
+by one window takes that window's value, a second covered by several (the last window,
+aligned to the end of the file, overlaps its neighbour; a hop shorter than the window
+overlaps them all) takes their mean. With the default hop (one window length) that is the
+plain mean of the windows, except that the overlapping last window counts only for the
+audio it adds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .audio import AudioError
+from .config import Scale, to_deam
+from .windows import TooShortError
+
+SILENT_WARNING = "silent: the audio is digital silence, so the values mean nothing"
+NO_VALUES = "the model gave no valid values for this audio (NaN)"
+# Output values carry 4 decimals: a ten-thousandth of the 0-1 scale is far below what any
+# model here can tell apart, and rows stay short.
+DECIMALS = 4
+
+
+def on_scale(value: float, scale: Scale = "unit") -> float:
+    """A 0-1 value on ``scale`` (``"deam"``: DEAM's 1-9 ratings), unrounded."""
+    return float(to_deam(value)) if scale == "deam" else float(value)
+
+
+def output_value(value: float | None, scale: Scale = "unit") -> float | None:
+    """A 0-1 value as every output shows it: on ``scale``, rounded to :data:`DECIMALS`."""
+    return None if value is None else round(on_scale(value, scale), DECIMALS)
+
+
+@dataclass
+class Segment:
+    """Valence and arousal of one window, ``start``-``end`` in seconds."""
+
+    start: float
+    end: float
+    valence: float
+    arousal: float
+
+    def row(self, scale: Scale = "unit") -> dict[str, Any]:
+        """``{start, end, valence, arousal}`` with the values on ``scale``, rounded."""
+        return {"start": self.start, "end": self.end,
+                "valence": output_value(self.valence, scale),
+                "arousal": output_value(self.arousal, scale)}
+
+
+@dataclass
+class Prediction:
+    """The result for one file (or one array of audio).
+
+    Attributes
+    ----------
+    path : str
+        The file as given (``"<audio>"`` for an array).
+    valence, arousal : float or None
+        The song-level values on the 0-1 scale; ``None`` on failure.
+    duration : float or None
+        Seconds of audio decoded.
+    windows : int
+        Windows the song-level values are made of.
+    error : str
+        Empty on success, else a one-line reason.
+    warning : str
+        Set when a result needs care (digital silence).
+    timeline : list of Segment
+        Each window's values, when asked for.
+    """
+
+    path: str
+    valence: float | None = None
+    arousal: float | None = None
+    duration: float | None = None
+    windows: int = 0
+    error: str = ""
+    warning: str = ""
+    timeline: list[Segment] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.error
+
+    def row(self, scale: Scale = "unit") -> dict[str, Any]:
+        """A flat record for CSV/JSON output (the ``COLUMNS`` of :mod:`music2emotion.output`)."""
+        return {
+            "path": self.path,
+            "valence": output_value(self.valence, scale),
+            "arousal": output_value(self.arousal, scale),
+            "duration": None if self.duration is None else round(self.duration, 3),
+            "windows": self.windows,
+            "warning": self.warning,
+            "error": self.error,
+        }
+
+    def segment_rows(self, scale: Scale = "unit") -> list[dict[str, Any]]:
+        """One record per window of the timeline (``path, start, end, valence, arousal``)."""
+        return [{"path": self.path, **s.row(scale)} for s in self.timeline]
+
+
+def time_weighted_mean(starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` (one row per window) in which every second counts the same.
+
+    Each stretch of time between window edges is shared equally by the windows covering
+    it, so a window's weight is the audio it covers, less what it shares. Time covered by
+    no window (a hop longer than the window) does not count.
+
+    Parameters
+    ----------
+    starts, ends : array_like
+        Each window's start and end, in seconds.
+    values : array_like
+        ``[windows, k]`` values.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[k]`` float64.
+    """
+    starts, ends = np.asarray(starts, np.float64), np.asarray(ends, np.float64)
+    edges = np.unique(np.concatenate([starts, ends]))
+    mids = (edges[:-1] + edges[1:]) / 2
+    cover = np.searchsorted(np.sort(starts), mids, "right") - np.searchsorted(
+        np.sort(ends), mids, "right"
+    )
+    share = np.where(cover > 0, np.diff(edges) / np.maximum(cover, 1), 0.0)
+    cum = np.concatenate([[0.0], np.cumsum(share)])
+    weights = cum[np.searchsorted(edges, ends)] - cum[np.searchsorted(edges, starts)]
+    return weights @ np.asarray(values, np.float64) / weights.sum()
+
+
+def song_prediction(
+    path: str,
+    spans: Sequence[tuple[float, float]],
+    values: np.ndarray,
+    *,
+    duration: float,
+    silent: bool,
+    timeline: bool = False,
+) -> Prediction:
+    """A file's :class:`Prediction` from its windows.
+
+    Parameters
+    ----------
+    path : str
+        The file.
+    spans : sequence of (float, float)
+        Each window's start and end, in seconds, in order.
+    values : numpy.ndarray
+        ``[windows, 2]`` valence and arousal of each window.
+    duration : float
+        Seconds of audio in the file.
+    silent : bool
+        Whether the file is digital silence (the result then carries a warning).
+    timeline : bool
+        Keep each window's values in ``Prediction.timeline``.
+
+    Returns
+    -------
+    Prediction
+        With ``error`` set when a window's values are not finite.
+    """
+    values = np.asarray(values, np.float64).reshape(len(spans), 2)
+    if len(spans) == 0 or not np.isfinite(values).all():
+        return Prediction(str(path), error=NO_VALUES)
+    starts, ends = np.array(spans, np.float64).reshape(-1, 2).T
+    valence, arousal = (float(v) for v in time_weighted_mean(starts, ends, values))
+    return Prediction(
+        str(path), valence=valence, arousal=arousal, duration=duration, windows=len(values),
+        warning=SILENT_WARNING if silent else "",
+        timeline=[Segment(round(a, 3), round(b, 3), float(v), float(ar))
+                  for (a, b), (v, ar) in zip(spans, values)] if timeline else [],
+    )
+
+
+def failure_reason(exc: BaseException) -> str:
+    """The one-line reason a file failed, for ``Prediction.error``.
+
+    Decoding and length problems say what is wrong with the file; anything else (a decoder
+    or feature bug) is named by its type, so that it costs only its own file.
+    """
+    if isinstance(exc, (AudioError, TooShortError)):
+        return str(exc)
+    if isinstance(exc, MemoryError):
+        return "out of memory while decoding"
+    return f"unexpected {type(exc).__name__}: {' '.join(str(exc).split())}"

@@ -1,0 +1,155 @@
+"""The tests' one set of generated audio (tones, chords, clicks, noise, "music"; never real
+recordings), and the small functions the worker-pool tests send to spawned processes.
+
+Fixtures live in ``conftest.py``; this module holds plain functions the tests call with
+their own arguments.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SR = 22_050
+MAJOR = (261.6, 329.6, 392.0)
+MINOR = (261.6, 311.1, 392.0)
+
+
+def tone(freqs: tuple[float, ...] | float, seconds: float, sr: int = SR, amp: float = 0.3) -> np.ndarray:
+    """A sine, or the mean of several (a chord)."""
+    t = np.arange(int(seconds * sr)) / sr
+    freqs = (freqs,) if np.isscalar(freqs) else freqs
+    y = sum(np.sin(2 * np.pi * f * t) for f in freqs)
+    return (amp * y / len(freqs)).astype(np.float32)
+
+
+def clicks(rate: float, seconds: float, sr: int = SR, amp: float = 0.8) -> np.ndarray:
+    """A click train: ``rate`` short noise bursts per second."""
+    y = np.zeros(int(seconds * sr), np.float32)
+    burst = np.random.default_rng(0).standard_normal(int(0.01 * sr)).astype(np.float32) * amp
+    for start in np.arange(0, seconds, 1.0 / rate):
+        i = int(start * sr)
+        y[i : i + len(burst)] += burst[: len(y) - i]
+    return y
+
+
+def noise(seconds: float, amp: float = 0.05, seed: int = 0, sr: int = SR) -> np.ndarray:
+    """White noise."""
+    return (amp * np.random.default_rng(seed).standard_normal(int(seconds * sr))).astype(np.float32)
+
+
+def music(seconds: float, sr: int = SR, channels: int = 1, seed: int = 0) -> np.ndarray:
+    """Something with structure: a few drifting tones plus noise bursts, ``[n, channels]``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(round(seconds * sr))) / sr
+    y = np.zeros_like(t)
+    for k, f in enumerate(rng.uniform(110, 880, size=3)):
+        y += np.sin(2 * np.pi * f * t * (1 + 0.01 * k * t)) / 3
+    y += 0.3 * rng.standard_normal(len(t)) * (np.sin(2 * np.pi * 0.7 * t) > 0.5)
+    y = 0.3 * y / np.abs(y).max()
+    out = np.stack([np.roll(y, 13 * c) for c in range(channels)], axis=1)
+    return out.astype(np.float32)
+
+
+def write(path: str | os.PathLike[str], y: np.ndarray, sr: int = SR, **kwargs: object) -> Path:
+    """Write audio; the format follows the extension (``.mp3`` needs libsndfile 1.1 or newer,
+    which the soundfile wheels bundle)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # bytes: soundfile cannot encode names that are not valid UTF-8 itself
+    sf.write(os.fsencode(path), y, sr, **kwargs)
+    return path
+
+
+def write_music(path: str | os.PathLike[str], seconds: float, sr: int = SR, channels: int = 1,
+                seed: int = 0, **kwargs: object) -> Path:
+    """:func:`music` written to ``path``."""
+    return write(path, music(seconds, sr, channels, seed), sr, **kwargs)
+
+
+def audio_bytes(y: np.ndarray, sr: int = SR, fmt: str = "WAV") -> bytes:
+    """Audio as the bytes of a file, for uploads."""
+    import io
+
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format=fmt)
+    return buf.getvalue()
+
+
+def truncated_mp3(path: str | os.PathLike[str], seconds: float = 6.0, keep: float = 0.4) -> Path:
+    """An MP3 cut to ``keep`` of its bytes, as a broken download leaves it."""
+    path = Path(path)
+    full = write_music(path.with_name(path.stem + "-full.mp3"), seconds)
+    data = full.read_bytes()
+    full.unlink()
+    path.write_bytes(data[: int(len(data) * keep)])
+    return path
+
+
+def make_deam_like(root: Path, n: int = 48, seconds: float = 3.0, seed: int = 0) -> tuple[Path, Path]:
+    """A DEAM-layout folder whose labels follow the sound: arousal rises with click rate and
+    loudness, valence with a major (vs minor) chord. Annotations copy DEAM's CSV quirks."""
+    rng = np.random.default_rng(seed)
+    audio = root / "audio"
+    ann = root / "annotations"
+    ann.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        sid = i + 1
+        major = i % 2 == 0
+        energy = rng.uniform(0, 1)
+        y = tone(MAJOR if major else MINOR, seconds, amp=0.2)
+        y = y + clicks(1 + 15 * energy, seconds, amp=0.1 + 0.8 * energy)
+        write(audio / f"{sid}.mp3" if i % 3 == 0 else audio / f"{sid}.wav", y)
+        valence = 1 + 8 * ((0.75 if major else 0.25) + rng.normal(0, 0.03))
+        arousal = 1 + 8 * (0.15 + 0.7 * energy)
+        rows.append((sid, valence, arousal))
+    with (ann / "static_annotations_averaged_songs_1_2000.csv").open("w") as f:
+        f.write("song_id, valence_mean, valence_std, arousal_mean, arousal_std\n")
+        for sid, v, a in rows[:-4]:
+            f.write(f"{sid},{v:.2f},1.0,{a:.2f},1.1\n")
+    with (ann / "static_annotations_averaged_songs_2000_2058.csv").open("w") as f:
+        f.write("song_id, valence_mean, valence_std, valence_ max_mean, valence_max_std, "
+                "valence_min_mean, valence_min_std, arousal_mean, arousal_std, arousal_max_mean, "
+                "arousal_max_std, arousal_min_mean, arousal_min_std\n")
+        for sid, v, a in rows[-4:]:
+            f.write(f"{sid},{v:.2f},0.5,8.0,1.0,2.0,1.0,{a:.2f},0.6,7.0,1.0,2.0,1.0\n")
+    return audio, ann
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def alive(pid: int) -> bool:
+    """Whether a process is still running (a zombie awaiting its parent's wait() is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def square_or_die(x: int) -> int:
+    """A task for the process-pool tests: item 3 kills its worker as a decoder crash would."""
+    if x == 3:
+        os._exit(70)
+    return x * x
+
+
+def failed_item(x: int, reason: str) -> int:
+    return -1
+
+
+def broken_initializer() -> None:
+    raise RuntimeError("this worker cannot start")
+
+
+def square_slowly(x: int) -> int:
+    """A task for the early-stop test: every item after the first takes a minute."""
+    if x:
+        time.sleep(60)
+    return x * x

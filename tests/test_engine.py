@@ -1,0 +1,66 @@
+"""The local engine: many files in worker processes, and the pool that survives dying workers."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import alive, broken_initializer, failed_item, square_or_die, square_slowly, write_music
+
+from music2emotion import predict_files
+from music2emotion.engine import WorkersKeepDying, run_in_processes
+from music2emotion.windows import OptionError
+
+# every test here starts worker processes (each imports librosa and ONNX Runtime)
+pytestmark = pytest.mark.slow
+
+
+def test_worker_processes_match_one_process(model, tiny_model, tmp_path):
+    paths = [write_music(tmp_path / f"{i:02d}.wav", 2.5 + i % 3, seed=i) for i in range(6)]
+    paths.insert(3, tmp_path / "missing.wav")
+    serial = list(predict_files(paths, model=model, timeline=True, jobs=1))
+    parallel = list(predict_files(paths, model=tiny_model, timeline=True, jobs=2))
+    assert [p.path for p in parallel] == [str(p) for p in paths]  # input order
+    for a, b in zip(serial, parallel):
+        assert (a.error, a.windows) == (b.error, b.windows)
+        if a.ok:
+            assert a.valence == pytest.approx(b.valence, abs=1e-5)
+            assert len(b.timeline) == a.windows
+    assert parallel[3].error == "file not found"
+
+
+def test_bad_arguments_fail_before_any_file(model, tmp_path):
+    path = write_music(tmp_path / "a.wav", 3.0)
+    for options in ({"window_seconds": 0.2}, {"jobs": 0}, {"batch_size": 0}):
+        with pytest.raises(OptionError):
+            predict_files([path], model=model, **{"jobs": 2, **options})
+    with pytest.raises(FileNotFoundError):
+        predict_files([path], model=tmp_path / "none.onnx", jobs=2)
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_a_worker_that_dies_costs_only_its_own_item(ordered):
+    items = list(range(9))
+    got = list(run_in_processes(items, square_or_die, 2, failed_item, ordered=ordered))
+    expected = [-1 if x == 3 else x * x for x in items]
+    assert (got if ordered else sorted(got)) == (expected if ordered else sorted(expected))
+
+
+def test_stopping_early_stops_the_workers():
+    import multiprocessing as mp
+    import time
+
+    results = run_in_processes(list(range(6)), square_slowly, 2, failed_item, ordered=False)
+    assert next(results) == 0
+    workers = [p.pid for p in mp.active_children()]
+    assert workers
+    t0 = time.monotonic()
+    results.close()  # a consumer that breaks off, or Ctrl-C
+    # ask the OS, not Process objects: the pool's own thread reaps the workers concurrently
+    while any(alive(pid) for pid in workers) and time.monotonic() - t0 < 10:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in workers)
+
+
+def test_workers_that_never_start_stop_the_run():
+    with pytest.raises(WorkersKeepDying):
+        list(run_in_processes(list(range(6)), square_or_die, 2, failed_item,
+                              initializer=broken_initializer))
