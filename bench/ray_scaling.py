@@ -17,7 +17,7 @@ Runs, in one process and one after the other, each through the command line:
 Checks that both engines wrote the same rows (up to float rounding) and prints files/s
 and the ratio of Ray's time to the local engine's (the faster of its two runs). On one
 machine Ray adds its start-up and scheduling to the same per-file work; its value is that
-the same command spreads over many machines (README, "Beyond one machine", with the figures).
+the same command spreads over many machines (docs/distributed.md, with the figures).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Writing prediction rows to CSV, JSON Lines or Parquet, one flushed file at a time, and
 resuming: the one writer of every engine (:class:`Output`).
 
-Output layout (documented for users in the README, "Output columns"):
+Output layout (documented for users in docs/usage.md, "Output columns"):
 
 * CSV without a timeline: one row per file, columns :data:`COLUMNS`.
 * CSV with a timeline: columns :data:`TIMELINE_COLUMNS`; each file gives its ``window`` rows
