@@ -56,7 +56,7 @@ FLOOR_TARGET, SCALING_TARGET = 0.80, 1.8
 # --- the floor, run as `throughput.py --floor DIR --jobs J` in its own process ----------
 
 _settings: Any = None
-_kind = "cnn"
+_kind = ""
 
 
 def _init_floor_worker(settings: dict[str, Any], kind: str) -> None:

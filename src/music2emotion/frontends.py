@@ -21,7 +21,7 @@ import soxr
 
 from .config import FeatureSettings
 from .descriptors import describe
-from .modelfile import CNN, DESCRIPTORS, FUSION, KINDS
+from .modelfile import CNN, DESCRIPTORS, DESCRIPTORS_INPUT, FUSION, KINDS, LOG_MEL_INPUT, PATCHES_INPUT
 from .windows import fit_length
 
 # musicnn's input, fixed by its training (Pons & Serra 2019): 16 kHz, 512-point FFT, hop 256,
@@ -92,10 +92,10 @@ def window_inputs(kind: str, samples: np.ndarray, settings: FeatureSettings) -> 
         ``{"descriptors": [D]}``; ``fusion``: ``{"descriptors": [D], "patches": [P, 187, 96]}``.
     """
     if kind == CNN:
-        return {"input": window_features(samples, settings)}
+        return {LOG_MEL_INPUT: window_features(samples, settings)}
     if kind not in (DESCRIPTORS, FUSION):
         raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")
-    inputs = {"descriptors": describe(samples, settings.sample_rate)}
+    inputs = {DESCRIPTORS_INPUT: describe(samples, settings.sample_rate)}
     if kind == FUSION:
-        inputs["patches"] = musicnn_patches(samples, settings.sample_rate)
+        inputs[PATCHES_INPUT] = musicnn_patches(samples, settings.sample_rate)
     return inputs

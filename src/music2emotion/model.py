@@ -20,7 +20,9 @@ import onnxruntime as ort
 from .audio import LevelMeter, stream_array, stream_audio
 from .config import FeatureSettings
 from .frontends import window_inputs
-from .modelfile import FUSION, INPUTS, METADATA_KEY, OUTPUT, read_metadata, resolve_model
+from .modelfile import (
+    FUSION, INPUTS, KIND, LOG_MEL_INPUT, METADATA_KEY, OUTPUT, SETTINGS, read_metadata, resolve_model,
+)
 from .prediction import Prediction, failure_reason, song_prediction
 from .windows import DEFAULT_BATCH, check_options, iter_windows, with_window
 
@@ -76,8 +78,8 @@ class EmotionModel:
             raise ValueError(f"{self.path}: not a loadable ONNX model ({exc})") from exc
         self.info: dict[str, Any] = read_metadata(
             self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY), self.path)
-        self.kind: str = self.info["kind"]
-        self.settings = FeatureSettings.from_dict(self.info["settings"])
+        self.kind: str = self.info[KIND]
+        self.settings = FeatureSettings.from_dict(self.info[SETTINGS])
         self.input_names = [i.name for i in self.session.get_inputs()]
         if sorted(self.input_names) != sorted(INPUTS[self.kind]):
             raise ValueError(f"{self.path}: a {self.kind} model takes {', '.join(INPUTS[self.kind])}, "
@@ -143,7 +145,7 @@ class EmotionModel:
         numpy.ndarray
             ``[batch, 2]`` valence and arousal in [0, 1].
         """
-        return self.predict_windows([{"input": w} for w in np.asarray(x, np.float32)])
+        return self.predict_windows([{LOG_MEL_INPUT: w} for w in np.asarray(x, np.float32)])
 
     def predict_file(
         self,

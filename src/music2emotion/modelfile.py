@@ -33,7 +33,9 @@ METADATA_KEY = "music2emotion.settings"
 # Model kinds, by what each window feeds the graph.
 CNN, FUSION, DESCRIPTORS = "cnn", "fusion", "descriptors"
 KINDS = (CNN, FUSION, DESCRIPTORS)
-INPUTS = {CNN: ("input",), FUSION: ("descriptors", "patches"), DESCRIPTORS: ("descriptors",)}
+# The graphs' inputs and outputs, by name.
+LOG_MEL_INPUT, DESCRIPTORS_INPUT, PATCHES_INPUT = "input", "descriptors", "patches"
+INPUTS = {CNN: (LOG_MEL_INPUT,), FUSION: (DESCRIPTORS_INPUT, PATCHES_INPUT), DESCRIPTORS: (DESCRIPTORS_INPUT,)}
 OUTPUT = "output"
 TAGGERS = "taggers"  # a fusion graph's second output
 

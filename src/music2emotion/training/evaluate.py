@@ -31,7 +31,7 @@ from . import metrics
 from .data import kfold_ids
 
 SCALES = ("unit", "deam")
-# Columns of the cross-validation table: the two headline metrics per dimension.
+# Columns of the cross-validation table: the two headline metrics per dimension.
 TABLE_METRICS = ("r2", "ccc")
 
 

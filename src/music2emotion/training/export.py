@@ -21,7 +21,7 @@ import onnx
 import torch
 
 from ..config import FeatureSettings
-from ..modelfile import CNN, METADATA_KEY, OUTPUT, metadata
+from ..modelfile import CNN, LOG_MEL_INPUT, METADATA_KEY, OUTPUT, metadata
 from .cnn import build_model
 
 # The opsets every exported graph uses: the default domain, and scikit-learn's converters'.
@@ -110,9 +110,9 @@ def export_onnx(
             model,
             (dummy,),
             str(tmp),
-            input_names=["input"],
+            input_names=[LOG_MEL_INPUT],
             output_names=[OUTPUT],
-            dynamic_axes={"input": {0: "batch", 3: "frames"}, OUTPUT: {0: "batch"}},
+            dynamic_axes={LOG_MEL_INPUT: {0: "batch", 3: "frames"}, OUTPUT: {0: "batch"}},
             opset_version=OPSET,
             dynamo=False,
         )
@@ -141,5 +141,5 @@ def max_abs_difference(model: torch.nn.Module, onnx_path: str | os.PathLike[str]
     with torch.no_grad():
         expected = model.eval()(torch.from_numpy(x)).numpy()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run([OUTPUT], {"input": x})[0]
+    got = sess.run([OUTPUT], {LOG_MEL_INPUT: x})[0]
     return float(np.abs(expected - got).max())

@@ -26,7 +26,7 @@ import numpy as np
 from ..config import TARGETS
 from ..descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS
 from ..frontends import MUSICNN_MELS, PATCH_FRAMES, PATCHES
-from ..modelfile import DESCRIPTORS, FUSION, OUTPUT, TAGGERS, metadata
+from ..modelfile import DESCRIPTORS, DESCRIPTORS_INPUT, FUSION, OUTPUT, PATCHES_INPUT, TAGGERS, metadata
 from . import evaluate as ev
 from . import regressors as rg
 from .clips import CLIP_SETTINGS, clip_features, describe_clips
@@ -238,15 +238,15 @@ def export_fusion(
     from skl2onnx.common.data_types import FloatTensorType
 
     n_feat = N_DESCRIPTORS + len(encoders) * (N_TAGS + N_EMBEDDING)
-    inputs = [helper.make_tensor_value_info("descriptors", TensorProto.FLOAT, ["n", N_DESCRIPTORS])]
+    inputs = [helper.make_tensor_value_info(DESCRIPTORS_INPUT, TensorProto.FLOAT, ["n", N_DESCRIPTORS])]
     nodes: list[Any] = []
     inits: list[Any] = []
     if not encoders:
-        nodes.append(helper.make_node("Identity", ["descriptors"], ["features"]))
+        nodes.append(helper.make_node("Identity", [DESCRIPTORS_INPUT], ["features"]))
     else:
-        inputs.append(helper.make_tensor_value_info("patches", TensorProto.FLOAT,
+        inputs.append(helper.make_tensor_value_info(PATCHES_INPUT, TensorProto.FLOAT,
                                                     ["n", PATCHES, PATCH_FRAMES, MUSICNN_MELS]))
-        nodes.append(helper.make_node("Reshape", ["patches", "flat_shape"], ["flat_patches"]))
+        nodes.append(helper.make_node("Reshape", [PATCHES_INPUT, "flat_shape"], ["flat_patches"]))
         inits += [
             helper.make_tensor("flat_shape", TensorProto.INT64, [3], [-1, PATCH_FRAMES, MUSICNN_MELS]),
             helper.make_tensor("window_shape", TensorProto.INT64, [3],
@@ -264,7 +264,7 @@ def export_fusion(
             helper.make_node("Concat", enc_outputs, ["patch_features"], axis=1),
             helper.make_node("Reshape", ["patch_features", "window_shape"], ["window_patches"]),
             helper.make_node("ReduceMean", ["window_patches"], ["window_embedding"], axes=[1], keepdims=0),
-            helper.make_node("Concat", ["descriptors", "window_embedding"], ["features"], axis=1),
+            helper.make_node("Concat", [DESCRIPTORS_INPUT, "window_embedding"], ["features"], axis=1),
         ]
     member_outputs = []
     for i, est in enumerate(_members(fitted)):
