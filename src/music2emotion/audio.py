@@ -337,6 +337,18 @@ def find_audio_files(
 
     Files named explicitly are kept whatever their extension, so that a bad one gets
     reported rather than silently dropped. Symbolic-link loops are visited once.
+
+    Parameters
+    ----------
+    paths : list of str or os.PathLike
+        Files and folders.
+    extensions : frozenset of str, optional
+        Lower-case suffixes to find in folders (default: ``AUDIO_EXTENSIONS``).
+
+    Returns
+    -------
+    list of pathlib.Path
+        In the order given, each folder's files sorted.
     """
     exts = extensions or AUDIO_EXTENSIONS
     found: list[Path] = []

@@ -116,7 +116,20 @@ def _tempogram_bands(onset: np.ndarray, fps: float) -> tuple[np.ndarray, float]:
 
 
 def describe(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """The :data:`N_DESCRIPTORS` descriptors of mono audio ``y`` (float32, all finite)."""
+    """The :data:`N_DESCRIPTORS` descriptors of one window of audio.
+
+    Parameters
+    ----------
+    y : numpy.ndarray
+        Mono audio (a 10 s window).
+    sr : int
+        Its sample rate.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[N_DESCRIPTORS]`` float32, all finite, named by :data:`DESCRIPTOR_NAMES`.
+    """
     y = np.asarray(y, dtype=np.float32)
     if len(y) < N_FFT:
         y = np.pad(y, (0, N_FFT - len(y)))

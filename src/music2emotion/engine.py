@@ -87,12 +87,37 @@ def run_in_processes(
 ) -> Iterator[R]:
     """Yield ``fn(item)`` for every item, computed in ``jobs`` spawned processes.
 
-    ``ordered`` yields in input order, otherwise as items finish; either way at most a few
-    items per worker are in flight, so memory does not grow with ``len(items)``. When a
-    worker dies, the items that were in flight are retried one at a time in a fresh
-    single-worker pool, so only an item that kills its worker on its own gets
-    ``failed(item, reason)``; the other items go on in a fresh pool. ``fn`` and
-    ``initializer`` must be importable module-level functions (spawn pickles them by name).
+    At most a few items per worker are in flight, so memory does not grow with
+    ``len(items)``. When a worker dies, the items that were in flight are retried one at a
+    time in a fresh single-worker pool, so only an item that kills its worker on its own
+    gets ``failed(item, reason)``; the other items go on in a fresh pool.
+
+    Parameters
+    ----------
+    items : sequence
+        The work.
+    fn : callable
+        ``fn(item) -> result``; an importable module-level function (spawn pickles it by name).
+    jobs : int
+        Worker processes.
+    failed : callable
+        ``failed(item, reason) -> result`` for an item whose worker died, or whose ``fn`` raised.
+    initializer : callable, optional
+        Run once in each worker (importable, like ``fn``), with ``initargs``.
+    initargs : tuple
+        Arguments of ``initializer``.
+    ordered : bool
+        Yield in input order; with ``False``, as items finish.
+
+    Yields
+    ------
+    object
+        One result per item.
+
+    Raises
+    ------
+    WorkersKeepDying
+        Workers die before finishing any item: the setup, not one item, is broken.
     """
     ctx = mp.get_context("spawn")  # not fork: the caller may hold threads or locks
     window = 2 * jobs  # one running and one queued per worker keeps every worker busy

@@ -156,11 +156,32 @@ def read_output(
     path: str | os.PathLike[str], fmt: str | None = None, repair: bool = True,
     keep_rows: bool = False, columns: list[str] | None = None,
 ) -> OutputState:
-    """Read an earlier output back; with ``repair``, cut off what a killed run left
-    half-written at the end so that appended rows follow complete ones.
+    """Read an earlier CSV or JSON Lines output back.
 
-    With ``columns`` (what this run will write), a CSV whose header differs raises
-    ``ValueError`` before anything is changed: appending would make it unreadable.
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The output (a missing or empty file is an empty state).
+    fmt : str, optional
+        ``csv`` or ``jsonl`` (default: by the extension).
+    repair : bool
+        Cut off what a killed run left half-written at the end, so that appended rows
+        follow complete ones.
+    keep_rows : bool
+        Also return the song rows.
+    columns : list of str, optional
+        The header this run will write: a CSV whose header differs raises before anything
+        is changed, since appending would make it unreadable.
+
+    Returns
+    -------
+    OutputState
+        The header, the paths already done, the rows if asked for, the bytes cut off.
+
+    Raises
+    ------
+    ValueError
+        Other columns, or a JSON Lines file with a line that is not JSON before its end.
     """
     p = Path(path)
     if not p.exists() or p.stat().st_size == 0:

@@ -74,10 +74,34 @@ def plot_timeline(
     reference: Sequence[Segment] = (),
 ) -> Path:
     """Draw valence and arousal per window over time, with the song-level values as dashed
-    lines, to ``out`` (PNG, SVG or PDF by extension). ``pred`` needs a timeline.
+    lines.
 
-    ``reference`` (on the 0-1 scale, like predictions) adds known values, e.g. human
-    ratings of the parts of a medley, as dotted steps."""
+    Parameters
+    ----------
+    pred : Prediction
+        A result with a timeline (``timeline=True``).
+    out : str or os.PathLike
+        The picture: PNG, SVG or PDF, by the extension.
+    scale : {"unit", "deam"}
+        The vertical axis.
+    title : str, optional
+        Above the plot (default: the file name).
+    reference : sequence of Segment
+        Known values on the 0-1 scale, e.g. human ratings of the parts of a medley, drawn
+        as dotted steps.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Raises
+    ------
+    ValueError
+        A failed prediction, or one without a timeline.
+    PlotUnavailable
+        matplotlib is not installed.
+    """
     if not pred.ok or not pred.timeline:
         raise ValueError(f"{pred.path}: nothing to plot ({pred.error or 'no timeline'})")
     from matplotlib.ticker import FuncFormatter
@@ -119,9 +143,25 @@ def plot_plane(
     scale: Scale = "unit",
     title: str | None = None,
 ) -> Path:
-    """Draw ``(label, valence, arousal)`` points (already on ``scale``) on the
-    valence-arousal plane with its four quadrants named; labels are written next to the
-    points when there are few enough to read."""
+    """Draw songs on the valence-arousal plane, with its four quadrants named.
+
+    Parameters
+    ----------
+    points : sequence of (str, float, float)
+        ``(label, valence, arousal)``, already on ``scale``; labels are written next to
+        the points when there are few enough to read.
+    out : str or os.PathLike
+        The picture: PNG, SVG or PDF, by the extension.
+    scale : {"unit", "deam"}
+        The axes.
+    title : str, optional
+        Above the plot (default: the number of files).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+    """
     fig = new_figure(6.4, 6)
     ax = fig.add_subplot()
     lo, hi = _range(scale)

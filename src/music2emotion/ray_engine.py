@@ -99,8 +99,22 @@ def is_uri(path: str | os.PathLike[str]) -> bool:
 
 
 def expand_uris(uris: Iterable[str], extensions: frozenset[str] = AUDIO_EXTENSIONS) -> list[str]:
-    """Audio files under object-storage URIs (a file, or a prefix listed recursively), as
-    URIs, sorted; like :func:`~music2emotion.audio.find_audio_files` for local paths."""
+    """Audio files under object-storage URIs, like
+    :func:`~music2emotion.audio.find_audio_files` for local paths.
+
+    Parameters
+    ----------
+    uris : iterable of str
+        Files, or prefixes listed recursively (``s3://bucket/music/``).
+    extensions : frozenset of str
+        Suffixes to find under prefixes.
+
+    Returns
+    -------
+    list of str
+        URIs, sorted, each once; one named explicitly is kept, so that a missing one is
+        reported.
+    """
     from pyarrow import fs
 
     found: list[str] = []
@@ -338,10 +352,27 @@ def _check_reachable(address: str) -> None:
 
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
-    """Connect to the cluster at ``address`` (``auto``: the one this node belongs to, or
-    ``HOST:PORT`` of its head node), or start a local instance with ``num_cpus`` CPUs
-    (default: all). Returns whether it connected now (so the caller shuts it down),
-    ``False`` when this process was already connected."""
+    """Connect to a Ray cluster, or start a local instance.
+
+    Parameters
+    ----------
+    address : str, optional
+        ``auto`` (the cluster this node belongs to) or ``HOST:PORT`` of its head node;
+        ``None`` starts a private instance here, without dashboard or usage statistics.
+    num_cpus : int, optional
+        CPUs of an instance started here (default: all).
+
+    Returns
+    -------
+    bool
+        Whether it connected now (so the caller shuts it down); ``False`` when this process
+        was already connected.
+
+    Raises
+    ------
+    RayUnavailable
+        Ray is not installed, the address is a Ray Client one, or nobody answers there.
+    """
     if address and address.startswith("ray://"):
         # Ray Data runs its scheduler in the driver, which Ray Client does not provide
         # (2.60 fails with "'Worker' object has no attribute 'core_worker'")

@@ -240,8 +240,26 @@ def create_app(
     hop_seconds: float | None = None,
     cors_origins: list[str] | tuple[str, ...] = (),
 ) -> FastAPI:
-    """The FastAPI app. ``model`` is a loaded :class:`EmotionModel`, or a path (``None``:
-    the bundled model) loaded once at start-up."""
+    """The FastAPI app: the page, ``/api/predict``, ``/api/health`` and the API docs.
+
+    Parameters
+    ----------
+    model : EmotionModel, str or os.PathLike, optional
+        A loaded model, or a bundled model's name or a model file (default: the bundled
+        ``accurate``), loaded once at start-up.
+    max_upload_bytes : int
+        The largest file accepted; checked while the upload streams in.
+    concurrency : int, optional
+        Files analysed at once (default: :func:`default_concurrency`).
+    hop_seconds : float, optional
+        Seconds between window starts for the timelines (default: the window length).
+    cors_origins : sequence of str
+        Origins whose pages may call the API; none by default.
+
+    Returns
+    -------
+    fastapi.FastAPI
+    """
     if max_upload_bytes < 1:
         raise ValueError("the upload limit must be at least 1 byte")
     conc = concurrency or default_concurrency()
@@ -357,7 +375,19 @@ def run(
     hop_seconds: float | None = None,
     cors_origins: list[str] | tuple[str, ...] = (),
 ) -> None:
-    """Serve until interrupted (uvicorn)."""
+    """Serve :func:`create_app` with uvicorn until interrupted.
+
+    Parameters
+    ----------
+    model : EmotionModel
+        The loaded model.
+    host, port : str, int
+        Where to listen; anything but loopback prints a warning.
+    max_upload_mb : float
+        The largest file accepted, in MB.
+    concurrency, hop_seconds, cors_origins
+        As for :func:`create_app`.
+    """
     import uvicorn
 
     app = create_app(model, max_upload_bytes=max(1, math.floor(max_upload_mb * 1_000_000)),
@@ -373,8 +403,25 @@ def run(
 @contextmanager
 def running(app: FastAPI, host: str = DEFAULT_HOST, port: int = 0,
             timeout: float = 60.0) -> Iterator[str]:
-    """Serve ``app`` from a background thread (tests, benchmarks, screenshots) and yield
-    its base URL; ``port=0`` picks a free port. The server stops when the block ends."""
+    """Serve ``app`` from a background thread while the block runs (tests, benchmarks,
+    screenshots).
+
+    Parameters
+    ----------
+    app : fastapi.FastAPI
+        From :func:`create_app`.
+    host : str
+        Where to listen.
+    port : int
+        0 picks a free port.
+    timeout : float
+        Seconds to wait for the server to start, and to stop.
+
+    Yields
+    ------
+    str
+        The base URL, ``http://host:port``.
+    """
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
