@@ -41,8 +41,8 @@ def _peak_mb() -> float:
 
 def child(path: str, model_path: str, mode: str, warmup: str) -> None:
     """Run in a fresh process: measure one thing, print it as JSON."""
-    from music2emotion.audio import load_audio
     from music2emotion import EmotionModel
+    from music2emotion.audio import load_audio
 
     model = EmotionModel(model_path, threads=1)
     assert model.predict_file(warmup).ok

@@ -18,9 +18,9 @@ import time
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from music2emotion import EmotionModel
 from music2emotion.audio import stream_audio
 from music2emotion.windows import iter_windows
-from music2emotion import EmotionModel
 
 
 def stages(model: EmotionModel, path: str) -> np.ndarray:

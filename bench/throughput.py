@@ -75,8 +75,8 @@ def _init_floor_worker(settings: dict[str, Any], kind: str) -> None:
 
 def _features_only(path: str) -> int:
     from music2emotion.audio import stream_audio
-    from music2emotion.windows import iter_windows
     from music2emotion.frontends import window_inputs
+    from music2emotion.windows import iter_windows
 
     windows = 0
     for w in iter_windows(stream_audio(path, _settings.sample_rate), _settings):
@@ -92,8 +92,8 @@ def _floor_failed(path: str, reason: str) -> int:
 def run_floor(folder: str, jobs: int, model: str) -> None:
     from threadpoolctl import threadpool_limits
 
-    from music2emotion.audio import find_audio_files
     from music2emotion import EmotionModel
+    from music2emotion.audio import find_audio_files
     from music2emotion.engine import run_in_processes
 
     # biggest first, as predict orders them when writing in completion order

@@ -26,7 +26,11 @@ import torch
 from music2emotion.audio import load_audio
 from music2emotion.config import SAMPLE_RATE
 from music2emotion.frontends import musicnn_patches
-from music2emotion.training.musicnn import MSD_MODEL, load_musicnn, read_wheel_checkpoint
+from music2emotion.training.musicnn import (
+    MSD_MODEL,
+    load_musicnn,
+    read_wheel_checkpoint,
+)
 
 TF_SCRIPT = """
 import sys; sys.path.insert(0, {root!r})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import SR, tone, write
+
 from music2emotion.audio import AudioError, find_audio_files, load_audio, stream_audio
 
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import numpy as np
-
 import pytest
 from helpers import MAJOR, clicks, tone, write
 

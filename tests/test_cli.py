@@ -74,7 +74,11 @@ def test_usage_errors_exit_2_with_one_line(argv, message, audio_dir, tmp_path, c
 @pytest.mark.slow
 def test_export_command_and_seed_script(tmp_path, audio_dir, trained_run):
     torch = pytest.importorskip("torch")
-    from music2emotion.training.export import load_checkpoint, max_abs_difference, model_from_checkpoint
+    from music2emotion.training.export import (
+        load_checkpoint,
+        max_abs_difference,
+        model_from_checkpoint,
+    )
     from music2emotion.training.train import BEST
 
     out, _ = trained_run

@@ -6,10 +6,16 @@ import math
 
 import numpy as np
 import pytest
-
 from helpers import tone, write
+
 from music2emotion.config import FeatureSettings, to_deam, to_unit
-from music2emotion.training.data import FeatureCache, kfold_ids, load_dataset, read_annotations, split_ids
+from music2emotion.training.data import (
+    FeatureCache,
+    kfold_ids,
+    load_dataset,
+    read_annotations,
+    split_ids,
+)
 
 
 def test_label_scale_round_trip():

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from helpers import alive, broken_initializer, failed_item, square_or_die, square_slowly, write_music
+from helpers import (
+    alive,
+    broken_initializer,
+    failed_item,
+    square_or_die,
+    square_slowly,
+    write_music,
+)
 
 from music2emotion import predict_files
 from music2emotion.engine import WorkersKeepDying, run_in_processes

@@ -175,8 +175,8 @@ def test_evaluate_cross_validates_candidates_beside_baselines(tiny_deam, tmp_pat
 def test_evaluate_scores_a_model_on_a_split(tiny_deam, tmp_path):
     torch = pytest.importorskip("torch")
     from music2emotion.config import FeatureSettings
-    from music2emotion.training.export import export_onnx
     from music2emotion.training.cnn import build_model
+    from music2emotion.training.export import export_onnx
 
     torch.manual_seed(0)
     model = export_onnx(build_model("seed"), FeatureSettings(window_seconds=1.0), tmp_path / "m.onnx")

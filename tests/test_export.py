@@ -10,11 +10,11 @@ import pytest
 torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
+from music2emotion import EmotionModel  # noqa: E402
 from music2emotion.config import FeatureSettings
 from music2emotion.modelfile import METADATA_KEY  # noqa: E402
-from music2emotion.training.export import export_onnx, max_abs_difference  # noqa: E402
-from music2emotion import EmotionModel  # noqa: E402
 from music2emotion.training.cnn import build_model  # noqa: E402
+from music2emotion.training.export import export_onnx, max_abs_difference  # noqa: E402
 
 
 @pytest.fixture(scope="module")

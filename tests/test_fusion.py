@@ -19,7 +19,12 @@ from music2emotion.descriptors import N_DESCRIPTORS, describe  # noqa: E402
 from music2emotion.frontends import PATCH_FRAMES, PATCHES, window_inputs  # noqa: E402
 from music2emotion.modelfile import TAGGERS  # noqa: E402
 from music2emotion.training import recipe, regressors  # noqa: E402
-from music2emotion.training.musicnn import MusiCNN, _proto_fields, _varint, export_encoder  # noqa: E402
+from music2emotion.training.musicnn import (  # noqa: E402
+    MusiCNN,
+    _proto_fields,
+    _varint,
+    export_encoder,
+)
 
 
 @pytest.fixture(scope="module")

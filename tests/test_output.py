@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from helpers import alive, write_music
 
-from music2emotion.cli import main
 from music2emotion import EmotionModel, Prediction, Segment
+from music2emotion.cli import main
 from music2emotion.output import RowWriter, open_output, read_output
 
 N_FILES = 20

@@ -7,8 +7,8 @@ import sys
 import pytest
 from helpers import write_music
 
+from music2emotion import Prediction, Segment
 from music2emotion.cli import main
-from music2emotion import EmotionModel, Prediction, Segment
 from music2emotion.plot import QUADRANTS, plot_plane, plot_timeline
 
 matplotlib = pytest.importorskip("matplotlib")

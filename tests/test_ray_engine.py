@@ -16,8 +16,11 @@ ray = pytest.importorskip("ray")
 pytest.importorskip("ray.data")
 pq = pytest.importorskip("pyarrow.parquet")
 
-from music2emotion import cli, ray_engine  # noqa: E402
-from music2emotion import EmotionModel  # noqa: E402
+from music2emotion import (  # noqa: E402
+    EmotionModel,  # noqa: E402
+    cli,
+    ray_engine,
+)
 from music2emotion.output import COLUMNS, journal_path  # noqa: E402
 
 FLOAT_COLUMNS = ("valence", "arousal", "duration")

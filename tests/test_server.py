@@ -20,8 +20,10 @@ from helpers import audio_bytes, noise, tone
 
 pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
 
-from music2emotion import EmotionModel  # noqa: E402
-from music2emotion import server  # noqa: E402
+from music2emotion import (
+    EmotionModel,  # noqa: E402
+    server,  # noqa: E402
+)
 from music2emotion.cli import main  # noqa: E402
 from music2emotion.config import to_deam  # noqa: E402
 

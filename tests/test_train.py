@@ -10,7 +10,16 @@ import pytest
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.slow  # training
 
-from music2emotion.training.train import BEST, CURVES, HISTORY, LAST, ONNX_NAME, TrainConfig, spec_augment, train  # noqa: E402
+from music2emotion.training.train import (  # noqa: E402
+    BEST,
+    CURVES,
+    HISTORY,
+    LAST,
+    ONNX_NAME,
+    TrainConfig,
+    spec_augment,
+    train,
+)
 
 
 def _history(out):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from helpers import SR, tone, write
+
 from music2emotion.audio import load_audio, stream_audio
 from music2emotion.config import FeatureSettings
 from music2emotion.frontends import window_features

@@ -21,7 +21,15 @@ import soxr
 
 from .config import FeatureSettings
 from .descriptors import describe
-from .modelfile import CNN, DESCRIPTORS, DESCRIPTORS_INPUT, FUSION, KINDS, LOG_MEL_INPUT, PATCHES_INPUT
+from .modelfile import (
+    CNN,
+    DESCRIPTORS,
+    DESCRIPTORS_INPUT,
+    FUSION,
+    KINDS,
+    LOG_MEL_INPUT,
+    PATCHES_INPUT,
+)
 from .windows import fit_length
 
 # musicnn's input, fixed by its training (Pons & Serra 2019): 16 kHz, 512-point FFT, hop 256,

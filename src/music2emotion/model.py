@@ -21,7 +21,15 @@ from .audio import LevelMeter, stream_array, stream_audio
 from .config import FeatureSettings
 from .frontends import window_inputs
 from .modelfile import (
-    FUSION, INPUTS, KIND, LOG_MEL_INPUT, METADATA_KEY, OUTPUT, SETTINGS, read_metadata, resolve_model,
+    FUSION,
+    INPUTS,
+    KIND,
+    LOG_MEL_INPUT,
+    METADATA_KEY,
+    OUTPUT,
+    SETTINGS,
+    read_metadata,
+    resolve_model,
 )
 from .prediction import Prediction, failure_reason, song_prediction
 from .windows import DEFAULT_BATCH, check_options, iter_windows, with_window

@@ -55,6 +55,7 @@ from .frontends import window_inputs
 from .model import EmotionModel
 from .prediction import Prediction, failure_reason, song_prediction
 from .windows import DEFAULT_BATCH, check_options, iter_windows
+
 # A block's files are decoded one after the other by one task: a few per block keeps the
 # per-task overhead small, and at least BLOCKS_PER_CPU blocks per CPU keep the load even.
 FILES_PER_BLOCK = 16

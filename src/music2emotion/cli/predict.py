@@ -12,7 +12,15 @@ from typing import IO
 from ..output import FORMATS, Output, RowWriter, read_output
 from ..prediction import Prediction
 from ..windows import DEFAULT_BATCH
-from .common import UsageError, add_model, add_scale, add_windows, check, load_model, require_plotting
+from .common import (
+    UsageError,
+    add_model,
+    add_scale,
+    add_windows,
+    check,
+    load_model,
+    require_plotting,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:

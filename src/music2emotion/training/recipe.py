@@ -26,7 +26,15 @@ import numpy as np
 from ..config import TARGETS
 from ..descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS
 from ..frontends import MUSICNN_MELS, PATCH_FRAMES, PATCHES
-from ..modelfile import DESCRIPTORS, DESCRIPTORS_INPUT, FUSION, OUTPUT, PATCHES_INPUT, TAGGERS, metadata
+from ..modelfile import (
+    DESCRIPTORS,
+    DESCRIPTORS_INPUT,
+    FUSION,
+    OUTPUT,
+    PATCHES_INPUT,
+    TAGGERS,
+    metadata,
+)
 from . import evaluate as ev
 from . import regressors as rg
 from .clips import CLIP_SETTINGS, clip_features, describe_clips
