@@ -225,3 +225,11 @@ def test_uri_detection():
     assert ray_engine.is_uri("file:///tmp/a.wav")
     assert not ray_engine.is_uri("/music/a.mp3") and not ray_engine.is_uri(r"C:\music\a.mp3")
     assert not ray_engine.is_uri("odd name: ://.wav")
+
+
+@pytest.mark.parametrize("options", [{"window_seconds": 0.1}, {"hop_seconds": 0}, {"batch_size": 0}])
+def test_the_local_engines_option_checks_before_anything_runs(model, options):
+    from music2emotion.windows import OptionError
+
+    with pytest.raises(OptionError):
+        ray_engine.predict(["a.wav"], model=model, **options)  # no Ray needed to refuse

@@ -11,6 +11,7 @@ with ``error`` set: nothing here raises for bad audio, only for bad arguments.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +232,8 @@ class EmotionModel:
         return self._predict(ARRAY_NAME, lambda rate: blocks, window_seconds, hop_seconds,
                              batch_size, timeline)
 
-    def _predict(self, name: str, source: Any, window_seconds: float | None,
+    def _predict(self, name: str, source: Callable[[int], Iterable[np.ndarray]],
+                 window_seconds: float | None,
                  hop_seconds: float | None, batch_size: int, timeline: bool) -> Prediction:
         """The shared loop: ``source(sample_rate)`` gives the blocks; windows go through
         the session ``batch_size`` at a time; the result comes from ``song_prediction``."""

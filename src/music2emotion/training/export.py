@@ -128,9 +128,12 @@ def export_checkpoint(
     validation figures in the metadata."""
     ckpt = load_checkpoint(checkpoint)
     model, settings = model_from_checkpoint(ckpt)
-    info = {"arch": ckpt["arch"], "epoch": ckpt.get("best_epoch", ckpt.get("epoch"))}
+    info: dict[str, Any] = {"arch": ckpt["arch"], "epoch": ckpt.get("best_epoch", ckpt.get("epoch"))}
     if ckpt.get("val_metrics"):
         info["validation"] = ckpt["val_metrics"]
+    if ckpt.get("split"):
+        info["validation_method"] = (f"the best epoch on a validation split of {len(ckpt['split']['val'])} "
+                                     f"songs, trained on the other {len(ckpt['split']['train'])}")
     return export_onnx(model, settings, out, {**info, **(extra or {})})
 
 

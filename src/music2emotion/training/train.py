@@ -28,7 +28,7 @@ from ..config import FeatureSettings
 from . import metrics
 from .cnn import build_model
 from .data import FeatureCache, load_dataset, split_ids
-from .export import export_onnx
+from .export import export_checkpoint
 
 BEST = "best_emotion_model.pt"
 LAST = "last.pt"
@@ -251,10 +251,7 @@ def train(cfg: TrainConfig, resume: bool = False, log: Callable[[str], None] = p
         log(f"early stopping: no validation improvement for {cfg.patience} epochs")
 
     best_state = torch.load(out / BEST, map_location="cpu", weights_only=False)
-    model = build_model(cfg.arch)
-    model.load_state_dict(best_state["model"])
-    export_onnx(model, settings, out / ONNX_NAME,
-                {"arch": cfg.arch, "epoch": best_epoch, "validation": best_state["val_metrics"]})
+    export_checkpoint(out / BEST, out / ONNX_NAME)
     plot_history(best_state["history"] if not history else history, out / CURVES)
     result = {"best_epoch": best_epoch, "validation": best_state["val_metrics"]}
     (out / "metrics.json").write_text(json.dumps(result, indent=2))
