@@ -94,3 +94,13 @@ def test_missing_matplotlib_is_a_usage_error(tiny_model, tmp_path, capfd, monkey
     code = main(["predict", str(song), "--model", str(tiny_model), "--plot", str(tmp_path / "v.png")])
     assert code == 2
     assert "pip install 'music2emotion[plot]'" in capfd.readouterr().err
+
+
+def test_predict_plot_reads_a_parquet_output_back(tiny_model, tmp_path, capfd):
+    pytest.importorskip("pyarrow")
+    songs = [write_music(tmp_path / f"p{i}.wav", 2.5, seed=i) for i in range(2)]
+    out = tmp_path / "rows.parquet"
+    assert main(["predict", *map(str, songs), "--model", str(tiny_model), "--jobs", "1",
+                 "-o", str(out), "--plot", str(tmp_path / "va.png")]) == 0
+    assert _png_size(tmp_path / "va.png")[0] > 100
+    assert "wrote" in capfd.readouterr().err

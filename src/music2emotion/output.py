@@ -296,6 +296,28 @@ def finish_parquet(output: str | os.PathLike[str], keep_existing: bool) -> int:
     return table.num_rows
 
 
+def song_rows(path: str | os.PathLike[str], fmt: str | None = None) -> list[dict[str, Any]]:
+    """Every file's row in an output, of any format (CSV values stay strings).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A CSV, JSON Lines or Parquet output.
+    fmt : str, optional
+        Its format (default: by the extension).
+
+    Returns
+    -------
+    list of dict
+        One per file, complete rows only; nothing is repaired.
+    """
+    if format_for(path, fmt) == "parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist() if Path(path).exists() else []
+    return read_output(path, fmt, repair=False, keep_rows=True).rows
+
+
 def _parquet_done(output: str | os.PathLike[str]) -> set[str]:
     import pyarrow.parquet as pq
 

@@ -9,7 +9,8 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import IO
 
-from ..output import FORMATS, Output, RowWriter, read_output
+from ..model import EmotionModel
+from ..output import FORMATS, Output, RowWriter, song_rows
 from ..prediction import Prediction
 from ..windows import DEFAULT_BATCH
 from .common import (
@@ -93,15 +94,14 @@ def _plane_points(args: argparse.Namespace, collected: list[tuple[str, float, fl
     earlier files too), else this run's results."""
     if not args.output:
         return collected
-    state = read_output(args.output, args.format, repair=False, keep_rows=True)
     return [(Path(str(row["path"])).stem, float(row["valence"]), float(row["arousal"]))
-            for row in state.rows if row.get("valence") not in (None, "") and not row.get("error")]
+            for row in song_rows(args.output, args.format)
+            if row.get("valence") not in (None, "") and not row.get("error")]
 
 
-def _engine(args: argparse.Namespace, files: list[str]) -> tuple[AbstractContextManager[object],
-                                                                  Iterable[Prediction]]:
+def _engine(args: argparse.Namespace, model: EmotionModel, files: list[str]
+            ) -> tuple[AbstractContextManager[object], Iterable[Prediction]]:
     """Where the files are predicted, and their results as they come."""
-    model = load_model(args.model)
     options = {"model": model, "window_seconds": args.window, "hop_seconds": args.hop,
                "batch_size": args.batch_size, "timeline": args.timeline}
     if args.engine == "ray":
@@ -137,6 +137,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = _input_files(args.paths, ray)
     if not files:
         raise UsageError("no audio files found in " + ", ".join(args.paths))
+    model = load_model(args.model)
     out = None
     if args.output:
         try:
@@ -149,7 +150,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
             files = [f for f in files if f not in out.done]
             print(f"resuming: {total - len(files)} of {total} files already in {args.output}",
                   file=sys.stderr)
-    context, results = _engine(args, files)
+    context, results = _engine(args, model, files)
     if hasattr(sys.stdout, "reconfigure"):
         # file names that are not UTF-8 are printed as their raw bytes, as ls does
         sys.stdout.reconfigure(errors="surrogateescape")
