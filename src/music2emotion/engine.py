@@ -243,8 +243,8 @@ def _failed_prediction(task: tuple[str, dict[str, Any]], reason: str) -> Predict
 
 def predict_files(
     paths: Sequence[str | os.PathLike[str]],
-    *,
     model: EmotionModel | str | os.PathLike[str] | None = None,
+    *,
     window_seconds: float | None = None,
     hop_seconds: float | None = None,
     batch_size: int = DEFAULT_BATCH,
@@ -260,7 +260,8 @@ def predict_files(
         Audio files.
     model : EmotionModel, str or os.PathLike, optional
         A loaded model, a bundled model's name or a model file (default: the bundled
-        ``accurate``). Each worker process loads its own copy from the file.
+        ``accurate``); by keyword, or second by position. Each worker process loads its own
+        copy from the file.
     window_seconds, hop_seconds, batch_size, timeline
         As for :meth:`music2emotion.EmotionModel.predict_file`.
     jobs : int, optional

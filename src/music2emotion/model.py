@@ -273,8 +273,8 @@ def load(model: EmotionModel | str | os.PathLike[str] | None = None) -> EmotionM
 
 def predict_file(
     path: str | os.PathLike[str],
-    *,
     model: EmotionModel | str | os.PathLike[str] | None = None,
+    *,
     window_seconds: float | None = None,
     hop_seconds: float | None = None,
     batch_size: int = DEFAULT_BATCH,
@@ -288,7 +288,9 @@ def predict_file(
         Any file libsndfile decodes.
     model : EmotionModel, str or os.PathLike, optional
         A loaded model, a bundled model's name (``"accurate"``, the default; ``"fast"``;
-        ``"seed"``) or a model file; loaded once per process and kept.
+        ``"seed"``) or a model file; loaded once per process and kept. It may also come
+        second, by position, as in ``predict_file("song.mp3", "fast")``; every other
+        option is keyword-only.
     window_seconds, hop_seconds, batch_size, timeline
         As for :meth:`EmotionModel.predict_file`.
 
@@ -304,8 +306,8 @@ def predict_file(
 def predict_audio(
     samples: np.ndarray,
     sample_rate: int,
-    *,
     model: EmotionModel | str | os.PathLike[str] | None = None,
+    *,
     window_seconds: float | None = None,
     hop_seconds: float | None = None,
     batch_size: int = DEFAULT_BATCH,
