@@ -2,7 +2,8 @@
 
     python test.py [--model emotion_model_improved.onnx] PATH [PATH ...]
 
-A thin wrapper over ``music2emotion predict`` (same options, same output).
+A thin wrapper over ``music2emotion predict`` (same options, same output) that runs the
+bundled ``seed`` model, the seed's own CNN, unless ``--model`` names another one.
 """
 
 import sys
@@ -10,4 +11,7 @@ import sys
 from music2emotion.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main(["predict", *sys.argv[1:]]))
+    args = sys.argv[1:]
+    if not any(a == "--model" or a.startswith("--model=") for a in args):
+        args = ["--model", "seed", *args]
+    sys.exit(main(["predict", *args]))

@@ -15,21 +15,36 @@ from music2emotion.cli import main
 from music2emotion.modelfile import BUNDLED_MODELS, bundled_model_path, resolve_model
 
 
-@pytest.mark.parametrize("name, kind", [("accurate", "fusion"), ("fast", "descriptors")])
+@pytest.mark.parametrize("name, kind", [("accurate", "fusion"), ("fast", "descriptors"), ("seed", "cnn")])
 def test_bundled_models_are_small_and_describe_themselves(name, kind):
     path = bundled_model_path(name)
     assert path.is_file() and path.stat().st_size < 5 * 2**20
     model = EmotionModel(name)
     assert model.path == path and model.kind == kind
     assert model.settings.sample_rate == 22_050 and model.settings.n_mels == 64
-    # both were cross-validated on DEAM and say so
+    # each was validated on DEAM and says so
     assert set(model.info["validation"]) == {"valence", "arousal"}
 
 
+def test_the_seed_model_keeps_the_seeds_onnx_contract():
+    """The seed's emotion_model_improved.onnx took [1, 1, 64, 1292] (30 s of log-mels);
+    the bundled seed CNN takes any batch and any number of frames."""
+    import onnxruntime as ort
+
+    path = bundled_model_path("seed")
+    assert path.stat().st_size < 0.2 * 2**20  # the 3-block CNN, about 0.1 MB
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(0).standard_normal((3, 1, 64, 1292)).astype(np.float32)
+    (out,) = session.run(None, {"input": x})
+    assert out.shape == (3, 2) and ((out >= 0) & (out <= 1)).all()
+    assert EmotionModel("seed").predict_features(x) == pytest.approx(out, abs=1e-6)
+    assert session.run(None, {"input": x[:1, :, :, :431]})[0].shape == (1, 2)  # a 10 s window
+
+
 def test_model_names_and_paths_resolve(tmp_path, monkeypatch):
-    assert set(BUNDLED_MODELS) == {"accurate", "fast"}
+    assert set(BUNDLED_MODELS) == {"accurate", "fast", "seed"}
     assert resolve_model(None) == bundled_model_path("accurate") == EmotionModel().path
-    with pytest.raises(FileNotFoundError, match="accurate, fast"):
+    with pytest.raises(FileNotFoundError, match="accurate, fast, seed"):
         resolve_model("quick")
     with pytest.raises(ValueError, match="no bundled model"):
         bundled_model_path("quick")
@@ -39,7 +54,7 @@ def test_model_names_and_paths_resolve(tmp_path, monkeypatch):
     assert resolve_model("fast").resolve() == tmp_path / "fast"
 
 
-def test_both_models_hear_energy_as_arousal(tmp_path, capsys):
+def test_every_bundled_model_hears_energy_as_arousal(tmp_path, capsys):
     calm = write(tmp_path / "calm.wav", 0.05 * tone(MAJOR, 10.0))
     busy = write(tmp_path / "busy.wav", 0.5 * tone(MAJOR, 10.0) + clicks(8, 10.0, amp=0.9))
     for name in BUNDLED_MODELS:
@@ -55,7 +70,7 @@ def test_the_fast_model_from_the_command_line(tmp_path, capsys):
     direct = predict_file(wav, model="fast")
     assert fast == pytest.approx([direct.valence, direct.arousal], abs=1e-4)
     assert main(["predict", str(wav), "--model", "quick"]) == 2
-    assert "accurate, fast" in capsys.readouterr().err
+    assert "accurate, fast, seed" in capsys.readouterr().err
 
 
 def test_predicts_wav_and_mp3_from_the_command_line(tmp_path, capsys):

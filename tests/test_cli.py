@@ -97,6 +97,18 @@ def test_export_command_and_seed_script(tmp_path, audio_dir, trained_run):
     assert len(lines) == 3 and "a.wav" in lines[1] and "b.mp3" in lines[2]
 
 
+@pytest.mark.slow
+def test_the_seed_script_runs_the_bundled_seed_model(audio_dir):
+    from music2emotion import predict_file
+
+    proc = subprocess.run([sys.executable, str(ROOT / "test.py"), str(audio_dir / "a.wav")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    values = [float(v) for v in proc.stdout.splitlines()[1].split()[1:3]]
+    seed = predict_file(audio_dir / "a.wav", "seed")
+    assert values == pytest.approx([seed.valence, seed.arousal], abs=1e-4)
+
+
 def test_output_formats_on_stdout(tiny_model, tmp_path, capfd):
     songs = [write_music(tmp_path / "b.wav", 5.0), write_music(tmp_path / "a.wav", 3.0, seed=1)]
     base = ["predict", *map(str, songs), "--model", str(tiny_model), "--jobs", "1"]

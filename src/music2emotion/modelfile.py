@@ -43,12 +43,14 @@ TAGGERS = "taggers"  # a fusion graph's second output
 KIND, SETTINGS, N_DESCRIPTORS_KEY = "kind", "settings", "n_descriptors"
 SCALE_NOTE = "0-1 (DEAM rating r maps to (r - 1) / 8)"
 
-# The models shipped inside the package, by the name ``--model`` accepts (docs: README,
-# "Models"): the fusion model (descriptors + two pretrained taggers; the default), a
-# descriptors-only model several times faster per window, and the seed's CNN.
+# The models shipped inside the package, by the name ``--model`` accepts (README, "Models";
+# MODEL_CARD.md): the fusion model (descriptors + two pretrained taggers; the default), a
+# descriptors-only model several times faster per window, and the seed's CNN, which keeps
+# the seed's [batch, 1, 64, frames] ONNX contract.
 BUNDLED_MODELS = {
     "accurate": "emotion_model.onnx",
     "fast": "emotion_model_fast.onnx",
+    "seed": "emotion_model_seed.onnx",
 }
 DEFAULT_MODEL = "accurate"
 
