@@ -5,7 +5,9 @@
     >>> result.valence, result.arousal          # both in [0, 1]
     >>> predict_audio(samples, 44_100, model="fast").arousal
 
-Importing this package never imports torch or scikit-learn: inference runs on ONNX Runtime.
+Inference runs on ONNX Runtime and never imports torch; importing this package imports
+neither torch nor scikit-learn (librosa loads scikit-learn itself, for the harmonic/percussive
+split some descriptors use).
 The modules of the inference core are ``audio`` (decoding), ``windows`` (cutting audio into
 the model's windows), ``frontends`` and ``descriptors`` (each model kind's inputs),
 ``modelfile`` (what a model file holds), ``model`` (:class:`EmotionModel`), ``prediction``
