@@ -13,12 +13,12 @@ import tempfile
 import warnings
 from pathlib import Path
 
-import anyio
-import httpx
 import pytest
 from helpers import audio_bytes, noise, tone
 
 pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
+anyio = pytest.importorskip("anyio")
+httpx = pytest.importorskip("httpx")
 
 from music2emotion import (
     EmotionModel,  # noqa: E402
