@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import __version__
+from .collection import commands as collection_commands
 from .config import BUNDLED_MODELS, DEFAULT_MODEL, SEED_WINDOW_SECONDS, FeatureSettings
 
 MODEL_HELP = ("ONNX model file, or a bundled model by name: "
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_export(sub)
     _add_serve(sub)
     _add_evaluate(sub)
+    collection_commands.add_parsers(sub)  # tag, read-tags, playlist
     return parser
 
 
@@ -431,7 +433,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "predict": cmd_predict, "plot": cmd_plot, "train": cmd_train, "export": cmd_export,
-    "serve": cmd_serve, "evaluate": cmd_evaluate,
+    "serve": cmd_serve, "evaluate": cmd_evaluate, **collection_commands.COMMANDS,
 }
 
 

@@ -139,6 +139,7 @@ def write_m3u8(songs: Iterable[Song], out: str | os.PathLike[str], absolute: boo
     out = Path(out)
     text = m3u8_text(songs, out, absolute)
     temp = out.with_name(f".{out.name}.m2e-{os.getpid()}.tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with open(temp, "w", encoding="utf-8", errors="surrogateescape", newline="\n") as f:
             f.write(text)

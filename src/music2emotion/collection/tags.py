@@ -229,6 +229,34 @@ def read_tags(path: str | os.PathLike[str]) -> EmotionTags | None:
     return _parse(open_tags(path))
 
 
+def describe_file(path: str | os.PathLike[str]) -> tuple[float | None, str | None]:
+    """(length in seconds, the name a player shows: "Artist - Title", or the title) of any
+    file mutagen reads; ``None`` for what it cannot tell. Never raises for a bad file."""
+    try:
+        f = mutagen.File(os.fsencode(path), easy=True)
+    except Exception:  # mutagen raises many types for damaged files; this is only cosmetic
+        return None, None
+    if f is None:
+        return None, None
+    length = getattr(f.info, "length", None) or None
+
+    def first(*keys: str) -> str:
+        for key in keys:
+            try:
+                values = f.tags[key]
+            except (KeyError, ValueError, TypeError):  # TypeError: no tags at all
+                continue
+            text = getattr(values, "text", values)  # an ID3 frame keeps its strings in .text
+            if text:
+                return str(text[0]).strip()
+        return ""
+
+    # easy keys for MP3, MP4 and Vorbis comments; ID3 frame names for WAV and AIFF
+    artist, title = first("artist", "TPE1"), first("title", "TIT2")
+    name = f"{artist} - {title}" if artist and title else title or None
+    return length, name
+
+
 # --- writing --------------------------------------------------------------------------------
 
 def check_writable(path: str | os.PathLike[str]) -> None:
