@@ -122,3 +122,51 @@ def trained_run(deam_like, feature_cache, tmp_path_factory: pytest.TempPathFacto
 
     out = tmp_path_factory.mktemp("train") / "run"
     return out, train(train_config(deam_like, out, feature_cache), log=lambda _: None)
+
+
+# --- a small music collection in every container the tag command writes --------------------
+
+# soundfile's arguments per extension (libsndfile >= 1.1 writes MP3 too)
+SOUNDFILE_FORMATS = {
+    ".wav": {}, ".aiff": {}, ".flac": {}, ".ogg": {}, ".mp3": {},
+    ".opus": {"format": "OGG", "subtype": "OPUS"},
+}
+
+
+def write_m4a(path: Path, y: np.ndarray, sr: int = 44_100, codec: str = "aac") -> Path:
+    """A real MP4 audio file (AAC or ALAC) made with PyAV's bundled FFmpeg: there is no
+    ffmpeg program here and libsndfile writes no MP4."""
+    av = pytest.importorskip("av")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream(codec, rate=sr, layout="mono")
+        if codec == "alac":
+            frame = av.AudioFrame.from_ndarray((y * 32767).astype(np.int16)[None, :], format="s16p", layout="mono")
+        else:
+            frame = av.AudioFrame.from_ndarray(y.astype(np.float32)[None, :], format="fltp", layout="mono")
+        frame.sample_rate = sr
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return path
+
+
+def make_song(path: Path, seconds: float = 2.0, seed: int = 0) -> Path:
+    """A short song-like clip (a chord, clicks, a little noise) in the container its
+    extension names; ``.m4a`` is AAC, ``.alac.m4a`` is ALAC."""
+    rng = np.random.default_rng(seed)
+    sr = 48_000 if path.suffix == ".opus" else SR
+    y = tone((MAJOR, MINOR)[seed % 2], seconds, sr, amp=0.25) + clicks(2 + seed, seconds, sr, amp=0.2)
+    y = np.clip(y + rng.normal(0, 0.01, len(y)).astype(np.float32), -1, 1)
+    if path.suffix == ".m4a":
+        return write_m4a(path, y, sr, "alac" if path.name.endswith(".alac.m4a") else "aac")
+    return write(path, y, sr, **SOUNDFILE_FORMATS[path.suffix])
+
+
+@pytest.fixture()
+def song_folder(tmp_path: Path) -> Path:
+    """One short clip in each container libsndfile both writes and decodes (MP3, FLAC, Ogg
+    Vorbis, Opus, WAV, AIFF)."""
+    d = tmp_path / "music"
+    for i, ext in enumerate(SOUNDFILE_FORMATS):
+        make_song(d / f"song{i}{ext}", seed=i)
+    return d
