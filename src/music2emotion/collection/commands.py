@@ -156,7 +156,9 @@ def cmd_tag(args: argparse.Namespace) -> int:
     todo: list[int] = []
 
     def row(i: int, status: str, valence: float | None = None, arousal: float | None = None) -> None:
-        rows[i] = {"path": str(files[i]), "valence": valence, "arousal": arousal, "status": status}
+        # shown as written: 4 decimals
+        shown = ["" if x is None else f"{x:.4f}" for x in (valence, arousal)]
+        rows[i] = {"path": str(files[i]), "valence": shown[0], "arousal": shown[1], "status": status}
         if status.startswith("error: "):
             print(f"error: {files[i]}: {status[7:]}", file=sys.stderr)
 
@@ -246,7 +248,8 @@ def cmd_read_tags(args: argparse.Namespace) -> int:
         _print("\n".join(json.dumps({k: (v if v != "" else None) for k, v in r.items()}, ensure_ascii=False)
                          for r in rows))
     else:
-        shown = [{**r, "model": r["model"] or ("" if r["error"] or r["valence"] != "" else "(no emotion tags)")}
+        shown = [{**r, **{k: f"{r[k]:.4f}" for k in ("valence", "arousal") if r[k] != ""},
+                  "model": r["model"] or ("" if r["error"] or r["valence"] != "" else "(no emotion tags)")}
                  for r in rows]
         _print(_table(shown, ["path", "valence", "arousal", "scale", "mood", "model", "error"]))
     return 1 if any(r["error"] for r in rows) else 0
