@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .moods import MOODS, QUADRANT_MOODS, parse_point, to_unit_checked
+from .moods import MOODS, QUADRANT_MOODS, mood_word, parse_point, to_unit_checked
 
 if TYPE_CHECKING:
     from music2emotion import EmotionModel, Prediction
@@ -144,7 +144,6 @@ def _print(text: str) -> None:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     _require_tags()
-    from .moods import mood_word
     from .tags import BadTagValue, EmotionTags, TagError, check_writable, model_id, read_tags, write_tags
 
     files = _audio_files(args.paths)
@@ -300,13 +299,16 @@ def _selection(args: argparse.Namespace) -> Callable[[Sequence[Song]], list[Song
     length = args.length
     if region:
         valence, arousal = _range(args.valence, args.scale, "--valence"), _range(args.arousal, args.scale, "--arousal")
-        if args.mood:
-            (mv0, mv1), (ma0, ma1) = MOODS[args.mood].region
-            valence = (max(valence[0], mv0), min(valence[1], mv1))
-            arousal = (max(arousal[0], ma0), min(arousal[1], ma1))
-            if valence[0] > valence[1] or arousal[0] > arousal[1]:
-                raise UsageError(f"--mood {args.mood} and the ranges given do not overlap")
-        return lambda songs: in_region(songs, valence, arousal, length)
+        if not args.mood:
+            return lambda songs: in_region(songs, valence, arousal, length)
+        (mv0, mv1), (ma0, ma1) = MOODS[args.mood].region
+        valence = (max(valence[0], mv0), min(valence[1], mv1))
+        arousal = (max(arousal[0], ma0), min(arousal[1], ma1))
+        if valence[0] > valence[1] or arousal[0] > arousal[1]:
+            raise UsageError(f"--mood {args.mood} and the ranges given do not overlap")
+        # a song on the middle line belongs to one mood only, the one its MOOD tag names
+        return lambda songs: in_region([s for s in songs if mood_word(*s.point) == args.mood],
+                                       valence, arousal, length)
     if args.near:
         point = _point(args.near, args.scale, "--near")
         return lambda songs: nearest(songs, point, length or DEFAULT_LENGTH, args.radius)
@@ -382,7 +384,7 @@ def cmd_playlist(args: argparse.Namespace) -> int:
         found, missing = _songs_from_predictions(t, tags_available)
         songs += found
         if missing:
-            notes.append(f"{missing} files listed in {t} no longer exist")
+            notes.append(f"files listed in {t} that no longer exist, left out: {missing}")
     failed = 0
     if audio_sources:
         from .tags import TagError, read_tags
