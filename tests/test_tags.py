@@ -246,11 +246,19 @@ def test_symlink_is_followed_and_kept(tmp_path):
     assert link.is_symlink() and read_tags(real) == VALUES
 
 
-def test_mode_is_kept(tmp_path):
+def test_mode_and_extended_attributes_are_kept(tmp_path):
     path = song(tmp_path, ".wav")
     path.chmod(0o640)
+    try:
+        os.setxattr(path, "user.origin", b"ripped 2009")
+    except (AttributeError, OSError):
+        xattrs = False  # not Linux, or a file system without user attributes
+    else:
+        xattrs = True
     write_tags(path, VALUES)
     assert os.stat(path).st_mode & 0o777 == 0o640
+    if xattrs:
+        assert os.getxattr(path, "user.origin") == b"ripped 2009"
 
 
 def test_stale_temp_of_a_killed_run_is_removed(tmp_path):

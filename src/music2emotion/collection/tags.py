@@ -47,7 +47,7 @@ from mutagen.oggspeex import OggSpeex
 from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
-from music2emotion import EmotionModel, __version__
+from music2emotion import EmotionModel, __version__, to_unit
 from music2emotion.config import BUNDLED_MODELS
 
 from .moods import QUADRANT_MOODS
@@ -94,8 +94,6 @@ class EmotionTags:
     def unit(self) -> tuple[float, float]:
         """(valence, arousal) on the 0-1 scale, whatever scale they are stored on."""
         if self.scale == "deam":
-            from music2emotion import to_unit
-
             return float(to_unit(self.valence)), float(to_unit(self.arousal))
         return self.valence, self.arousal
 
@@ -324,8 +322,8 @@ def _fsync_dir(folder: Path) -> None:
 
 def write_tags(path: str | os.PathLike[str], tags: EmotionTags) -> None:
     """Write ``tags`` into ``path`` through a checked copy renamed over it (see the module
-    docstring). The file keeps its permissions and owner; its modification time becomes
-    now, as for any edit, so backups and library scanners see the change.
+    docstring). The file keeps its permissions, owner and extended attributes; its
+    modification time becomes now, as for any edit, so backups and library scanners see the change.
 
     Raises :class:`TagError` with a one-line reason; the original is then unchanged.
     """
@@ -352,6 +350,7 @@ def write_tags(path: str | os.PathLike[str], tags: EmotionTags) -> None:
             raise TagError("the tagged copy no longer reads as the same audio")
         with open(temp, "rb+") as f:
             os.fsync(f.fileno())
+        _copy_xattrs(real, temp)
         os.chmod(temp, stat.S_IMODE(before.st_mode))
         try:
             os.chown(temp, before.st_uid, before.st_gid)
@@ -373,6 +372,22 @@ def write_tags(path: str | os.PathLike[str], tags: EmotionTags) -> None:
         _discard(temp)
         raise
     _fsync_dir(real.parent)
+
+
+def _copy_xattrs(src: Path, dst: Path) -> None:
+    """Carry the file's extended attributes (user metadata, security labels) over to the
+    copy, as far as this system and our permissions allow."""
+    if not hasattr(os, "listxattr"):  # not on Linux
+        return
+    try:
+        names = os.listxattr(src)
+    except OSError:
+        return
+    for name in names:
+        try:
+            os.setxattr(dst, name, os.getxattr(src, name))
+        except OSError:
+            pass
 
 
 def _discard(temp: Path) -> None:
