@@ -91,6 +91,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 # --- shared pieces ------------------------------------------------------------------------------
 
+def _check_jobs(jobs: int | None) -> None:
+    if jobs is not None and jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+
+
 def _load_model(name: str | None) -> EmotionModel:
     from music2emotion import EmotionModel
 
@@ -115,8 +120,6 @@ def _predict(files: Sequence[Path], model: EmotionModel, jobs: int | None, progr
     from music2emotion import predict_files
     from music2emotion.audio import quiet_decoder_messages
 
-    if jobs is not None and jobs < 1:
-        raise UsageError("--jobs must be at least 1")
     if not files:
         return
     with quiet_decoder_messages():
@@ -146,6 +149,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     _require_tags()
     from .tags import BadTagValue, EmotionTags, TagError, check_writable, model_id, read_tags, write_tags
 
+    _check_jobs(args.jobs)
     files = _audio_files(args.paths)
     if not files:
         raise UsageError("no audio files found in " + ", ".join(args.paths))
@@ -365,6 +369,7 @@ def cmd_playlist(args: argparse.Namespace) -> int:
     from .playlist import Song, write_m3u8
 
     select = _selection(args)
+    _check_jobs(args.jobs)
     tables = [Path(s) for s in args.sources if Path(s).suffix.lower() in PREDICTION_SUFFIXES]
     audio_sources = [s for s in args.sources if Path(s).suffix.lower() not in PREDICTION_SUFFIXES]
     for t in tables:
