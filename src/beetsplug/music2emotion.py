@@ -48,6 +48,7 @@ class Music2EmotionPlugin(BeetsPlugin):
 
     def commands(self) -> list[ui.Subcommand]:
         cmd = ui.Subcommand("emotion", help="predict valence and arousal (music2emotion)")
+        cmd.parser.usage = "%prog [options] [QUERY]"
         cmd.parser.add_option("-f", "--force", action="store_true", default=False,
                               help="predict again items that already have values")
         cmd.parser.add_option("-w", "--write", action="store_true", default=None,
