@@ -246,8 +246,9 @@ def lowest_declared(extras: tuple[str, ...]) -> dict[str, str]:
 def job(version: str, work: Path, dist: dict[str, Path], clips: list[Path], reference: dict,
         lowest: dict[str, str] | None = None) -> str:
     """One cell of the matrix on CPython ``version``; ``lowest`` pins the direct requirements.
-    Returns what was installed, for the report."""
+    Returns the interpreter, the time taken and what was installed, for the report."""
     python = require_python(version)
+    start = time.monotonic()
     constraints = None
     if lowest:
         constraints = work / "lowest.txt"
@@ -259,7 +260,8 @@ def job(version: str, work: Path, dist: dict[str, Path], clips: list[Path], refe
         if lowest:
             assert {n: Version(v) for n, v in got.items()} == {n: Version(v) for n, v in lowest.items()}
         check_installed(venv_python, clips, reference, work)
-        return f"{Path(python).parents[1].name}: " + ", ".join(f"{n} {v}" for n, v in got.items())
+        took = time.monotonic() - start
+        return f"{Path(python).parents[1].name} in {took:.0f} s: " + ", ".join(f"{n} {v}" for n, v in got.items())
     finally:
         shutil.rmtree(work / "venv", ignore_errors=True)
 
