@@ -8,6 +8,7 @@ else. Requires torch and onnx (the ``train`` extra).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import warnings
@@ -21,8 +22,7 @@ import torch
 from . import __version__
 from .config import METADATA_KEY, TARGETS, FeatureSettings
 from .model import build_model
-
-OPSET = 17
+from .onnx_format import OPSETS, save_onnx
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -44,11 +44,9 @@ def export_onnx(
     extra: dict[str, Any] | None = None,
 ) -> Path:
     """Write ``model`` to ``out`` as ONNX and embed ``settings`` (and ``extra``) as metadata."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval().cpu()
     dummy = torch.zeros(1, 1, settings.n_mels, settings.n_frames)
-    tmp = out.with_name(out.name + ".tmp")
+    buf = io.BytesIO()
     with warnings.catch_warnings():
         # the TorchScript exporter is deprecated in favour of dynamo, which needs a traced
         # shape range; this small static graph exports identically either way
@@ -56,14 +54,14 @@ def export_onnx(
         torch.onnx.export(
             model,
             (dummy,),
-            str(tmp),
+            buf,
             input_names=["input"],
             output_names=["output"],
             dynamic_axes={"input": {0: "batch", 3: "frames"}, "output": {0: "batch"}},
-            opset_version=OPSET,
+            opset_version=OPSETS[""],
             dynamo=False,
         )
-    proto = onnx.load(str(tmp))
+    proto = onnx.load_from_string(buf.getvalue())
     meta = {
         "settings": settings.to_dict(),
         "targets": list(TARGETS),
@@ -74,10 +72,7 @@ def export_onnx(
     del proto.metadata_props[:]
     entry = proto.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, out)
-    return out
+    return save_onnx(proto, out)
 
 
 def export_checkpoint(

@@ -232,8 +232,8 @@ def export_encoder(model: MusiCNN, out: str | os.PathLike[str], frames: int = 18
 
     import onnx
 
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from .onnx_format import OPSETS, save_onnx
+
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
@@ -241,13 +241,9 @@ def export_encoder(model: MusiCNN, out: str | os.PathLike[str], frames: int = 18
             model.eval(), (torch.zeros(2, frames, n_mels),), buf,
             input_names=["patches"], output_names=["tags", "embedding"],
             dynamic_axes={"patches": {0: "n"}, "tags": {0: "n"}, "embedding": {0: "n"}},
-            opset_version=17, dynamo=False,
+            opset_version=OPSETS[""], dynamo=False,
         )
     proto = onnx.load_from_string(buf.getvalue())
     if half_storage:
         proto = store_half(proto)
-    onnx.checker.check_model(proto)
-    tmp = out.with_name(out.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, out)
-    return out
+    return save_onnx(proto, out)

@@ -38,7 +38,6 @@ MUSICNN_WHEEL = "musicnn-0.1.0-py3-none-any.whl"
 # soft, fast, slow, ambient...).
 ENCODERS = ("MSD_musicnn", "MTT_musicnn")
 N_TAGS, N_EMBEDDING = 50, 200
-ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
 
 
 def embedding_names(encoder: str) -> tuple[str, ...]:
@@ -234,6 +233,8 @@ def export_fusion(
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
 
+    from .onnx_format import OPSETS, save_onnx
+
     n_feat = N_DESCRIPTORS + len(encoders) * (N_TAGS + N_EMBEDDING)
     inputs = [helper.make_tensor_value_info("descriptors", TensorProto.FLOAT, ["n", N_DESCRIPTORS])]
     nodes: list[Any] = []
@@ -266,7 +267,7 @@ def export_fusion(
     member_outputs = []
     for i, est in enumerate(_members(fitted)):
         head = convert_sklearn(est, initial_types=[("features", FloatTensorType([None, n_feat]))],
-                               target_opset=ONNX_OPSET)
+                               target_opset=OPSETS)
         head = onnx.compose.add_prefix(head, f"m{i}_")
         for node in head.graph.node:
             node.input[:] = ["features" if n == f"m{i}_features" else n for n in node.input]
@@ -281,7 +282,7 @@ def export_fusion(
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["n", len(TARGETS)])],
         inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in ONNX_OPSET.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in OPSETS.items()])
     meta = {
         "kind": KIND if encoders else DESCRIPTORS_KIND,
         "settings": fusion_settings().to_dict(),
@@ -297,10 +298,4 @@ def export_fusion(
     }
     entry = model.metadata_props.add()
     entry.key, entry.value = METADATA_KEY, json.dumps(meta)
-    onnx.checker.check_model(model)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    onnx.save(model, str(tmp))
-    os.replace(tmp, out)
-    return out
+    return save_onnx(model, out)
