@@ -129,3 +129,15 @@ def trained_run(train_config: Callable[..., Any], tmp_path_factory: pytest.TempP
 
     out = tmp_path_factory.mktemp("train") / "run"
     return out, train(train_config(out), log=lambda _: None)
+
+
+@pytest.fixture()
+def song_folder(tmp_path: Path) -> Path:
+    """One short clip in each container libsndfile both writes and decodes (MP3, FLAC, Ogg
+    Vorbis, Opus, WAV, AIFF)."""
+    from helpers import SOUNDFILE_FORMATS, make_song
+
+    d = tmp_path / "music"
+    for i, ext in enumerate(SOUNDFILE_FORMATS):
+        make_song(d / f"song{i}{ext}", seed=i)
+    return d

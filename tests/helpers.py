@@ -80,6 +80,44 @@ def audio_bytes(y: np.ndarray, sr: int = SR, fmt: str = "WAV") -> bytes:
     return buf.getvalue()
 
 
+# soundfile's arguments per extension (libsndfile >= 1.1 writes MP3 too)
+SOUNDFILE_FORMATS = {
+    ".wav": {}, ".aiff": {}, ".flac": {}, ".ogg": {}, ".mp3": {},
+    ".opus": {"format": "OGG", "subtype": "OPUS"},
+}
+
+
+def write_m4a(path: Path, y: np.ndarray, sr: int = 44_100, codec: str = "aac") -> Path:
+    """A real MP4 audio file (AAC or ALAC) made with PyAV's bundled FFmpeg: there is no
+    ffmpeg program here and libsndfile writes no MP4."""
+    import pytest
+
+    av = pytest.importorskip("av")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream(codec, rate=sr, layout="mono")
+        if codec == "alac":
+            frame = av.AudioFrame.from_ndarray((y * 32767).astype(np.int16)[None, :], format="s16p", layout="mono")
+        else:
+            frame = av.AudioFrame.from_ndarray(y.astype(np.float32)[None, :], format="fltp", layout="mono")
+        frame.sample_rate = sr
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            out.mux(packet)
+    return path
+
+
+def make_song(path: Path, seconds: float = 2.0, seed: int = 0) -> Path:
+    """A short song-like clip (a chord, clicks, a little noise) in the container its
+    extension names; ``.m4a`` is AAC, ``.alac.m4a`` is ALAC."""
+    rng = np.random.default_rng(seed)
+    sr = 48_000 if path.suffix == ".opus" else SR
+    y = tone((MAJOR, MINOR)[seed % 2], seconds, sr, amp=0.25) + clicks(2 + seed, seconds, sr, amp=0.2)
+    y = np.clip(y + rng.normal(0, 0.01, len(y)).astype(np.float32), -1, 1)
+    if path.suffix == ".m4a":
+        return write_m4a(path, y, sr, "alac" if path.name.endswith(".alac.m4a") else "aac")
+    return write(path, y, sr, **SOUNDFILE_FORMATS[path.suffix])
+
+
 def truncated_mp3(path: str | os.PathLike[str], seconds: float = 6.0, keep: float = 0.4) -> Path:
     """An MP3 cut to ``keep`` of its bytes, as a broken download leaves it."""
     path = Path(path)

@@ -14,6 +14,9 @@ from music2emotion import EmotionModel, predict_file
 from music2emotion.cli import main
 from music2emotion.modelfile import BUNDLED_MODELS, bundled_model_path, resolve_model
 
+# what the shipped models do, checked against every installed wheel by the compatibility matrix
+pytestmark = pytest.mark.golden
+
 
 @pytest.mark.parametrize("name, kind", [("accurate", "fusion"), ("fast", "descriptors"), ("seed", "cnn")])
 def test_bundled_models_are_small_and_describe_themselves(name, kind):

@@ -110,6 +110,7 @@ def test_the_core_imports_only_the_core():
     ("server", ("cli", "training", "ray_engine")),
     ("ray_engine", ("cli", "training", "server")),
     ("plot", ("cli", "training", "server", "ray_engine")),
+    ("collection", ("cli", "training", "server", "ray_engine")),
 ])
 def test_dependencies_point_one_way(layer, may_not_import):
     prefix = f"{NAME}.{layer}"
@@ -123,7 +124,7 @@ def test_dependencies_point_one_way(layer, may_not_import):
 @pytest.mark.slow
 def test_each_module_imports_alone():
     """In a fresh interpreter each, so that no module works only because another one ran first."""
-    optional = {"ray_engine": "ray", "server": "fastapi", "training": "torch"}
+    optional = {"ray_engine": "ray", "server": "fastapi", "training": "torch", "collection.tags": "mutagen"}
     names = []
     for m in sorted(GRAPH):
         extra = next((pkg for part, pkg in optional.items() if f".{part}" in m), None)

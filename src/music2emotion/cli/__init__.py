@@ -1,8 +1,8 @@
 """The ``music2emotion`` command: a thin layer over the library.
 
 Each module here adds its subcommands to the parser (``register``) and runs them: predicting
-and plotting (:mod:`.predict`), training, export and evaluation (:mod:`.training`), and the
-server (:mod:`.serve`). Exit status: 0 when everything worked, 1 when some files failed,
+and plotting (:mod:`.predict`), training, export and evaluation (:mod:`.training`), the
+server (:mod:`.serve`), and tags and playlists for a music collection (:mod:`.collection`). Exit status: 0 when everything worked, 1 when some files failed,
 2 for usage errors (bad options, a missing model, no input files). Errors are one line,
 never a traceback.
 """
@@ -14,11 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
-from . import predict, serve, training
+from . import collection, predict, serve, training
 from .common import UsageError
 
 # every module that adds subcommands, in the order --help lists them
-SUBCOMMANDS = (predict, training, serve)
+SUBCOMMANDS = (predict, training, serve, collection)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,16 +1,14 @@
-"""Writing ONNX files: the seed CNN's export, and the one save every exporter goes through.
+"""The seed CNN's export: a checkpoint to an ONNX model file.
 
-:func:`save_onnx` checks a graph, stores the model file's metadata (written by
-:func:`music2emotion.modelfile.metadata`, the one schema) and saves atomically; the CNN
-export here, the fusion export (:func:`music2emotion.training.recipe.export_fusion`) and
-the musicnn taggers' export (:func:`music2emotion.training.musicnn.export_encoder`) all
-save through it, at the opsets of :data:`OPSETS`. The CNN's graph takes ``input``
-``[batch, 1, n_mels, frames]`` (batch and time axes are dynamic) and returns ``output``
-``[batch, 2]``. Requires torch and onnx (the ``train`` extra).
+The graph takes ``input`` ``[batch, 1, n_mels, frames]`` (batch and time axes are dynamic)
+and returns ``output`` ``[batch, 2]``; it is saved, like every exported graph, through
+:func:`music2emotion.training.onnx_format.save_onnx` with the metadata of
+:func:`music2emotion.modelfile.metadata`. Requires torch and onnx (the ``train`` extra).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import warnings
 from pathlib import Path
@@ -21,43 +19,9 @@ import onnx
 import torch
 
 from ..config import FeatureSettings
-from ..modelfile import CNN, LOG_MEL_INPUT, METADATA_KEY, OUTPUT, metadata
+from ..modelfile import CNN, LOG_MEL_INPUT, OUTPUT, metadata
 from .cnn import build_model
-
-# The opsets every exported graph uses: the default domain, and scikit-learn's converters'.
-OPSETS = {"": 17, "ai.onnx.ml": 3}
-OPSET = OPSETS[""]
-
-
-def save_onnx(proto: onnx.ModelProto, out: str | os.PathLike[str], meta: str | None = None) -> Path:
-    """Check ``proto``, store ``meta`` under the model file's metadata key, save atomically.
-
-    Parameters
-    ----------
-    proto : onnx.ModelProto
-        The graph to save.
-    out : str or os.PathLike
-        The file to write (its folder is created); a killed run never leaves half of it.
-    meta : str, optional
-        Metadata text from :func:`music2emotion.modelfile.metadata`; ``None`` for a graph
-        that is not a model by itself (a tagger that goes inside one).
-
-    Returns
-    -------
-    pathlib.Path
-        ``out``.
-    """
-    del proto.metadata_props[:]
-    if meta is not None:
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = METADATA_KEY, meta
-    onnx.checker.check_model(proto)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, out)
-    return out
+from .onnx_format import OPSETS, save_onnx
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -99,9 +63,7 @@ def export_onnx(
     """
     model = model.eval().cpu()
     dummy = torch.zeros(1, 1, settings.n_mels, settings.n_frames)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".export.tmp")
+    buf = io.BytesIO()
     with warnings.catch_warnings():
         # the TorchScript exporter is deprecated in favour of dynamo, which needs a traced
         # shape range; this small static graph exports identically either way
@@ -109,15 +71,14 @@ def export_onnx(
         torch.onnx.export(
             model,
             (dummy,),
-            str(tmp),
+            buf,
             input_names=[LOG_MEL_INPUT],
             output_names=[OUTPUT],
             dynamic_axes={LOG_MEL_INPUT: {0: "batch", 3: "frames"}, OUTPUT: {0: "batch"}},
-            opset_version=OPSET,
+            opset_version=OPSETS[""],
             dynamo=False,
         )
-    proto = onnx.load(str(tmp))
-    tmp.unlink()
+    proto = onnx.load_from_string(buf.getvalue())
     return save_onnx(proto, out, metadata(CNN, settings, **(extra or {})))
 
 

@@ -232,7 +232,7 @@ def export_encoder(model: MusiCNN, out: str | os.PathLike[str], frames: int = 18
 
     import onnx
 
-    from .export import OPSET, save_onnx
+    from .onnx_format import OPSETS, save_onnx
 
     buf = io.BytesIO()
     with warnings.catch_warnings():
@@ -241,7 +241,7 @@ def export_encoder(model: MusiCNN, out: str | os.PathLike[str], frames: int = 18
             model.eval(), (torch.zeros(2, frames, n_mels),), buf,
             input_names=["patches"], output_names=["tags", "embedding"],
             dynamic_axes={"patches": {0: "n"}, "tags": {0: "n"}, "embedding": {0: "n"}},
-            opset_version=OPSET, dynamo=False,
+            opset_version=OPSETS[""], dynamo=False,
         )
     proto = onnx.load_from_string(buf.getvalue())
     if half_storage:

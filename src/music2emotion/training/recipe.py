@@ -38,7 +38,6 @@ from ..modelfile import (
 from . import evaluate as ev
 from . import regressors as rg
 from .clips import CLIP_SETTINGS, clip_features, describe_clips
-from .export import OPSETS, save_onnx
 
 MUSICNN_WHEEL = "musicnn-0.1.0-py3-none-any.whl"
 # The pretrained taggers inside the fusion graph, in feature order: the Million Song Dataset
@@ -244,6 +243,8 @@ def export_fusion(
     from onnx import TensorProto, helper
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
+
+    from .onnx_format import OPSETS, save_onnx
 
     n_feat = N_DESCRIPTORS + len(encoders) * (N_TAGS + N_EMBEDDING)
     inputs = [helper.make_tensor_value_info(DESCRIPTORS_INPUT, TensorProto.FLOAT, ["n", N_DESCRIPTORS])]

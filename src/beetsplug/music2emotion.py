@@ -1,0 +1,163 @@
+"""music2emotion for beets: valence (sad to happy) and arousal (calm to energetic) of every
+track, predicted offline, stored as float fields you can query.
+
+Enable it in beets' config.yaml (install with ``pip install 'music2emotion[beets]'``)::
+
+    plugins: music2emotion
+    music2emotion:
+        auto: no      # analyse tracks as they are imported
+        write: no     # also write MUSIC2EMOTION_* tags into the files
+        model: accurate   # or fast, or an ONNX model file
+        jobs: 0       # worker processes; 0: every core
+
+Then ``beet emotion [-f] [-w] [QUERY]`` fills ``valence`` and ``arousal`` (0-1, 4
+decimals) and ``emotion_model``; ``beet ls arousal:0.7..1`` and
+``beet ls -f '$title $valence'`` use them. Values already in a file's tags from the same
+model (``music2emotion tag``) are taken as they are instead of predicting again.
+docs/collection.md has the whole story.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from beets import ui
+from beets.dbcore import types
+from beets.plugins import BeetsPlugin
+
+FIELDS = ("valence", "arousal")
+MODEL_FIELD = "emotion_model"
+
+
+class Music2EmotionPlugin(BeetsPlugin):
+    # floats, so that range queries (arousal:0.5..) compare numbers, not text
+    item_types = {"valence": types.Float(4), "arousal": types.Float(4)}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config.add({"auto": False, "write": False, "model": None, "jobs": 0})
+        self._model: Any = None
+        if self.config["auto"].get(bool):
+            self.import_stages = [self.imported]
+            # tags go into the files once beets has copied or moved them into place
+            self.register_listener("import_task_files", self.imported_files)
+
+    # --- command -----------------------------------------------------------------------------
+
+    def commands(self) -> list[ui.Subcommand]:
+        cmd = ui.Subcommand("emotion", help="predict valence and arousal (music2emotion)")
+        cmd.parser.usage = "%prog [options] [QUERY]"
+        cmd.parser.add_option("-f", "--force", action="store_true", default=False,
+                              help="predict again items that already have values")
+        cmd.parser.add_option("-w", "--write", action="store_true", default=None,
+                              help="also write MUSIC2EMOTION_* tags into the files")
+        cmd.parser.add_option("-W", "--nowrite", action="store_false", dest="write",
+                              help="do not write tags (overrides the write option)")
+        cmd.parser.add_option("-j", "--jobs", type="int", help="worker processes (default: every core)")
+        cmd.parser.add_option("-m", "--model", help="accurate, fast, or an ONNX model file")
+        cmd.func = self.command
+        return [cmd]
+
+    def command(self, lib: Any, opts: Any, args: list[str]) -> None:
+        if opts.model:
+            self.config["model"].set(opts.model)
+        if opts.jobs is not None:
+            if opts.jobs < 1:
+                raise ui.UserError("--jobs must be at least 1")
+            self.config["jobs"].set(opts.jobs)
+        write = self.config["write"].get(bool) if opts.write is None else opts.write
+        done, failed = self.analyse(lib.items(args), force=opts.force, write=write)
+        ui.print_(f"music2emotion: {done} items analysed, {failed} failed")
+
+    # --- import ------------------------------------------------------------------------------
+
+    def imported(self, session: Any, task: Any) -> None:
+        self.analyse(task.imported_items(), force=False, write=False)
+
+    def imported_files(self, session: Any, task: Any) -> None:
+        if self.config["write"].get(bool):
+            self.write_items(i for i in task.imported_items() if i.get(FIELDS[0]) is not None)
+
+    # --- the work ----------------------------------------------------------------------------
+
+    def model(self) -> Any:
+        """The model, loaded once; raises ``ui.UserError`` for a bad ``model`` setting."""
+        if self._model is None:
+            from music2emotion import EmotionModel
+            from music2emotion.collection.tags import model_id
+
+            try:
+                model = EmotionModel(self.config["model"].get(), threads=1)
+            except (FileNotFoundError, ValueError) as exc:
+                raise ui.UserError(f"music2emotion: {exc}") from exc
+            self._model = (model, model_id(model))
+        return self._model
+
+    def analyse(self, items: Iterable[Any], force: bool, write: bool) -> tuple[int, int]:
+        """Fill in ``valence``, ``arousal`` and ``emotion_model`` for ``items`` that lack them
+        (all with ``force``); returns (items done, items failed)."""
+        from music2emotion import predict_files
+        from music2emotion.collection.tags import TagError, read_tags
+
+        model, mid = self.model()
+        todo = [i for i in items if force or any(i.get(f) is None for f in FIELDS)]
+        done = failed = 0
+        to_predict, fresh = [], []
+        for item in todo:
+            stored = None
+            if not force:
+                try:
+                    stored = read_tags(os.fsdecode(item.path))
+                except TagError:
+                    pass
+            if stored is not None and stored.model == mid:
+                self._store(item, *stored.unit(), mid, "from its tags")
+                done += 1
+            else:
+                to_predict.append(item)
+        by_path = {os.fsdecode(i.path): i for i in to_predict}
+        jobs = self.config["jobs"].get(int) or None
+        try:
+            for pred in predict_files(list(by_path), model, jobs=jobs, ordered=False):
+                item = by_path[pred.path]
+                if not pred.ok:
+                    self._log.error("{}: {}", pred.path, pred.error)
+                    failed += 1
+                    continue
+                self._store(item, pred.valence, pred.arousal, mid, "predicted")
+                fresh.append(item)
+                done += 1
+        except RuntimeError as exc:  # the worker processes keep dying: the setup is broken
+            raise ui.UserError(f"music2emotion: {exc}") from exc
+        if write:
+            failed += self.write_items(fresh)
+        return done, failed
+
+    def _store(self, item: Any, valence: float, arousal: float, mid: str, how: str) -> None:
+        item["valence"], item["arousal"] = round(float(valence), 4), round(float(arousal), 4)
+        item[MODEL_FIELD] = mid
+        item.store()
+        self._log.info("{}: valence {:.4f}, arousal {:.4f} ({})",
+                       os.fsdecode(item.path), item["valence"], item["arousal"], how)
+
+    def write_items(self, items: Iterable[Any]) -> int:
+        """Write the stored values into the files' tags (see music2emotion.collection.tags);
+        returns how many could not be written."""
+        from music2emotion.collection.tags import EmotionTags, TagError, write_tags
+
+        failed = 0
+        for item in items:
+            path = os.fsdecode(item.path)
+            tags = EmotionTags(float(item["valence"]), float(item["arousal"]), str(item.get(MODEL_FIELD, "")))
+            try:
+                write_tags(path, tags)
+            except TagError as exc:
+                self._log.error("{}: tags not written: {}", path, exc)
+                failed += 1
+                continue
+            # the file changed because of us: keep beets from taking it for an outside edit
+            item.mtime = item.current_mtime()
+            item.store()
+        return failed

@@ -1,0 +1,78 @@
+"""Mood words as places on the valence-arousal plane (0-1 scale), defined once for the
+``MOOD`` tag, playlist regions and playlist journeys.
+
+The four quadrant words follow Russell's circumplex as the 4Q data set names its quadrants
+(Q1 happy, Q2 angry, Q3 sad, Q4 calm): the plane is cut at 0.5 on both axes. Each word's
+point is the middle of its quadrant. ``energetic`` is the top of the plane whatever the
+valence, the usual end of a calm-to-energetic journey.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from music2emotion import to_unit
+
+# the two scales values are given on: the model's 0-1, and DEAM's 1-9 ratings
+SCALE_RANGES = {"unit": (0.0, 1.0), "deam": (1.0, 9.0)}
+# the middle of the plane: a value exactly on it counts as the upper side
+MIDDLE = 0.5
+
+
+@dataclass(frozen=True)
+class Mood:
+    """A mood word: its ``point`` (valence, arousal) and the ``region`` it covers,
+    ``((valence_lo, valence_hi), (arousal_lo, arousal_hi))``, all on the 0-1 scale."""
+
+    name: str
+    point: tuple[float, float]
+    region: tuple[tuple[float, float], tuple[float, float]]
+
+
+_LOW, _HIGH = (0.0, MIDDLE), (MIDDLE, 1.0)
+
+MOODS: dict[str, Mood] = {
+    m.name: m
+    for m in (
+        Mood("happy", (0.75, 0.75), (_HIGH, _HIGH)),
+        Mood("angry", (0.25, 0.75), (_LOW, _HIGH)),
+        Mood("sad", (0.25, 0.25), (_LOW, _LOW)),
+        Mood("calm", (0.75, 0.25), (_HIGH, _LOW)),
+        Mood("energetic", (0.5, 0.9), ((0.0, 1.0), _HIGH)),
+    )
+}
+# the words a song's MOOD tag can take: one per quadrant
+QUADRANT_MOODS = ("happy", "angry", "sad", "calm")
+
+
+def mood_word(valence: float, arousal: float) -> str:
+    """The quadrant word for a song on the 0-1 scale: happy, angry, sad or calm."""
+    if arousal >= MIDDLE:
+        return "happy" if valence >= MIDDLE else "angry"
+    return "calm" if valence >= MIDDLE else "sad"
+
+
+def parse_point(text: str, scale: str = "unit") -> tuple[float, float]:
+    """A mood word or ``VALENCE,AROUSAL`` as a point on the 0-1 scale; with
+    ``scale="deam"`` the numbers are DEAM's 1-9 ratings. Raises ``ValueError``."""
+    word = text.strip().lower()
+    if word in MOODS:
+        return MOODS[word].point
+    parts = word.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        v, a = (float(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"{text!r} is neither a mood ({', '.join(MOODS)}) "
+                         "nor a VALENCE,AROUSAL point such as 0.7,0.3") from None
+    return to_unit_checked(v, scale, text), to_unit_checked(a, scale, text)
+
+
+def to_unit_checked(value: float, scale: str, what: str) -> float:
+    """``value`` on ``scale`` ("unit" 0-1 or "deam" 1-9) moved to 0-1, or ``ValueError``
+    naming ``what`` when it lies off the scale."""
+    lo, hi = SCALE_RANGES[scale]
+    if not lo <= value <= hi:
+        raise ValueError(f"{what!r}: values on the {lo:g}-{hi:g} scale lie between {lo:g} and {hi:g}")
+    return float(to_unit(value)) if scale == "deam" else float(value)

@@ -1,0 +1,81 @@
+"""The ONNX format every model file is written in, and the onnxruntime releases that read it.
+
+Every exporter (the seed CNN, the musicnn encoders, the fusion and descriptors models) saves
+through :func:`save_onnx`, so a file is stamped with :data:`IR_VERSION` and :data:`OPSETS`
+whatever onnx, torch or skl2onnx release wrote it, and carries the model file's metadata
+(:func:`music2emotion.modelfile.metadata`). Those libraries otherwise stamp their own
+newest IR version: onnx 1.23 writes IR 14, which onnxruntime 1.23.2 (the newest release for
+Python 3.10) refuses with "max supported IR version: 11" although every operator in our graphs
+is from opset 17. The oldest onnxruntime the package declares (``pyproject.toml``) must read
+these files; ``tests/test_onnx_format.py`` holds the two together through :data:`RUNTIME_READS`.
+
+Training side only: needs the ``onnx`` package (``train`` or ``ml`` extra).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from ..modelfile import METADATA_KEY
+
+# The opsets of onnx 1.12, which introduced opset 17 and ai.onnx.ml 3 and defined IR version 8
+# for them (onnx.helper.VERSION_TABLE): every operator our graphs use is there, and any
+# onnxruntime since 1.12 reads the result.
+OPSETS = {"": 17, "ai.onnx.ml": 3}
+IR_VERSION = 8
+
+# What an onnxruntime release reads: (max IR version, max ai.onnx opset, max ai.onnx.ml opset).
+# Probed on the releases' own wheels: the IR version from loading a model stamped IR 99
+# ("max supported IR version: N"), the opsets as the newest since_version among the operator
+# schemas onnxruntime registers per domain.
+RUNTIME_READS = {
+    "1.17": (9, 20, 4),
+    "1.20": (10, 21, 5),
+    "1.23": (11, 23, 5),
+}
+
+
+def save_onnx(proto: Any, out: str | os.PathLike[str], meta: str | None = None) -> Path:
+    """Stamp ``proto`` with :data:`IR_VERSION` and its metadata, check it, write it atomically.
+
+    Parameters
+    ----------
+    proto : onnx.ModelProto
+        A graph whose opset imports are within :data:`OPSETS`.
+    out : str or os.PathLike
+        The file to write (its folder is created); a killed run never leaves half of it.
+    meta : str, optional
+        Metadata text from :func:`music2emotion.modelfile.metadata`, stored under
+        :data:`~music2emotion.modelfile.METADATA_KEY` in place of any there; ``None`` keeps
+        what the proto holds (a tagger that goes inside a model holds none).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
+
+    Raises
+    ------
+    ValueError
+        An opset newer than :data:`OPSETS`.
+    """
+    newer = [f"{op.domain or 'ai.onnx'} {op.version}" for op in proto.opset_import
+             if op.version > OPSETS.get(op.domain, 0)]
+    if newer:
+        raise ValueError(f"model imports opsets newer than the package writes: {', '.join(newer)}")
+    proto.ir_version = IR_VERSION
+    if meta is not None:
+        del proto.metadata_props[:]
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = METADATA_KEY, meta
+    onnx.checker.check_model(proto)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    onnx.save(proto, str(tmp))
+    os.replace(tmp, out)
+    return out
