@@ -20,6 +20,7 @@ import warnings
 
 import librosa
 import numpy as np
+from scipy.ndimage import median_filter
 
 from .config import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE
 
@@ -115,6 +116,19 @@ def _tempogram_bands(onset: np.ndarray, fps: float) -> tuple[np.ndarray, float]:
     return bands, float(ac[in_range].max()) if np.any(in_range) else 0.0
 
 
+def hpss(power: np.ndarray, harmonic_frames: int = 31, percussive_bands: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """Harmonic and percussive parts of a ``[bands, frames]`` power spectrogram.
+
+    The soft-mask median-filter split of ``librosa.decompose.hpss`` (the same numbers), written
+    out because importing ``librosa.decompose`` imports scikit-learn, which would make every
+    prediction load it.
+    """
+    harm = median_filter(power, size=(1, harmonic_frames), mode="reflect")
+    perc = median_filter(power, size=(percussive_bands, 1), mode="reflect")
+    return (power * librosa.util.softmask(harm, perc, power=2, split_zeros=True),
+            power * librosa.util.softmask(perc, harm, power=2, split_zeros=True))
+
+
 def describe(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     """The :data:`N_DESCRIPTORS` descriptors of one window of audio.
 
@@ -123,7 +137,8 @@ def describe(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     y : numpy.ndarray
         Mono audio (a 10 s window).
     sr : int
-        Its sample rate.
+        Its sample rate. Every descriptor covers 0 to ``sr / 2``; the bundled models feed
+        windows at :data:`~music2emotion.config.DESCRIPTOR_RATE`.
 
     Returns
     -------
@@ -170,7 +185,7 @@ def describe(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     parts += [np.array(flux)]
 
     # on the mel spectrogram, not the STFT: the median filters cost 20x less, the split is alike
-    harmonic, percussive = librosa.decompose.hpss(mel_power, kernel_size=(31, 9))
+    harmonic, percussive = hpss(mel_power)
     total = float(mel_power.sum()) + AMIN
     perc_rms = np.sqrt(percussive.mean(0))
     parts += [np.array([harmonic.sum() / total, percussive.sum() / total,
