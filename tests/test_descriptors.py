@@ -78,3 +78,23 @@ def test_describe_clips_names_a_bad_file(tmp_path):
     bad.write_bytes(b"not audio at all")
     with pytest.raises(AudioError, match="3.wav"):
         describe_clips([bad], progress=False)
+
+
+def test_an_mp3_lowpass_above_8_5_khz_leaves_the_models_descriptors_alone():
+    """The bundled models hear each window at 16 kHz: what a low-bitrate MP3 cuts above
+    8.5 kHz is not there to tell the encoder from the song. At the decode rate it is."""
+    import scipy.signal as ss
+    from helpers import MAJOR, noise
+
+    from music2emotion.config import FeatureSettings
+    from music2emotion.frontends import descriptor_audio
+    from music2emotion.training.clips import CLIP_SETTINGS
+
+    y = tone(MAJOR, 10.0) + clicks(4, 10.0, amp=0.3) + noise(10.0, amp=0.05)
+    low = ss.sosfiltfilt(ss.butter(10, 8500, "low", fs=SR, output="sos"), y).astype(np.float32)
+    heard = [describe(*descriptor_audio(v, CLIP_SETTINGS)) for v in (y, low)]
+    assert CLIP_SETTINGS.descriptor_rate == 16_000
+    assert np.abs(heard[0] - heard[1]).max() < 0.2
+    assert np.abs(heard[0] - heard[1]).max() / np.abs(heard[0]).max() < 1e-3
+    full = [describe(*descriptor_audio(v, FeatureSettings())) for v in (y, low)]
+    assert value(full[0], "mel63_mean") - value(full[1], "mel63_mean") > 40  # dB

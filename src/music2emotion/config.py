@@ -16,6 +16,13 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 SAMPLE_RATE = 22_050
+# Descriptors and tagger patches hear the window resampled to 16 kHz, i.e. nothing above
+# 8 kHz. An MP3's lowpass moves with its bitrate (about 8.5 kHz in 52 kbit/s files, 10 kHz
+# at 64 kbit/s, none in a CD rip), so content up there says more about the encoder than the
+# song: at 22,050 Hz, re-encoding 206 DEAM clips as mono 56 kbit/s MP3 moved the accurate
+# model's valence by 0.045 on average and cut its valence R² from 0.56 to 0.49; at 16 kHz
+# the same clips moved by 0.004 and kept their R² (MODEL_CARD.md, "Robustness").
+DESCRIPTOR_RATE = 16_000
 N_MELS = 64
 N_FFT = 2048
 HOP_LENGTH = 512
@@ -50,13 +57,21 @@ def to_deam(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class FeatureSettings:
-    """How audio becomes the model's input tensor ``[batch, 1, n_mels, n_frames]``."""
+    """How audio becomes a model's inputs.
+
+    ``sample_rate`` is the rate files are decoded at and windows are cut at; ``n_mels``,
+    ``n_fft`` and ``hop_length`` shape the CNN's log-mel input ``[batch, 1, n_mels,
+    n_frames]``; ``descriptor_rate`` is the rate each window is resampled to before its
+    descriptors and tagger patches are computed (``None``: ``sample_rate`` itself, as in
+    models made before version 0.2).
+    """
 
     sample_rate: int = SAMPLE_RATE
     n_mels: int = N_MELS
     n_fft: int = N_FFT
     hop_length: int = HOP_LENGTH
     window_seconds: float = DEFAULT_WINDOW_SECONDS
+    descriptor_rate: int | None = None
 
     @property
     def window_samples(self) -> int:

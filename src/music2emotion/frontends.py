@@ -5,10 +5,12 @@
   peak, then standardised to mean 0 / std 1 so that loudness differences between masters
   do not dominate (:func:`window_features`).
 - ``descriptors``: the :data:`~music2emotion.descriptors.N_DESCRIPTORS` hand-made
-  descriptors of :mod:`music2emotion.descriptors`.
+  descriptors of :mod:`music2emotion.descriptors`, of the window resampled to the settings'
+  ``descriptor_rate`` (16 kHz in the bundled models; see
+  :data:`~music2emotion.config.DESCRIPTOR_RATE`).
 - ``fusion``: the descriptors, and :data:`PATCHES` evenly spaced 3 s patches of musicnn's
   own spectrogram, ``log10(1 + 10000 * mel)`` at 16 kHz (:func:`musicnn_patches`), which
-  the pretrained taggers inside the graph take.
+  the pretrained taggers inside the graph take; both come from one resampled copy.
 
 Plain arrays, so that worker processes and Ray tasks compute them without a session.
 """
@@ -69,9 +71,8 @@ def window_features(y: np.ndarray, settings: FeatureSettings) -> np.ndarray:
 
 def musicnn_patches(y: np.ndarray, sr: int, patches: int = PATCHES) -> np.ndarray:
     """``[patches, 187, 96]`` musicnn inputs evenly spread over mono audio ``y`` at ``sr``."""
-    y16 = soxr.resample(np.asarray(y, np.float32), sr, MUSICNN_SR) if sr != MUSICNN_SR else y
     mel = librosa.feature.melspectrogram(
-        y=np.asarray(y16, np.float32), sr=MUSICNN_SR, n_fft=MUSICNN_N_FFT,
+        y=resample(y, sr, MUSICNN_SR), sr=MUSICNN_SR, n_fft=MUSICNN_N_FFT,
         hop_length=MUSICNN_HOP, n_mels=MUSICNN_MELS,
     ).T
     mel = np.log10(10000.0 * mel + 1.0).astype(np.float32)
@@ -103,7 +104,27 @@ def window_inputs(kind: str, samples: np.ndarray, settings: FeatureSettings) -> 
         return {LOG_MEL_INPUT: window_features(samples, settings)}
     if kind not in (DESCRIPTORS, FUSION):
         raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")
-    inputs = {DESCRIPTORS_INPUT: describe(samples, settings.sample_rate)}
+    y, rate = descriptor_audio(samples, settings)
+    inputs = {DESCRIPTORS_INPUT: describe(y, rate)}
     if kind == FUSION:
-        inputs[PATCHES_INPUT] = musicnn_patches(samples, settings.sample_rate)
+        inputs[PATCHES_INPUT] = musicnn_patches(y, rate)
     return inputs
+
+
+def descriptor_audio(samples: np.ndarray, settings: FeatureSettings) -> tuple[np.ndarray, int]:
+    """One window as the descriptors and the taggers hear it: resampled to the settings'
+    ``descriptor_rate`` (or left at ``sample_rate`` for models that have none).
+
+    Returns
+    -------
+    tuple of (numpy.ndarray, int)
+        The audio and its rate.
+    """
+    rate = settings.descriptor_rate or settings.sample_rate
+    return resample(samples, settings.sample_rate, rate), rate
+
+
+def resample(y: np.ndarray, sr: int, target: int) -> np.ndarray:
+    """Mono audio ``y`` at ``sr`` resampled to ``target`` (unchanged when the rates agree)."""
+    y = np.asarray(y, np.float32)
+    return y if sr == target else soxr.resample(y, sr, target).astype(np.float32)

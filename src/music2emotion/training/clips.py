@@ -20,13 +20,14 @@ from typing import Any
 import numpy as np
 
 from ..audio import AudioError, stream_audio
-from ..config import DEFAULT_WINDOW_SECONDS, FeatureSettings
+from ..config import DEFAULT_WINDOW_SECONDS, DESCRIPTOR_RATE, FeatureSettings
 from ..descriptors import DESCRIPTOR_NAMES, describe
-from ..frontends import PATCHES, musicnn_patches
+from ..frontends import PATCHES, descriptor_audio, musicnn_patches
 from ..windows import TooShortError, iter_windows
 
-# The windows the regressors are fitted and run on: DEAM's 10 s clips, one window each.
-CLIP_SETTINGS = FeatureSettings(window_seconds=DEFAULT_WINDOW_SECONDS)
+# The windows the regressors are fitted and run on: DEAM's 10 s clips, one window each,
+# heard at 16 kHz by the descriptors and the taggers alike.
+CLIP_SETTINGS = FeatureSettings(window_seconds=DEFAULT_WINDOW_SECONDS, descriptor_rate=DESCRIPTOR_RATE)
 
 
 def describe_file(
@@ -41,7 +42,7 @@ def describe_file(
     :class:`~music2emotion.windows.TooShortError` for unreadable or too short audio.
     """
     blocks = stream_audio(path, settings.sample_rate)
-    return np.stack([describe(w.samples, settings.sample_rate)
+    return np.stack([describe(*descriptor_audio(w.samples, settings))
                      for w in iter_windows(blocks, settings, hop_seconds)])
 
 
@@ -66,7 +67,7 @@ def _embedded(path: str) -> np.ndarray:
     """Mean over the clip's windows of the encoder's [mean tags, mean embedding]."""
     rows = []
     for w in iter_windows(stream_audio(path, CLIP_SETTINGS.sample_rate), CLIP_SETTINGS):
-        tags, emb = _encoder.run(None, {"patches": musicnn_patches(w.samples, CLIP_SETTINGS.sample_rate)})
+        tags, emb = _encoder.run(None, {"patches": musicnn_patches(*descriptor_audio(w.samples, CLIP_SETTINGS))})
         rows.append(np.concatenate([tags.mean(0), emb.mean(0)]))
     return np.mean(rows, 0).astype(np.float32)
 
@@ -128,7 +129,7 @@ def describe_clips(
     progress: bool = True,
 ) -> np.ndarray:
     """Mean descriptors of each file, ``[files, N_DESCRIPTORS]``, cached in ``cache``."""
-    return _cached_rows(paths, _described, [*DESCRIPTOR_NAMES, str(CLIP_SETTINGS.window_seconds)],
+    return _cached_rows(paths, _described, [*DESCRIPTOR_NAMES, CLIP_SETTINGS.to_json()],
                         cache, jobs, progress, "descriptors")
 
 
@@ -141,7 +142,7 @@ def clip_embeddings(
 ) -> np.ndarray:
     """``[clips, 250]`` mean tags and embedding of one encoder (an ONNX file), cached."""
     digest = hashlib.sha1(Path(encoder).read_bytes()).hexdigest()
-    return _cached_rows(paths, _embedded, [digest, str(PATCHES)], cache, max(1, jobs), progress,
+    return _cached_rows(paths, _embedded, [digest, str(PATCHES), CLIP_SETTINGS.to_json()], cache, max(1, jobs), progress,
                         Path(encoder).stem, _load_encoder, (str(encoder),))
 
 
