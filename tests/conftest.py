@@ -98,6 +98,15 @@ def deam_like(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="session")
+def quadrant_like(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 32-song 4Q-layout set whose quadrants follow the sound (see helpers.make_quadrant_like);
+    returns its labels.csv."""
+    from helpers import make_quadrant_like
+
+    return make_quadrant_like(tmp_path_factory.mktemp("quadrants"))
+
+
+@pytest.fixture(scope="session")
 def feature_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")
 

@@ -128,9 +128,11 @@ def truncated_mp3(path: str | os.PathLike[str], seconds: float = 6.0, keep: floa
     return path
 
 
-def make_deam_like(root: Path, n: int = 48, seconds: float = 3.0, seed: int = 0) -> tuple[Path, Path]:
+def make_deam_like(root: Path, n: int = 48, seconds: float = 3.0, seed: int = 0,
+                   valence_follows: str = "mode") -> tuple[Path, Path]:
     """A DEAM-layout folder whose labels follow the sound: arousal rises with click rate and
-    loudness, valence with a major (vs minor) chord. Annotations copy DEAM's CSV quirks."""
+    loudness, valence with a major (vs minor) chord, or with ``valence_follows="energy"``
+    with the energy too, as in DEAM's own ratings. Annotations copy DEAM's CSV quirks."""
     rng = np.random.default_rng(seed)
     audio = root / "audio"
     ann = root / "annotations"
@@ -143,7 +145,10 @@ def make_deam_like(root: Path, n: int = 48, seconds: float = 3.0, seed: int = 0)
         y = tone(MAJOR if major else MINOR, seconds, amp=0.2)
         y = y + clicks(1 + 15 * energy, seconds, amp=0.1 + 0.8 * energy)
         write(audio / f"{sid}.mp3" if i % 3 == 0 else audio / f"{sid}.wav", y)
-        valence = 1 + 8 * ((0.75 if major else 0.25) + rng.normal(0, 0.03))
+        if valence_follows == "energy":
+            valence = 1 + 8 * (0.2 + 0.6 * energy + rng.normal(0, 0.03))
+        else:
+            valence = 1 + 8 * ((0.75 if major else 0.25) + rng.normal(0, 0.03))
         arousal = 1 + 8 * (0.15 + 0.7 * energy)
         rows.append((sid, valence, arousal))
     with (ann / "static_annotations_averaged_songs_1_2000.csv").open("w") as f:
@@ -157,6 +162,33 @@ def make_deam_like(root: Path, n: int = 48, seconds: float = 3.0, seed: int = 0)
         for sid, v, a in rows[-4:]:
             f.write(f"{sid},{v:.2f},0.5,8.0,1.0,2.0,1.0,{a:.2f},0.6,7.0,1.0,2.0,1.0\n")
     return audio, ann
+
+
+def make_quadrant_like(root: Path, per_quadrant: int = 8, seconds: float = 3.0, seed: int = 0) -> Path:
+    """A 4Q-layout folder (``audio/``, ``labels.csv``) whose quadrants follow the sound:
+    energetic songs are loud with fast clicks, calm ones quiet and sparse; happy (Q1) and
+    tender (Q4) ones are major triads, angry (Q2) ones minor with a dissonant semitone cluster
+    and noise, sad (Q3) ones minor. Two songs per artist. Returns the labels file."""
+    rng = np.random.default_rng(seed)
+    rows = ["song_id,quadrant,valence_high,arousal_high,artist,title,moods,genres"]
+    for q in (1, 2, 3, 4):
+        for k in range(per_quadrant):
+            sid = f"Q{q}S{k:02d}"
+            energetic, positive = q in (1, 2), q in (1, 4)
+            root_hz = rng.uniform(180, 320)
+            chord = [root_hz, root_hz * (2 ** (4 / 12) if positive else 2 ** (3 / 12)), root_hz * 1.5]
+            if q == 2:
+                chord += [root_hz * 2 ** (1 / 12), root_hz * 2 ** (6 / 12)]
+            y = tone(tuple(chord), seconds, amp=0.4 if energetic else 0.06)
+            y = y + clicks(rng.uniform(8, 12) if energetic else rng.uniform(0.5, 1.5), seconds,
+                           amp=0.7 if energetic else 0.05)
+            if q == 2:
+                y = y + noise(seconds, amp=0.15, seed=int(rng.integers(1 << 30)))
+            write(root / "audio" / f"{sid}.mp3", np.clip(y, -1, 1))
+            rows.append(f"{sid},Q{q},{int(positive)},{int(energetic)},artist {q}-{k // 2},song {k},,")
+    labels = root / "labels.csv"
+    labels.write_text("\n".join(rows) + "\n")
+    return labels
 
 
 # --- processes -------------------------------------------------------------------------------

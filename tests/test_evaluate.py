@@ -152,22 +152,22 @@ def run_cli(*argv: str) -> int:
 def test_evaluate_cross_validates_candidates_beside_baselines(tiny_deam, tmp_path, capsys):
     out = tmp_path / "cv"
     rc = run_cli("evaluate", "--audio-dir", str(tiny_deam / "audio"), "--annotations", str(tiny_deam / "ann.csv"),
-                 "--folds", "3", "--out", str(out), "--jobs", "1", "--candidates", "descriptors: ridge")
+                 "--folds", "3", "--out", str(out), "--jobs", "1", "--candidates", "descriptors: ridge+pca-svr+hgb on DEAM")
     assert rc == 0
     table = (out / "cv_table.md").read_text()
-    for name in ("mean", "ridge-summary", "descriptors: ridge"):
+    for name in ("mean", "ridge-summary", "descriptors: ridge+pca-svr+hgb on DEAM"):
         assert f"| {name} |" in table
     folds = ev.load_folds(out / "folds.json")
     assert sorted(i for f in folds for i in f) == list(range(1, 13)) and len(folds) == 3
     cv = json.loads((out / "cv.json").read_text())
-    assert [r["name"] for r in cv["results"]] == ["mean", "ridge-summary", "descriptors: ridge"]
+    assert [r["name"] for r in cv["results"]] == ["mean", "ridge-summary", "descriptors: ridge+pca-svr+hgb on DEAM"]
     assert (out / "scatter_best.png").is_file()
     assert (out / "oof_predictions.csv").read_text().count("\n") == 13
     # the same folds again, from the file: same table
     again = tmp_path / "cv2"
     assert run_cli("evaluate", "--audio-dir", str(tiny_deam / "audio"), "--annotations", str(tiny_deam / "ann.csv"),
                    "--folds-file", str(out / "folds.json"), "--out", str(again), "--jobs", "1",
-                   "--candidates", "descriptors: ridge") == 0
+                   "--candidates", "descriptors: ridge+pca-svr+hgb on DEAM") == 0
     assert (again / "cv_table.md").read_text() == table
 
 

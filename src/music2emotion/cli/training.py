@@ -37,9 +37,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", required=True, help="ONNX file to write")
     p.set_defaults(run=cmd_export)
 
-    p = sub.add_parser("evaluate", help="accuracy of a model beside baselines, or k-fold CV of the candidates")
-    p.add_argument("--audio-dir", required=True, help="folder of <song_id>.<ext> audio files")
-    p.add_argument("--annotations", required=True, help="DEAM static-annotation CSV file or folder")
+    p = sub.add_parser("evaluate", help="accuracy of a model beside baselines, or k-fold CV of the candidates",
+                       description="Score --model on rated songs (DEAM layout: --audio-dir, --annotations) "
+                                   "and/or quadrant-labelled songs (--quadrants), or, without --model, "
+                                   "cross-validate the candidates on DEAM and, with --quadrants, on both.")
+    p.add_argument("--audio-dir", help="folder of <song_id>.<ext> audio files rated like DEAM")
+    p.add_argument("--annotations", help="DEAM static-annotation CSV file or folder")
+    p.add_argument("--quadrants", metavar="LABELS_CSV",
+                   help="CSV of song_id, quadrant (Q1-Q4)[, artist]: songs labelled by Russell quadrant, "
+                        "e.g. the 4Q set's labels.csv (docs/training.md)")
+    p.add_argument("--quadrant-audio", metavar="DIR", help="their audio folder (default: audio/ beside the CSV)")
     p.add_argument("--model", help="ONNX model to score (a file, or a bundled model by name); without it, cross-validate the candidates")
     p.add_argument("--split", help="file of song ids to score --model on (default: every song)")
     p.add_argument("--folds", type=int, default=5, help="folds for cross-validation and out-of-fold baselines (default 5)")
@@ -88,10 +95,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     jobs = args.jobs or os.cpu_count() or 1
     if args.folds < 2:
         raise UsageError("--folds must be at least 2")
-    for opt, path in (("--split", args.split), ("--folds-file", args.folds_file),
-                      *(("--encoder", e) for e in args.encoder)):
-        if path and not Path(path).is_file():
+    for opt, path in (("--split", args.split), ("--folds-file", args.folds_file), ("--quadrants", args.quadrants),
+                      ("--annotations", args.annotations), *(("--encoder", e) for e in args.encoder)):
+        if path and not Path(path).exists():
             raise UsageError(f"{opt} {path}: file not found")
+    for opt, path in (("--audio-dir", args.audio_dir), ("--quadrant-audio", args.quadrant_audio)):
+        if path and not Path(path).is_dir():
+            raise UsageError(f"{opt} {path}: no such folder")
+    if bool(args.audio_dir) != bool(args.annotations):
+        raise UsageError("--audio-dir and --annotations go together")
+    if args.quadrant_audio and not args.quadrants:
+        raise UsageError("--quadrant-audio needs --quadrants")
     if args.model:
         from ..modelfile import resolve_model
 
@@ -101,15 +115,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             raise UsageError(f"--model {exc}") from exc
         if args.candidates or args.encoder or args.folds_file:
             raise UsageError("--candidates, --encoder and --folds-file are for cross-validation, without --model")
-        cache = Path(args.cache_dir) / "descriptors.npz" if args.cache_dir else None
-        ev.evaluate_model(model, args.audio_dir, args.annotations, args.out,
-                          ev.read_ids(args.split) if args.split else None, args.folds, args.seed, jobs, cache)
+        if not args.audio_dir and not args.quadrants:
+            raise UsageError("give --audio-dir and --annotations, --quadrants, or both")
+        if args.split and not args.audio_dir:
+            raise UsageError("--split picks DEAM songs: it needs --audio-dir and --annotations")
+        ev.evaluate_model(model, args.out, audio_dir=args.audio_dir, annotations=args.annotations,
+                          quadrant_labels=args.quadrants, quadrant_audio=args.quadrant_audio,
+                          split=ev.read_ids(args.split) if args.split else None, folds=args.folds,
+                          seed=args.seed, jobs=jobs, cache_dir=args.cache_dir)
     else:
         from ..training.recipe import run_cross_validation
 
         if args.split:
             raise UsageError("--split scores a trained --model; cross-validation uses every song")
+        if not args.audio_dir:
+            raise UsageError("cross-validation needs DEAM-rated songs: --audio-dir and --annotations")
         names = [n.strip() for n in args.candidates.split(",")] if args.candidates else None
         run_cross_validation(args.audio_dir, args.annotations, args.out, args.folds, args.seed,
-                             args.folds_file, args.encoder, names, jobs, args.cache_dir)
+                             args.folds_file, args.encoder, names, jobs, args.cache_dir,
+                             quadrant_labels=args.quadrants, quadrant_audio=args.quadrant_audio)
     return 0

@@ -123,24 +123,45 @@ def kfold(ids: Sequence[int], folds: int = 5, seed: int = 42) -> list[list[int]]
     return kfold_ids(ids, folds, seed)
 
 
-def save_folds(path: str | os.PathLike[str], folds: list[list[int]], seed: int) -> Path:
-    """Write the folds as ``{"seed": s, "folds": [[song ids], ...]}``."""
+def save_folds(path: str | os.PathLike[str], folds: list[list[int]], seed: int,
+               quadrant_folds: list[list[str]] | None = None) -> Path:
+    """Write the folds as ``{"seed": s, "folds": [[song ids], ...]}``, with the quadrant
+    set's folds (``"quadrant_folds"``) when there are some."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"seed": seed, "folds": folds}))
+    data: dict[str, Any] = {"seed": seed, "folds": folds}
+    if quadrant_folds is not None:
+        data["quadrant_folds"] = quadrant_folds
+    path.write_text(json.dumps(data))
     return path
 
 
-def load_folds(path: str | os.PathLike[str]) -> list[list[int]]:
-    """Read folds written by :func:`save_folds`; raises ``ValueError`` if they overlap."""
-    data = json.loads(Path(path).read_text())
-    folds = [sorted(int(i) for i in f) for f in data["folds"]]
-    seen: set[int] = set()
+def _disjoint(path: str | os.PathLike[str], folds: list[list[Any]]) -> None:
+    seen: set[Any] = set()
     for f in folds:
         if seen & set(f):
             raise ValueError(f"{path}: a song appears in two folds")
         seen |= set(f)
-    return folds
+
+
+def load_folds(path: str | os.PathLike[str], with_quadrants: bool = False) -> Any:
+    """Read folds written by :func:`save_folds`; raises ``ValueError`` if they overlap.
+
+    Returns the DEAM folds, or with ``with_quadrants`` a pair (DEAM folds, quadrant folds
+    or ``None``).
+    """
+    data = json.loads(Path(path).read_text())
+    folds = [sorted(int(i) for i in f) for f in data["folds"]]
+    _disjoint(path, folds)
+    if not with_quadrants:
+        return folds
+    q = data.get("quadrant_folds")
+    if q is not None:
+        q = [sorted(str(i) for i in f) for f in q]
+        _disjoint(path, q)
+        if len(q) != len(folds):
+            raise ValueError(f"{path}: {len(folds)} folds but {len(q)} quadrant folds")
+    return folds, q
 
 
 def read_ids(path: str | os.PathLike[str]) -> list[int]:
@@ -181,8 +202,11 @@ class ColumnSubset:
     def __init__(self, inner: Regressor, columns: np.ndarray):
         self.inner, self.columns = inner, columns
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> ColumnSubset:
-        self.inner.fit(x[:, self.columns], y)
+    def fit(self, x: np.ndarray, y: np.ndarray, sample_weight: np.ndarray | None = None) -> ColumnSubset:
+        if sample_weight is None:
+            self.inner.fit(x[:, self.columns], y)
+        else:
+            self.inner.fit(x[:, self.columns], y, sample_weight=sample_weight)
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
@@ -208,27 +232,69 @@ def baselines(names: Sequence[str]) -> dict[str, Callable[[], Regressor]]:
 
 
 @dataclass
+class QuadrantData:
+    """Quadrant-labelled songs that a cross-validation trains on and scores beside DEAM's:
+    their features, labels (1-4), song ids and folds of song ids (one per DEAM fold)."""
+
+    x: np.ndarray
+    quadrants: np.ndarray
+    ids: list[str]
+    folds: list[list[str]]
+    paths: list[Path] = field(default_factory=list)
+
+    def fold_indices(self) -> list[np.ndarray]:
+        pos = {s: i for i, s in enumerate(self.ids)}
+        out = [np.array([pos[s] for s in f], dtype=np.int64) for f in self.folds]
+        if sorted(np.concatenate(out).tolist()) != list(range(len(self.ids))):
+            raise ValueError("the quadrant folds do not cover every song exactly once")
+        return out
+
+
+@dataclass
 class CVResult:
-    """One candidate's cross-validation: per-fold scores and out-of-fold predictions."""
+    """One candidate's cross-validation: per-fold scores and out-of-fold predictions, on
+    DEAM (``fold_scores``, ``oof``) and on quadrant-labelled songs when there are some."""
 
     name: str
     fold_scores: list[dict[str, dict[str, float]]]  # per fold: {dim: {metric: value}} (0-1 scale)
     oof: np.ndarray  # [n, 2] out-of-fold predictions, in the order of the ids given
     extra: dict[str, Any] = field(default_factory=dict)
+    quadrant_scores: list[dict[str, Any]] = field(default_factory=list)  # per fold
+    quadrant_oof: np.ndarray | None = None
+    # False for a baseline that predicts quadrants only: its values are no DEAM ratings
+    rates_deam: bool = True
 
     def stat(self, dim: str, metric: str) -> tuple[float, float]:
-        """Mean and standard deviation over folds."""
+        """Mean and standard deviation over folds (NaN where it does not rate DEAM)."""
+        if not self.rates_deam:
+            return float("nan"), float("nan")
         v = np.array([f[dim][metric] for f in self.fold_scores])
         return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
+    def quadrant_stat(self, key: str) -> tuple[float, float]:
+        """Mean and standard deviation over folds of one of ``quadrant_scores``' figures."""
+        if not self.quadrant_scores:
+            return float("nan"), float("nan")
+        v = np.array([f[key] for f in self.quadrant_scores], np.float64)
+        v = v[~np.isnan(v)]  # e.g. the correlation of a constant prediction
+        if not len(v):
+            return float("nan"), float("nan")
+        return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
     def summary(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "folds": self.fold_scores,
-            "mean": {d: {m: self.stat(d, m)[0] for m in self.fold_scores[0][d]} for d in TARGETS},
-            "std": {d: {m: self.stat(d, m)[1] for m in self.fold_scores[0][d]} for d in TARGETS},
-            **self.extra,
-        }
+        out: dict[str, Any] = {"name": self.name}
+        if self.rates_deam:
+            out.update({
+                "folds": self.fold_scores,
+                "mean": {d: {m: self.stat(d, m)[0] for m in self.fold_scores[0][d]} for d in TARGETS},
+                "std": {d: {m: self.stat(d, m)[1] for m in self.fold_scores[0][d]} for d in TARGETS},
+            })
+        if self.quadrant_scores:
+            keys = [k for k, v in self.quadrant_scores[0].items() if not isinstance(v, list)]
+            out["quadrants"] = {"folds": self.quadrant_scores,
+                                "mean": {k: self.quadrant_stat(k)[0] for k in keys},
+                                "std": {k: self.quadrant_stat(k)[1] for k in keys}}
+        return {**out, **self.extra}
 
 
 def fold_indices(ids: Sequence[int], folds: list[list[int]]) -> list[np.ndarray]:
@@ -243,6 +309,15 @@ def fold_indices(ids: Sequence[int], folds: list[list[int]]) -> list[np.ndarray]
     return out
 
 
+# How a fold's model is fitted: (model, DEAM x, DEAM y, quadrant x, quadrants) -> fitted
+# model. The default uses DEAM's ratings alone.
+Fit = Callable[[Any, np.ndarray, np.ndarray, np.ndarray, np.ndarray], Any]
+
+
+def _fit_on_ratings(model: Any, x: np.ndarray, y: np.ndarray, xq: np.ndarray, q: np.ndarray) -> Any:
+    return model.fit(x, y)
+
+
 def cross_validate(
     name: str,
     make: Callable[[], Regressor],
@@ -251,41 +326,81 @@ def cross_validate(
     ids: Sequence[int],
     folds: list[list[int]],
     log: Callable[[str], None] | None = None,
+    quadrants: QuadrantData | None = None,
+    fit: Fit = _fit_on_ratings,
+    rates_deam: bool = True,
 ) -> CVResult:
-    """Fit a fresh ``make()`` on every fold's complement and score it on the fold."""
+    """Fit a fresh ``make()`` on every fold's complement and score it on the fold.
+
+    With ``quadrants`` fold k also holds out quadrant fold k: ``fit`` sees the quadrant songs
+    of the other folds (the default fit ignores them), and the held-out ones are scored with
+    :func:`~music2emotion.training.quadrants.quadrant_scores`.
+    """
+    from .quadrants import quadrant_scores
+
     idx = fold_indices(ids, folds)
+    q_idx = quadrants.fold_indices() if quadrants is not None else None
+    if q_idx is not None and len(q_idx) != len(idx):
+        raise ValueError(f"{len(idx)} DEAM folds but {len(q_idx)} quadrant folds")
     oof = np.zeros_like(y, dtype=np.float64)
-    scores = []
+    q_oof = np.zeros((len(quadrants.ids), 2)) if quadrants is not None else None
+    scores, q_scores = [], []
     for k, test in enumerate(idx):
         train = np.setdiff1d(np.arange(len(ids)), test)
-        model = make().fit(x[train], y[train])
+        if quadrants is not None:
+            q_train = np.setdiff1d(np.arange(len(quadrants.ids)), q_idx[k])
+            model = fit(make(), x[train], y[train], quadrants.x[q_train], quadrants.quadrants[q_train])
+            q_oof[q_idx[k]] = model.predict(quadrants.x[q_idx[k]])
+            q_scores.append(quadrant_scores(quadrants.quadrants[q_idx[k]], q_oof[q_idx[k]]))
+        else:
+            model = fit(make(), x[train], y[train], x[:0], np.zeros(0, np.int64))
         oof[test] = model.predict(x[test])
         scores.append(metrics.report(y[test], oof[test]))
         if log:
-            log(f"  {name} fold {k + 1}/{len(idx)}: " + ", ".join(
-                f"{d} R² {scores[-1][d]['r2']:.3f}" for d in TARGETS))
-    return CVResult(name, scores, oof)
+            line = f"  {name} fold {k + 1}/{len(idx)}:"
+            if rates_deam:
+                line += " " + ", ".join(f"{d} R² {scores[-1][d]['r2']:.3f}" for d in TARGETS)
+            if q_scores:
+                line += f"; quadrants: valence AUC {q_scores[-1]['valence_auc']:.3f}, " \
+                        f"arousal AUC {q_scores[-1]['arousal_auc']:.3f}"
+            log(line)
+    return CVResult(name, scores, oof, quadrant_scores=q_scores, quadrant_oof=q_oof, rates_deam=rates_deam)
 
 
 def fixed_predictions(
-    name: str, pred: np.ndarray, y: np.ndarray, ids: Sequence[int], folds: list[list[int]]
+    name: str, pred: np.ndarray, y: np.ndarray, ids: Sequence[int], folds: list[list[int]],
+    quadrants: QuadrantData | None = None, quadrant_pred: np.ndarray | None = None,
 ) -> CVResult:
-    """Score ready-made out-of-fold predictions (e.g. one CNN trained per fold) fold by fold."""
+    """Score ready-made predictions fold by fold: out-of-fold ones (e.g. one CNN trained per
+    fold), or those of a model that never saw these songs (e.g. an earlier bundled model)."""
+    from .quadrants import quadrant_scores
+
     idx = fold_indices(ids, folds)
-    return CVResult(name, [metrics.report(y[t], pred[t]) for t in idx], np.asarray(pred, np.float64))
+    q_scores = [quadrant_scores(quadrants.quadrants[t], quadrant_pred[t]) for t in quadrants.fold_indices()] \
+        if quadrants is not None and quadrant_pred is not None else []
+    return CVResult(name, [metrics.report(y[t], pred[t]) for t in idx], np.asarray(pred, np.float64),
+                    quadrant_scores=q_scores, quadrant_oof=quadrant_pred)
 
 
 def format_table(results: Sequence[CVResult], metric_names: Sequence[str] = TABLE_METRICS) -> str:
-    """A Markdown table: one row per candidate, mean ± std over folds for each dimension."""
+    """A Markdown table: one row per candidate, mean ± std over folds; DEAM's metrics per
+    dimension, then (when any candidate was scored on quadrant labels) the quadrant scores."""
+    from .quadrants import TABLE_SCORES
+
+    with_q = any(r.quadrant_scores for r in results)
     head = ["candidate"] + [f"{d} {m.upper() if m == 'ccc' else 'R²' if m == 'r2' else m}"
                             for d in TARGETS for m in metric_names]
+    if with_q:
+        head += list(TABLE_SCORES.values())
+
+    def cell(mean: float, std: float) -> str:
+        return "—" if np.isnan(mean) else f"{mean:.3f} ± {std:.3f}"
+
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        cells = [r.name]
-        for d in TARGETS:
-            for m in metric_names:
-                mean, std = r.stat(d, m)
-                cells.append(f"{mean:.3f} ± {std:.3f}")
+        cells = [r.name] + [cell(*r.stat(d, m)) for d in TARGETS for m in metric_names]
+        if with_q:
+            cells += [cell(*r.quadrant_stat(k)) for k in TABLE_SCORES]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -321,27 +436,78 @@ def predict_paths(model: str | os.PathLike[str], paths: Sequence[Path], jobs: in
 
 def evaluate_model(
     model: str | os.PathLike[str],
-    audio_dir: str | os.PathLike[str],
-    annotations: str | os.PathLike[str],
     out: str | os.PathLike[str],
+    *,
+    audio_dir: str | os.PathLike[str] | None = None,
+    annotations: str | os.PathLike[str] | None = None,
+    quadrant_labels: str | os.PathLike[str] | None = None,
+    quadrant_audio: str | os.PathLike[str] | None = None,
     split: Sequence[int] | None = None,
     folds: int = 5,
     seed: int = 42,
     jobs: int = 1,
-    descriptor_cache: str | os.PathLike[str] | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
     n_boot: int = 1000,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Score a trained model on labelled songs, beside the baselines, and write the report.
+    """Score a trained model on rated songs (DEAM) and/or quadrant-labelled songs (4Q),
+    beside baselines, and write the report.
 
-    With ``split`` only those songs are scored and the baselines are fitted on the other
-    songs; without it every song is scored and the baselines' predictions are out-of-fold
-    (``folds``-fold, ``seed``), so they never see the song they predict either. Writes
-    ``evaluation.json``, ``predictions.csv`` and ``scatter.png`` into ``out``.
+    Parameters
+    ----------
+    model : str or os.PathLike
+        An ONNX model file.
+    out : str or os.PathLike
+        Folder for the report.
+    audio_dir, annotations : str or os.PathLike, optional
+        A DEAM-layout set: every song is scored (or only the ``split`` song ids), beside the
+        baselines' predictions, which never see the song they predict (out-of-fold with
+        ``folds`` and ``seed``, or fitted on the songs outside ``split``). Adds how much of
+        the model's valence is its own (:func:`~music2emotion.training.quadrants.independence`).
+    quadrant_labels, quadrant_audio : str or os.PathLike, optional
+        A quadrant labels CSV and its audio folder (default: ``audio`` beside the CSV):
+        every song is scored with the quadrant scores, overall and per artist-grouped fold
+        (mean ± std), beside a logistic regression on the descriptors fitted out of fold.
+    jobs : int
+        Worker processes.
+    cache_dir : str or os.PathLike, optional
+        Where the baselines' descriptors are cached.
+
+    Returns
+    -------
+    dict
+        What ``evaluation.json`` holds: for DEAM ``songs``, ``model_score``,
+        ``independence`` and ``baselines``; for quadrants ``quadrants``. Also written:
+        ``predictions.csv`` and ``scatter.png`` (DEAM), ``quadrant_predictions.csv`` and
+        ``quadrants.png`` (quadrants).
     """
+    if audio_dir is None and quadrant_labels is None:
+        raise ValueError("give a DEAM-layout set (audio_dir and annotations), quadrant labels, or both")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = Path(cache_dir) if cache_dir else None
+    report: dict[str, Any] = {"model": str(model)}
+    if audio_dir is not None:
+        if annotations is None:
+            raise ValueError("audio_dir needs annotations")
+        report.update(_evaluate_ratings(model, out, audio_dir, annotations, split, folds, seed, jobs,
+                                        cache and cache / "deam", n_boot, log))
+    if quadrant_labels is not None:
+        report["quadrants"] = _evaluate_quadrants(model, out, quadrant_labels, quadrant_audio, folds, seed,
+                                                  jobs, cache and cache / "quadrants", log)
+    write_json(out / "evaluation.json", report)
+    log(f"wrote {out / 'evaluation.json'} and the predictions and pictures beside it")
+    return report
+
+
+def _evaluate_ratings(model: str | os.PathLike[str], out: Path, audio_dir: str | os.PathLike[str],
+                      annotations: str | os.PathLike[str], split: Sequence[int] | None, folds: int,
+                      seed: int, jobs: int, cache: Path | None, n_boot: int,
+                      log: Callable[[str], None]) -> dict[str, Any]:
     from ..descriptors import DESCRIPTOR_NAMES
     from .clips import describe_clips
     from .data import load_dataset
+    from .quadrants import independence
 
     data = load_dataset(audio_dir, annotations)
     log(data.report())
@@ -357,12 +523,16 @@ def evaluate_model(
     log(f"predicting {len(paths)} songs with {model}")
     pred = predict_paths(model, paths, jobs)
     y = data.targets.astype(np.float64)
-    report: dict[str, Any] = {"model": str(model), "songs": int(test.sum()),
-                              "model_score": score(y[test], pred, n_boot, seed)}
+    report: dict[str, Any] = {"songs": int(test.sum()), "model_score": score(y[test], pred, n_boot, seed),
+                              "independence": independence(y[test], pred)}
     log(format_score(report["model_score"], Path(model).name))
+    ind = report["independence"]
+    log(f"  predicted valence vs predicted arousal r {ind['pred_valence_arousal_r']:.3f} "
+        f"(the labels' own: {ind['true_valence_arousal_r']:.3f}); predicted vs true valence with true "
+        f"arousal held fixed: partial r {ind['partial_valence_r']:.3f}")
 
     log("descriptors for the baselines")
-    x = describe_clips(data.paths, cache=descriptor_cache, jobs=jobs, progress=False)
+    x = describe_clips(data.paths, cache=cache and cache / "descriptors.npz", jobs=jobs, progress=False)
     report["baselines"] = {}
     for name, make in baselines(DESCRIPTOR_NAMES).items():
         if split is not None:
@@ -374,12 +544,54 @@ def evaluate_model(
         report["baselines"][name] = {"how": how, **score(y[test], base, n_boot, seed)}
         log(format_score(report["baselines"][name], f"baseline {name} ({how})"))
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "evaluation.json", report)
     rows = ["song_id,valence_true,arousal_true,valence_pred,arousal_pred"]
     rows += [f"{i},{t[0]:.4f},{t[1]:.4f},{p[0]:.4f},{p[1]:.4f}" for i, t, p in zip(ids[test], y[test], pred)]
     (out / "predictions.csv").write_text("\n".join(rows) + "\n")
     scatter_plot(y[test], pred, out / "scatter.png", Path(model).name)
-    log(f"wrote {out / 'evaluation.json'}, {out / 'predictions.csv'} and {out / 'scatter.png'}")
     return report
+
+
+def _evaluate_quadrants(model: str | os.PathLike[str], out: Path, labels: str | os.PathLike[str],
+                        audio_dir: str | os.PathLike[str] | None, folds: int, seed: int, jobs: int,
+                        cache: Path | None, log: Callable[[str], None]) -> dict[str, Any]:
+    from .clips import describe_clips
+    from .quadrants import (
+        QuadrantLogistic,
+        format_quadrant_scores,
+        group_folds,
+        load_quadrants,
+        quadrant_of,
+        quadrant_plot,
+        quadrant_scores,
+    )
+
+    qs = load_quadrants(labels, audio_dir)
+    log(qs.report())
+    log(f"predicting {len(qs.ids)} songs with {model}")
+    pred = predict_paths(model, qs.paths, jobs)
+    fold_ids = group_folds(qs, folds, seed)
+    pos = {s: i for i, s in enumerate(qs.ids)}
+    idx = [np.array([pos[s] for s in f]) for f in fold_ids]
+    per_fold = [quadrant_scores(qs.quadrants[i], pred[i]) for i in idx]
+    result: dict[str, Any] = {"songs": len(qs.ids), "model_score": quadrant_scores(qs.quadrants, pred),
+                              "folds": fold_ids, "model_fold_scores": per_fold}
+    log(format_quadrant_scores(result["model_score"], Path(model).name))
+
+    # what a plain classifier learns from these labels alone, never seeing the artist it predicts
+    x = describe_clips(qs.paths, cache=cache and cache / "descriptors.npz", jobs=jobs, progress=False)
+    base = np.zeros((len(qs.ids), 2))
+    for test in idx:
+        train = np.setdiff1d(np.arange(len(qs.ids)), test)
+        base[test] = QuadrantLogistic().fit(
+            x[:0], np.zeros((0, 2)), x[train], qs.quadrants[train]).predict(x[test])
+    name = "quadrants only: logistic on descriptors"
+    result["baselines"] = {name: {"how": f"out-of-fold, {folds} folds grouped by artist, seed {seed}",
+                                  **quadrant_scores(qs.quadrants, base)}}
+    log(format_quadrant_scores(result["baselines"][name], f"baseline {name}"))
+
+    rows = ["song_id,quadrant,valence_pred,arousal_pred,quadrant_pred"]
+    rows += [f"{sid},Q{q},{p[0]:.4f},{p[1]:.4f},Q{qp}"
+             for sid, q, p, qp in zip(qs.ids, qs.quadrants, pred, quadrant_of(pred))]
+    (out / "quadrant_predictions.csv").write_text("\n".join(rows) + "\n")
+    quadrant_plot(qs.quadrants, pred, out / "quadrants.png", Path(model).name)
+    return result

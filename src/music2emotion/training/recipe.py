@@ -17,7 +17,9 @@ Training side only (scikit-learn, skl2onnx, onnx; torch to rebuild the musicnn e
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from ..modelfile import (
 from . import evaluate as ev
 from . import regressors as rg
 from .clips import CLIP_SETTINGS, clip_features, describe_clips
+from .quadrants import QuadrantLogistic, group_folds, load_quadrants, pseudo_ratings
 
 MUSICNN_WHEEL = "musicnn-0.1.0-py3-none-any.whl"
 # The pretrained taggers inside the fusion graph, in feature order: the Million Song Dataset
@@ -75,45 +78,78 @@ def _columns(*blocks: str, encoders: Sequence[str] = ENCODERS) -> np.ndarray:
     return np.concatenate([np.arange(*spans[b]) for b in blocks])
 
 
-def candidates(encoders: Sequence[str] = ENCODERS) -> dict[str, tuple[np.ndarray, Callable[[], Any]]]:
-    """Name -> (feature columns, regressor factory): every row of the CV table."""
-    msd = encoders[0]
+# How much a quadrant-labelled song weighs beside a DEAM song, per axis (valence, arousal),
+# and how far from neutral its pseudo-rating sits (0.5 ± margin). DEAM's valence ratings
+# follow energy (r = 0.56 with arousal; a 4Q-trained valence classifier explains almost none
+# of them), so every bit of quadrant valence a model learns costs some DEAM valence R²; these
+# values keep DEAM within 0.01 of a DEAM-only fit while quadrant valence AUC rises by 0.2
+# (MODEL_CARD.md, "Valence beyond DEAM", has the whole frontier). Arousal agrees between the
+# two datasets, so quadrant songs can weigh more there at no cost to DEAM.
+QUADRANT_WEIGHT = (0.2, 0.5)
+MARGIN = (0.15, 0.15)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One row of the CV table: feature columns, an unfitted regressor, and how it is fitted.
+
+    ``quadrant_weight`` (per axis) is the weight of a quadrant-labelled song beside a DEAM
+    song (0: DEAM's ratings alone), with pseudo-ratings ``0.5 ± margin``
+    (:func:`~music2emotion.training.quadrants.pseudo_ratings`).
+    """
+
+    columns: np.ndarray
+    make: Callable[[], Any]
+    quadrant_weight: tuple[float, float] = (0.0, 0.0)
+    margin: tuple[float, float] = MARGIN
+
+    @property
+    def uses_quadrants(self) -> bool:
+        return max(self.quadrant_weight) > 0
+
+    def regressor(self) -> ev.ColumnSubset:
+        return ev.ColumnSubset(self.make(), self.columns)
+
+    def fit(self, model: Any, x: np.ndarray, y: np.ndarray, xq: np.ndarray, quadrants: np.ndarray) -> Any:
+        """Fit ``model`` on DEAM's ratings and, when this candidate uses them, on the
+        quadrant songs' pseudo-ratings, weighted per axis."""
+        if not self.uses_quadrants or not len(xq):
+            return model.fit(x, y)
+        xs = np.vstack([x, xq])
+        ys = np.vstack([y, pseudo_ratings(quadrants, self.margin)])
+        w = np.vstack([np.ones((len(x), 2)), np.tile(np.asarray(self.quadrant_weight, np.float64), (len(xq), 1))])
+        return model.fit(xs, ys, sample_weight=w)
+
+
+def _ensemble(n_features: int, *members: str) -> Callable[[], rg.Average]:
+    makers = {"ridge": rg.ridge, "pca-svr": lambda: rg.pca_svr(n_features), "hgb": rg.hgb, "gbm": rg.gbm}
+    return lambda: rg.Average([(m, makers[m]()) for m in members])
+
+
+def candidates(encoders: Sequence[str] = ENCODERS) -> dict[str, Candidate]:
+    """Name -> :class:`Candidate`: every row of the CV table."""
     every = _columns("descriptors", *encoders, encoders=encoders)
-    msd_only = _columns(msd, encoders=encoders)
-    with_msd = _columns("descriptors", msd, encoders=encoders)
     desc = _columns("descriptors")
-
-    def ridge_pca_svr(n: int) -> Callable[[], Any]:
-        return lambda: rg.Average([("ridge", rg.ridge()), ("svr", rg.pca_svr(n))])
-
-    table: dict[str, tuple[np.ndarray, Callable[[], Any]]] = {
-        "descriptors: ridge": (desc, rg.ridge),
-        "descriptors: svr": (desc, rg.svr),
-        "descriptors: gbm": (desc, rg.gbm),
-        "descriptors: ridge+svr+gbm": (desc, lambda: rg.average("ridge", "svr", "gbm")),
-        # the fast bundled model: the SVR on 64 principal components is a tenth of the full
-        # SVR's size and scores the same (MODEL_CARD.md)
-        "descriptors: ridge+pca-svr+gbm": (desc, lambda: rg.Average([
-            ("ridge", rg.ridge()), ("svr", rg.pca_svr(len(desc))), ("gbm", rg.gbm())])),
-        f"{msd}: ridge": (msd_only, rg.ridge),
-        f"descriptors+{msd}: ridge": (with_msd, rg.ridge),
-        f"descriptors+{msd}: ridge+pca-svr": (with_msd, ridge_pca_svr(len(with_msd))),
+    light = (QUADRANT_WEIGHT[0] / 2, QUADRANT_WEIGHT[1])
+    heavy = (QUADRANT_WEIGHT[0] * 2, QUADRANT_WEIGHT[1])
+    return {
+        "descriptors: ridge+pca-svr+hgb on DEAM": Candidate(desc, _ensemble(len(desc), "ridge", "pca-svr", "hgb")),
+        "descriptors: ridge+pca-svr+hgb on DEAM+quadrants": Candidate(
+            desc, _ensemble(len(desc), "ridge", "pca-svr", "hgb"), QUADRANT_WEIGHT),
+        "fusion: ridge+pca-svr on DEAM": Candidate(every, _ensemble(len(every), "ridge", "pca-svr")),
+        "fusion: ridge+pca-svr+hgb on DEAM": Candidate(every, _ensemble(len(every), "ridge", "pca-svr", "hgb")),
+        "fusion: ridge+pca-svr+hgb on DEAM+quadrants (light)": Candidate(
+            every, _ensemble(len(every), "ridge", "pca-svr", "hgb"), light),
+        "fusion: ridge+pca-svr+hgb on DEAM+quadrants": Candidate(
+            every, _ensemble(len(every), "ridge", "pca-svr", "hgb"), QUADRANT_WEIGHT),
+        "fusion: ridge+pca-svr+hgb on DEAM+quadrants (heavy)": Candidate(
+            every, _ensemble(len(every), "ridge", "pca-svr", "hgb"), heavy),
     }
-    if len(encoders) > 1:
-        table["all taggers: ridge"] = (_columns(*encoders, encoders=encoders), rg.ridge)
-    table.update({
-        "fusion: ridge": (every, rg.ridge),
-        "fusion: svr": (every, rg.svr),
-        "fusion: ridge+svr": (every, lambda: rg.average("ridge", "svr")),
-        "fusion: ridge+pca-svr": (every, ridge_pca_svr(len(every))),
-    })
-    return table
 
 
-# the candidate that ships: the best fold mean of both dimensions in MODEL_CARD.md's table
-SHIPPED = "fusion: ridge+pca-svr"
-# the fast bundled model (no taggers): the best descriptors-only row, at a tenth of the size
-SHIPPED_FAST = "descriptors: ridge+pca-svr+gbm"
+# the candidate that ships as the accurate model, and the one that ships as the fast model
+SHIPPED = "fusion: ridge+pca-svr+hgb on DEAM+quadrants"
+SHIPPED_FAST = "descriptors: ridge+pca-svr+hgb on DEAM+quadrants"
 
 
 def cv_table(
@@ -123,16 +159,31 @@ def cv_table(
     folds: list[list[int]],
     names: Sequence[str] | None = None,
     log: Callable[[str], None] | None = None,
+    quadrants: ev.QuadrantData | None = None,
 ) -> list[ev.CVResult]:
-    """Cross-validate the baselines and the named candidates (default: all) on ``folds``."""
-    results = [ev.cross_validate(n, make, x, y, ids, folds, log)
+    """Cross-validate the baselines and the named candidates on ``folds``.
+
+    Without ``quadrants`` only DEAM is used and candidates that learn from quadrant labels
+    are left out (default: every candidate the data allows).
+    """
+    results = [ev.cross_validate(n, make, x, y, ids, folds, log, quadrants)
                for n, make in ev.baselines(DESCRIPTOR_NAMES).items()]
+    if quadrants is not None:
+        results.append(ev.cross_validate(
+            "quadrants only: logistic on descriptors", lambda: QuadrantLogistic(_columns("descriptors")),
+            x, y, ids, folds, log, quadrants, fit=lambda m, x_, y_, xq, q: m.fit(x_, y_, xq, q),
+            rates_deam=False))
     table = candidates()
-    for name in names or table:
+    if names is None:
+        names = [n for n, c in table.items()
+                 if c.columns.max() < x.shape[1] and (quadrants is not None or not c.uses_quadrants)]
+    for name in names:
         if name not in table:
             raise ValueError(f"unknown candidate {name!r}; choose from {', '.join(table)}")
-        cols, make = table[name]
-        results.append(ev.cross_validate(name, lambda: ev.ColumnSubset(make(), cols), x, y, ids, folds, log))
+        cand = table[name]
+        if cand.columns.max() >= x.shape[1]:
+            raise ValueError(f"candidate {name!r} needs the taggers' features (give the encoders)")
+        results.append(ev.cross_validate(name, cand.regressor, x, y, ids, folds, log, quadrants, fit=cand.fit))
     return results
 
 
@@ -145,36 +196,76 @@ def cross_validation_report(
     out: str | os.PathLike[str],
     names: Sequence[str] | None = None,
     log: Callable[[str], None] = print,
+    quadrants: ev.QuadrantData | None = None,
+    extra_results: Sequence[ev.CVResult] = (),
 ) -> list[ev.CVResult]:
     """Cross-validate the baselines and candidates on ``folds`` and write what a reader needs.
 
-    Writes into ``out``: ``folds.json`` (the folds as song ids, with ``seed``),
-    ``cv_table.md`` (mean ± std over folds), ``cv.json`` (every metric of every fold),
-    ``oof_predictions.csv`` (every candidate's out-of-fold predictions) and
-    ``scatter_best.png`` (the best candidate's, out of fold).
+    Writes into ``out``: ``folds.json`` (the folds as song ids, with ``seed``, and the
+    quadrant folds), ``cv_table.md`` (mean ± std over folds), ``cv.json`` (every metric of
+    every fold), ``oof_predictions.csv`` (every candidate's out-of-fold predictions on DEAM),
+    ``scatter_best.png`` (the best candidate's, out of fold) and, with ``quadrants``,
+    ``oof_quadrants.csv`` and ``quadrants_<candidate>.png`` for the shipped candidates.
+    ``extra_results`` (e.g. an earlier model's fixed predictions) are listed first.
 
     Returns
     -------
     list of CVResult
-        Baselines first, then the candidates in ``names`` order.
+        ``extra_results``, the baselines, then the candidates in ``names`` order.
     """
+    from .quadrants import quadrant_plot
+
     out = Path(out)
-    ev.save_folds(out / "folds.json", folds, seed)
-    results = cv_table(x, y, ids, folds, names, log)
+    ev.save_folds(out / "folds.json", folds, seed, quadrant_folds=quadrants.folds if quadrants else None)
+    results = list(extra_results) + cv_table(x, y, ids, folds, names, log, quadrants)
     table = ev.format_table(results)
     log(table)
     (out / "cv_table.md").write_text(table + "\n")
     ev.write_json(out / "cv.json", {"folds": len(folds), "seed": seed, "songs": len(ids),
+                                    "quadrant_songs": len(quadrants.ids) if quadrants else 0,
                                     "results": [r.summary() for r in results]})
+    rated = [r for r in results if r.rates_deam]
     header = "song_id,valence_true,arousal_true," + ",".join(
-        f"{r.name} {d}" for r in results for d in TARGETS)
+        f"{r.name} {d}" for r in rated for d in TARGETS)
     lines = [header] + [
-        f"{sid},{y[i, 0]:.4f},{y[i, 1]:.4f}," + ",".join(f"{v:.4f}" for r in results for v in r.oof[i])
+        f"{sid},{y[i, 0]:.4f},{y[i, 1]:.4f}," + ",".join(f"{v:.4f}" for r in rated for v in r.oof[i])
         for i, sid in enumerate(ids)]
     (out / "oof_predictions.csv").write_text("\n".join(lines) + "\n")
-    best = max(results, key=lambda r: sum(r.stat(d, "r2")[0] for d in TARGETS))
+    best = max(rated, key=lambda r: sum(r.stat(d, "r2")[0] for d in TARGETS))
     ev.scatter_plot(y, best.oof, out / "scatter_best.png", f"{best.name} (out-of-fold)")
+    if quadrants is not None:
+        scored = [r for r in results if r.quadrant_oof is not None]
+        header = "song_id,quadrant," + ",".join(f"{r.name} {d}" for r in scored for d in TARGETS)
+        lines = [header] + [
+            f"{sid},Q{quadrants.quadrants[i]}," + ",".join(f"{v:.4f}" for r in scored for v in r.quadrant_oof[i])
+            for i, sid in enumerate(quadrants.ids)]
+        (out / "oof_quadrants.csv").write_text("\n".join(lines) + "\n")
+        for r in scored:
+            if r.name in (SHIPPED, SHIPPED_FAST):
+                slug = r.name.split(":")[0]
+                quadrant_plot(quadrants.quadrants, r.quadrant_oof, out / f"quadrants_{slug}.png",
+                              f"{r.name} (out-of-fold)")
     return results
+
+
+def load_quadrant_data(
+    labels: str | os.PathLike[str],
+    audio_dir: str | os.PathLike[str] | None,
+    encoders: Sequence[str | os.PathLike[str]],
+    folds: int,
+    seed: int,
+    cache_dir: str | os.PathLike[str] | None = None,
+    jobs: int = 1,
+    log: Callable[[str], None] = print,
+) -> ev.QuadrantData:
+    """Features, labels and artist-grouped folds of a quadrant-labelled set, for
+    :func:`cv_table` (descriptors only when no ``encoders`` are given)."""
+    qs = load_quadrants(labels, audio_dir)
+    log(qs.report())
+    cache = Path(cache_dir) if cache_dir else None
+    xq = clip_features(qs.paths, encoders, cache, jobs) if encoders else \
+        describe_clips(qs.paths, cache and cache / "descriptors.npz", jobs)
+    return ev.QuadrantData(xq, qs.quadrants, qs.ids, group_folds(qs, folds, seed), qs.paths)
 
 
 def run_cross_validation(
@@ -189,9 +280,12 @@ def run_cross_validation(
     jobs: int = 1,
     cache_dir: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] = print,
+    quadrant_labels: str | os.PathLike[str] | None = None,
+    quadrant_audio: str | os.PathLike[str] | None = None,
 ) -> list[ev.CVResult]:
     """``music2emotion evaluate`` without a model: k-fold CV of the baselines and candidates
-    on a DEAM-layout folder (see :func:`cross_validation_report` for what it writes).
+    on a DEAM-layout folder and, with ``quadrant_labels``, a quadrant-labelled set beside it
+    (see :func:`cross_validation_report` for what it writes).
 
     Without ``encoders`` (the musicnn ONNX files from :func:`build_encoder`, in
     :data:`ENCODERS` order) only descriptor-based candidates can run; ``names`` picks
@@ -201,29 +295,60 @@ def run_cross_validation(
 
     data = load_dataset(audio_dir, annotations)
     log(data.report())
-    fold_ids = ev.load_folds(folds_file) if folds_file else ev.kfold(data.ids, folds, seed)
-    cache = Path(cache_dir) if cache_dir else None
-    if encoders:
-        if len(encoders) != len(ENCODERS):
-            raise ValueError(f"--encoder takes {len(ENCODERS)} files, for {', '.join(ENCODERS)}")
-        x = clip_features(data.paths, encoders, cache, jobs)
+    if encoders and len(encoders) != len(ENCODERS):
+        raise ValueError(f"--encoder takes {len(ENCODERS)} files, for {', '.join(ENCODERS)}")
+    saved_q = None
+    if folds_file:
+        fold_ids, saved_q = ev.load_folds(folds_file, with_quadrants=True)
     else:
-        x = describe_clips(data.paths, cache=cache and cache / "descriptors.npz", jobs=jobs)
-        names = names or [n for n, (cols, _) in candidates().items() if cols.max() < x.shape[1]]
+        fold_ids = ev.kfold(data.ids, folds, seed)
+    cache = Path(cache_dir) if cache_dir else None
+    x = clip_features(data.paths, encoders, cache and cache / "deam", jobs) if encoders else \
+        describe_clips(data.paths, cache and cache / "deam" / "descriptors.npz", jobs)
+    quadrants = None
+    if quadrant_labels:
+        quadrants = load_quadrant_data(quadrant_labels, quadrant_audio, encoders, len(fold_ids), seed,
+                                       cache and cache / "quadrants", jobs, log)
+        if saved_q:
+            quadrants.folds = saved_q
     return cross_validation_report(x, data.targets.astype(np.float64), data.ids, fold_ids, seed,
-                                   out, names, log)
+                                   out, names, log, quadrants)
 
 
 # ---------------------------------------------------------------- export
 
 
-def _members(fitted: Any) -> list[Any]:
-    """The convertible estimators whose mean is the prediction."""
-    if isinstance(fitted, rg.Average):
-        if fitted.weights is not None:
-            raise ValueError("weighted averages are not exported")
-        return [est for _, est in fitted.fitted_]
-    return [fitted]
+def _members(fitted: Any) -> list[list[Any]]:
+    """The convertible estimators whose mean is the prediction: per member, one
+    single-output estimator per axis (valence, arousal)."""
+    if isinstance(fitted, ev.ColumnSubset):
+        raise ValueError("export the regressor itself; the graph feeds it every feature column")
+    members = [est for _, est in fitted.fitted_] if isinstance(fitted, rg.Average) else [fitted]
+    if isinstance(fitted, rg.Average) and fitted.weights is not None:
+        raise ValueError("weighted averages are not exported")
+    if not all(isinstance(m, rg.PerAxis) for m in members):
+        raise ValueError("every member must be a regressors.PerAxis")
+    return [m.estimators_ for m in members]
+
+
+@contextmanager
+def _tree_attributes_as_ints() -> Iterator[None]:
+    """skl2onnx 1.20 writes a HistGradientBoosting leaf's missing-value flag as a Python
+    bool into an ONNX integer attribute, which onnx refuses ("Expected an int, got a
+    boolean"); hand it an int instead while converting. The flag itself never matters here:
+    descriptors and tagger outputs are never NaN."""
+    import skl2onnx.common.tree_ensemble as trees
+
+    original = trees.add_node
+
+    def add_node(*args: Any, nodes_missing_value_tracks_true: Any = False, **kwargs: Any) -> Any:
+        return original(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
+
+    trees.add_node = add_node
+    try:
+        yield
+    finally:
+        trees.add_node = original
 
 
 def export_fusion(
@@ -276,15 +401,20 @@ def export_fusion(
             helper.make_node("Concat", [DESCRIPTORS_INPUT, "window_embedding"], ["features"], axis=1),
         ]
     member_outputs = []
-    for i, est in enumerate(_members(fitted)):
-        head = convert_sklearn(est, initial_types=[("features", FloatTensorType([None, n_feat]))],
-                               target_opset=OPSETS)
-        head = onnx.compose.add_prefix(head, f"m{i}_")
-        for node in head.graph.node:
-            node.input[:] = ["features" if n == f"m{i}_features" else n for n in node.input]
-        nodes += head.graph.node
-        inits += head.graph.initializer
-        member_outputs.append(head.graph.output[0].name)
+    for i, axes in enumerate(_members(fitted)):
+        axis_outputs = []
+        for j, est in enumerate(axes):
+            with _tree_attributes_as_ints():
+                head = convert_sklearn(est, initial_types=[("features", FloatTensorType([None, n_feat]))],
+                                       target_opset=OPSETS)
+            head = onnx.compose.add_prefix(head, f"m{i}a{j}_")
+            for node in head.graph.node:
+                node.input[:] = ["features" if n == f"m{i}a{j}_features" else n for n in node.input]
+            nodes += head.graph.node
+            inits += head.graph.initializer
+            axis_outputs.append(head.graph.output[0].name)
+        nodes.append(helper.make_node("Concat", axis_outputs, [f"m{i}_output"], axis=1))
+        member_outputs.append(f"m{i}_output")
     inits.append(helper.make_tensor("inv_members", TensorProto.FLOAT, [], [1.0 / len(member_outputs)]))
     nodes += [helper.make_node("Sum", member_outputs, ["member_sum"]),
               helper.make_node("Mul", ["member_sum", "inv_members"], [OUTPUT])]
