@@ -142,7 +142,7 @@ def main() -> int:
         folds = ev.kfold(data.ids, args.folds, args.seed)
         names = args.candidates.split(",") if args.candidates else None
         results = recipe.cross_validation_report(x, y, data.ids, folds, args.seed, out, names,
-                                                 quadrants=quadrants)
+                                                 quadrants=quadrants, jobs=args.jobs)
         by_name = {r.name: r for r in results}
         table = recipe.candidates()
         x_all = np.vstack([x, quadrants.x])

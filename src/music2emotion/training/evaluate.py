@@ -318,6 +318,15 @@ def _fit_on_ratings(model: Any, x: np.ndarray, y: np.ndarray, xq: np.ndarray, q:
     return model.fit(x, y)
 
 
+def _fit_and_predict(make, fit, x, y, train, test, xq, quadrants, q_train, q_test):
+    """One fold of :func:`cross_validate`: predictions on the held-out DEAM and quadrant songs."""
+    if xq is not None:
+        model = fit(make(), x[train], y[train], xq[q_train], quadrants[q_train])
+        return model.predict(x[test]), model.predict(xq[q_test])
+    model = fit(make(), x[train], y[train], x[:0], np.zeros(0, np.int64))
+    return model.predict(x[test]), None
+
+
 def cross_validate(
     name: str,
     make: Callable[[], Regressor],
@@ -329,33 +338,40 @@ def cross_validate(
     quadrants: QuadrantData | None = None,
     fit: Fit = _fit_on_ratings,
     rates_deam: bool = True,
+    jobs: int = 1,
 ) -> CVResult:
     """Fit a fresh ``make()`` on every fold's complement and score it on the fold.
 
     With ``quadrants`` fold k also holds out quadrant fold k: ``fit`` sees the quadrant songs
     of the other folds (the default fit ignores them), and the held-out ones are scored with
-    :func:`~music2emotion.training.quadrants.quadrant_scores`.
+    :func:`~music2emotion.training.quadrants.quadrant_scores`. ``jobs`` folds are fitted at
+    once, in worker processes.
     """
+    from joblib import Parallel, delayed
+
     from .quadrants import quadrant_scores
 
     idx = fold_indices(ids, folds)
     q_idx = quadrants.fold_indices() if quadrants is not None else None
     if q_idx is not None and len(q_idx) != len(idx):
         raise ValueError(f"{len(idx)} DEAM folds but {len(q_idx)} quadrant folds")
+    xq = quadrants.x if quadrants is not None else None
+    labels = quadrants.quadrants if quadrants is not None else None
+    everyone, q_everyone = np.arange(len(ids)), np.arange(len(quadrants.ids)) if quadrants is not None else None
+    preds = Parallel(n_jobs=max(1, min(jobs, len(idx))))(
+        delayed(_fit_and_predict)(
+            make, fit, x, y, np.setdiff1d(everyone, test), test, xq, labels,
+            None if q_idx is None else np.setdiff1d(q_everyone, q_idx[k]), None if q_idx is None else q_idx[k])
+        for k, test in enumerate(idx))
     oof = np.zeros_like(y, dtype=np.float64)
     q_oof = np.zeros((len(quadrants.ids), 2)) if quadrants is not None else None
     scores, q_scores = [], []
-    for k, test in enumerate(idx):
-        train = np.setdiff1d(np.arange(len(ids)), test)
-        if quadrants is not None:
-            q_train = np.setdiff1d(np.arange(len(quadrants.ids)), q_idx[k])
-            model = fit(make(), x[train], y[train], quadrants.x[q_train], quadrants.quadrants[q_train])
-            q_oof[q_idx[k]] = model.predict(quadrants.x[q_idx[k]])
-            q_scores.append(quadrant_scores(quadrants.quadrants[q_idx[k]], q_oof[q_idx[k]]))
-        else:
-            model = fit(make(), x[train], y[train], x[:0], np.zeros(0, np.int64))
-        oof[test] = model.predict(x[test])
-        scores.append(metrics.report(y[test], oof[test]))
+    for k, (test, (pred, q_pred)) in enumerate(zip(idx, preds)):
+        oof[test] = pred
+        scores.append(metrics.report(y[test], pred))
+        if q_idx is not None:
+            q_oof[q_idx[k]] = q_pred
+            q_scores.append(quadrant_scores(labels[q_idx[k]], q_pred))
         if log:
             line = f"  {name} fold {k + 1}/{len(idx)}:"
             if rates_deam:

@@ -85,8 +85,8 @@ def _columns(*blocks: str, encoders: Sequence[str] = ENCODERS) -> np.ndarray:
 # values keep DEAM within 0.01 of a DEAM-only fit while quadrant valence AUC rises by 0.2
 # (MODEL_CARD.md, "Valence beyond DEAM", has the whole frontier). Arousal agrees between the
 # two datasets, so quadrant songs can weigh more there at no cost to DEAM.
-QUADRANT_WEIGHT = (0.2, 0.5)
-MARGIN = (0.15, 0.15)
+QUADRANT_WEIGHT = (0.15, 0.5)
+MARGIN = (0.2, 0.15)
 
 
 @dataclass(frozen=True)
@@ -160,11 +160,12 @@ def cv_table(
     names: Sequence[str] | None = None,
     log: Callable[[str], None] | None = None,
     quadrants: ev.QuadrantData | None = None,
+    jobs: int = 1,
 ) -> list[ev.CVResult]:
     """Cross-validate the baselines and the named candidates on ``folds``.
 
     Without ``quadrants`` only DEAM is used and candidates that learn from quadrant labels
-    are left out (default: every candidate the data allows).
+    are left out (default: every candidate the data allows). ``jobs`` folds are fitted at once.
     """
     results = [ev.cross_validate(n, make, x, y, ids, folds, log, quadrants)
                for n, make in ev.baselines(DESCRIPTOR_NAMES).items()]
@@ -183,7 +184,8 @@ def cv_table(
         cand = table[name]
         if cand.columns.max() >= x.shape[1]:
             raise ValueError(f"candidate {name!r} needs the taggers' features (give the encoders)")
-        results.append(ev.cross_validate(name, cand.regressor, x, y, ids, folds, log, quadrants, fit=cand.fit))
+        results.append(ev.cross_validate(name, cand.regressor, x, y, ids, folds, log, quadrants, fit=cand.fit,
+                                          jobs=jobs))
     return results
 
 
@@ -198,6 +200,7 @@ def cross_validation_report(
     log: Callable[[str], None] = print,
     quadrants: ev.QuadrantData | None = None,
     extra_results: Sequence[ev.CVResult] = (),
+    jobs: int = 1,
 ) -> list[ev.CVResult]:
     """Cross-validate the baselines and candidates on ``folds`` and write what a reader needs.
 
@@ -206,7 +209,8 @@ def cross_validation_report(
     every fold), ``oof_predictions.csv`` (every candidate's out-of-fold predictions on DEAM),
     ``scatter_best.png`` (the best candidate's, out of fold) and, with ``quadrants``,
     ``oof_quadrants.csv`` and ``quadrants_<candidate>.png`` for the shipped candidates.
-    ``extra_results`` (e.g. an earlier model's fixed predictions) are listed first.
+    ``extra_results`` (e.g. an earlier model's fixed predictions) are listed first; ``jobs``
+    folds are fitted at once.
 
     Returns
     -------
@@ -217,7 +221,7 @@ def cross_validation_report(
 
     out = Path(out)
     ev.save_folds(out / "folds.json", folds, seed, quadrant_folds=quadrants.folds if quadrants else None)
-    results = list(extra_results) + cv_table(x, y, ids, folds, names, log, quadrants)
+    results = list(extra_results) + cv_table(x, y, ids, folds, names, log, quadrants, jobs)
     table = ev.format_table(results)
     log(table)
     (out / "cv_table.md").write_text(table + "\n")
@@ -312,7 +316,7 @@ def run_cross_validation(
         if saved_q:
             quadrants.folds = saved_q
     return cross_validation_report(x, data.targets.astype(np.float64), data.ids, fold_ids, seed,
-                                   out, names, log, quadrants)
+                                   out, names, log, quadrants, jobs=jobs)
 
 
 # ---------------------------------------------------------------- export
