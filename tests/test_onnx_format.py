@@ -95,3 +95,27 @@ def test_every_exporter_writes_the_format(tiny_model, tmp_path):
     for path in written:
         ir, opsets = file_format(path)
         assert ir == IR_VERSION and opsets.items() <= OPSETS.items(), path
+
+
+def test_identical_constants_are_stored_once(tmp_path):
+    """A model fitted per axis holds the same scaler and PCA twice; the file keeps one copy,
+    and the graph computes what it computed before."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = np.arange(12, dtype=np.float32).reshape(3, 4)
+    other = w + 1
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w0"], ["a"]), helper.make_node("MatMul", ["x", "w1"], ["b"]),
+         helper.make_node("MatMul", ["x", "w2"], ["c"]), helper.make_node("Sum", ["a", "b", "c"], ["y"])],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])],
+        [numpy_helper.from_array(w, "w0"), numpy_helper.from_array(w.copy(), "w1"),
+         numpy_helper.from_array(other, "w2")])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = save_onnx(proto, tmp_path / "m.onnx")
+    saved = onnx.load(str(path))
+    assert sorted(i.name for i in saved.graph.initializer) == ["w0", "w2"]
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    (y,) = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert y == pytest.approx(x @ w * 2 + x @ other, rel=1e-5)

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+from onnx import numpy_helper
 
 from ..modelfile import METADATA_KEY
 
@@ -37,6 +38,41 @@ RUNTIME_READS = {
     "1.20": (10, 21, 5),
     "1.23": (11, 23, 5),
 }
+
+
+def share_identical_initializers(graph: Any) -> int:
+    """Keep one copy of each constant tensor that ``graph`` holds several times.
+
+    A model fitted per axis holds each axis's copy of the same scaler and PCA (fitted on the
+    same songs, whatever they weigh): 213 kB of the accurate model's 5.5 MB. Graphs with
+    subgraphs (control flow) are left as they are.
+
+    Returns
+    -------
+    int
+        How many initializers were dropped.
+    """
+    if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for n in graph.node for a in n.attribute):
+        return 0
+    first: dict[tuple, str] = {}
+    alias: dict[str, str] = {}
+    keep = []
+    for init in graph.initializer:
+        key = (init.data_type, tuple(init.dims), numpy_helper.to_array(init).tobytes())
+        if key in first:
+            alias[init.name] = first[key]
+        else:
+            first[key] = init.name
+            keep.append(init)
+    if not alias:
+        return 0
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    for node in graph.node:
+        for i, name in enumerate(node.input):
+            if name in alias:
+                node.input[i] = alias[name]
+    return len(alias)
 
 
 def save_onnx(proto: Any, out: str | os.PathLike[str], meta: str | None = None) -> Path:
@@ -67,6 +103,7 @@ def save_onnx(proto: Any, out: str | os.PathLike[str], meta: str | None = None) 
              if op.version > OPSETS.get(op.domain, 0)]
     if newer:
         raise ValueError(f"model imports opsets newer than the package writes: {', '.join(newer)}")
+    share_identical_initializers(proto.graph)
     proto.ir_version = IR_VERSION
     if meta is not None:
         del proto.metadata_props[:]
