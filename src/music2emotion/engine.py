@@ -26,10 +26,10 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .audio import quiet_decoder_messages
+from .audio import declared_seconds, quiet_decoder_messages
 from .model import EmotionModel
 from .modelfile import resolve_model
-from .prediction import Prediction
+from .prediction import Prediction, failure_reason
 from .windows import DEFAULT_BATCH, check_options
 
 WORKER_DIED = (
@@ -167,13 +167,20 @@ class _Worker:
         with pool._cond:
             if pool._closed:
                 return "the pool is closed"
-            proc.start()
+            try:
+                proc.start()
+            except Exception as exc:  # no processes left, no memory, a main module that spawns
+                parent.close()
+                child.close()
+                return _one_line(exc)
             self.proc, self.conn = proc, parent
         child.close()  # so that the parent end sees end-of-file when the process dies
         try:
             kind, _, payload = parent.recv()
         except (EOFError, OSError):
             kind, payload = "failed", f"the process exited with code {self._reap()}"
+        except Exception as exc:  # its initializer's error could not be unpickled
+            kind, payload = "failed", _one_line(exc)
         if kind == "ready":
             return ""
         self._reap()
@@ -224,46 +231,52 @@ class _Worker:
         return kind, payload
 
     def _run(self) -> None:
-        pool = self.pool
-        failures = 0
         try:
-            while True:
-                if self.proc is None:
-                    why = self._start()
-                    if pool._closed:
-                        return
-                    if why:
-                        failures += 1
-                        if failures >= START_ATTEMPTS:
-                            pool._break(WorkersKeepDying(
-                                f"worker processes fail to start ({why}); check that the model "
-                                "loads and memory suffices"))
-                            return
-                        continue
-                    failures = 0
-                    with pool._cond:
-                        self.started = True
-                        pool._cond.notify_all()
-                job = pool._take(self)
-                if job is None:
-                    return
-                task_id, fut, item = job
-                kind, payload = self._exchange(task_id, item)
-                with pool._cond:
-                    cancelled = self.cancelled
-                    self.task, self.cancelled, self.kill_at = None, False, None
-                if kind == "died":
-                    self._reap()
-                    stopped = cancelled or pool._closed
-                    fut.set_exception(Cancelled() if stopped else WorkerDied(WORKER_DIED))
-                elif kind == "done":
-                    fut.set_result(payload)
-                elif kind == "cancelled":
-                    fut.set_exception(Cancelled())
-                else:
-                    fut.set_exception(WorkerError(payload))
+            self._serve()
+        except BaseException as exc:  # a bug here must not leave the pool's callers waiting
+            self.pool._break(WorkersKeepDying(f"a worker's feeding thread failed: {_one_line(exc)}"))
+            raise
         finally:
             self._stop()
+
+    def _serve(self) -> None:
+        pool = self.pool
+        failures = 0
+        while True:
+            if self.proc is None:
+                why = self._start()
+                if pool._closed:
+                    return
+                if why:
+                    failures += 1
+                    if failures >= START_ATTEMPTS:
+                        pool._break(WorkersKeepDying(
+                            f"worker processes fail to start ({why}); check that the model "
+                            "loads and memory suffices"))
+                        return
+                    continue
+                failures = 0
+                with pool._cond:
+                    self.started = True
+                    pool._cond.notify_all()
+            job = pool._take(self)
+            if job is None:
+                return
+            task_id, fut, item = job
+            kind, payload = self._exchange(task_id, item)
+            with pool._cond:
+                cancelled = self.cancelled
+                self.task, self.cancelled, self.kill_at = None, False, None
+            if kind == "died":
+                self._reap()
+                stopped = cancelled or pool._closed
+                fut.set_exception(Cancelled() if stopped else WorkerDied(WORKER_DIED))
+            elif kind == "done":
+                fut.set_result(payload)
+            elif kind == "cancelled":
+                fut.set_exception(Cancelled())
+            else:
+                fut.set_exception(WorkerError(payload))
 
     def _stop(self) -> None:
         if self.conn is not None and self.proc is not None and self.proc.is_alive():
@@ -416,10 +429,11 @@ class WorkerPool(Generic[T, R]):
             self._cond.notify_all()
 
 
-def _init_worker(model_path: str, warm: bool = False) -> None:
-    """Load the model in a worker; with ``warm``, also predict a moment of noise so that
-    the first real file does not pay for the lazy imports and compiled kernels that the
-    first prediction loads (measured: 3.5 s more for the first 30 s file than the second)."""
+def init_model_worker(model_path: str, warm: bool = False) -> None:
+    """A :class:`WorkerPool` initializer: load the model in the worker; with ``warm``, also
+    predict a moment of noise, so that the first real file does not pay for the lazy
+    imports and compiled kernels the first prediction loads (measured: 3.5 s more for the
+    first 30 s file than for the second)."""
     global _worker_model
     quiet_decoder_messages().__enter__()  # for the life of the worker
     _worker_model = EmotionModel(model_path, threads=1)
@@ -429,10 +443,26 @@ def _init_worker(model_path: str, warm: bool = False) -> None:
         _worker_model.predict_audio(0.1 * noise.astype(np.float32), rate)
 
 
-def _predict_in_worker(task: tuple[str, dict[str, Any]]) -> Prediction:
+def predict_in_worker(task: tuple[str, dict[str, Any]]) -> Prediction:
+    """A :class:`WorkerPool` function: ``(path, predict_file options)`` -> its Prediction."""
     assert _worker_model is not None
     path, options = task
     return _worker_model.predict_file(path, **options)
+
+
+def init_quiet_worker() -> None:
+    """A :class:`WorkerPool` initializer for workers that decode without a model."""
+    quiet_decoder_messages().__enter__()  # for the life of the worker
+
+
+def read_header_in_worker(path: str) -> tuple[float | None, str]:
+    """A :class:`WorkerPool` function: the seconds ``path``'s header declares (``None``
+    when it does not say) and ``""``, or ``None`` and the one-line reason it is not audio,
+    worded as a prediction of it would be."""
+    try:
+        return declared_seconds(path), ""
+    except Exception as exc:
+        return None, failure_reason(exc)
 
 
 def run_in_processes(
@@ -609,8 +639,8 @@ def predict_files(
     if not ordered:
         # longest first (file size stands in for length)
         tasks.sort(key=lambda t: _size(t[0]), reverse=True)
-    return run_in_processes(tasks, _predict_in_worker, jobs, _failed_prediction,
-                            _init_worker, (str(loaded.path),), ordered)
+    return run_in_processes(tasks, predict_in_worker, jobs, _failed_prediction,
+                            init_model_worker, (str(loaded.path),), ordered)
 
 
 def _in_this_process(model: EmotionModel, paths: Sequence[str | os.PathLike[str]],
