@@ -39,7 +39,7 @@ MAX_FILES = ServerSettings.max_files  # the default number of files per request
 PART_OVERHEAD = 16 * 1024
 # Form fields that are not files are read and ignored; together they may hold this much
 # (the page and curl send none; without a bound, a chunked body of small fields never ends).
-MAX_FIELD_BYTES = 64 * 1024
+MAX_FIELD_BYTES = 64_000
 TEMP_PREFIX = "music2emotion-upload-"
 
 
