@@ -324,6 +324,20 @@ def test_chunked_bodies_are_bounded_as_they_arrive(served, private_tmp):
 
 
 @pytest.mark.slow
+def test_a_refusal_before_the_body_is_read_still_reaches_the_client(served):
+    """Closing on unread data sends a reset, which can destroy the answer on its way: the
+    server lingers, dropping what still comes, so the client reads why it was refused."""
+    url, _ = served
+    for _ in range(3):
+        s = connect(url)
+        head = request_head(url, 20_000_000).replace(urlsplit(url).netloc.encode(), b"evil.example")
+        s.sendall(head + part_head("a.wav") + b"\0" * 20_000_000)  # all of it, as a naive client does
+        status, body, _ = read_response(s, timeout=5)
+        assert status == 400 and "evil.example" in body["error"]
+        assert closed_by_server(s, timeout=4)
+
+
+@pytest.mark.slow
 def test_too_many_requests_at_once_get_503_and_never_wait(served, private_tmp):
     url, app = served
     stalled = [stalled_upload(url, sent=10) for _ in range(6)]  # max_requests of the test server

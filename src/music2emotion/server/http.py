@@ -3,8 +3,11 @@
 uvicorn closes idle keep-alive connections but puts no time limit on a request's headers:
 a client that opens a connection and sends nothing, or one byte now and then, holds it for
 ever. :class:`BoundedH11Protocol` adds a header timeout, a cap on open connections, JSON
-for the errors it answers itself, and a shutdown that drops uploads still arriving instead
-of waiting for them. Body timeouts are the app's (:mod:`.uploads`), where reading is.
+for the errors it answers itself, a shutdown that drops uploads still arriving instead of
+waiting for them, and a lingering close: a refusal sent before the body was read (413, 401,
+503) would otherwise be lost to the reset that closing on unread data sends, and the
+client would see "connection reset" instead of the reason. Body timeouts are the app's
+(:mod:`.uploads`), where reading is.
 """
 
 from __future__ import annotations
@@ -26,6 +29,36 @@ from .settings import ServerSettings, is_loopback, is_wildcard
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
+# After a refusal of a request whose body was still arriving: how long, and how much more,
+# to read and drop before closing, so that the client reads the answer rather than a reset.
+LINGER_SECONDS = 5.0
+LINGER_BYTES = 64_000_000
+
+
+class _LingeringTransport:
+    """A connection's transport whose ``close`` lingers when the request's body is unread:
+    it half-closes (the client gets the whole answer and an end-of-file) and lets the
+    protocol drop what still arrives, for at most ``LINGER_SECONDS``/``LINGER_BYTES``."""
+
+    def __init__(self, transport: Any, protocol: BoundedH11Protocol):
+        self._transport, self._protocol, self._closing = transport, protocol, False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self._closing or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        cycle = self._protocol.cycle
+        unread = cycle is not None and cycle.more_body and not cycle.disconnected
+        if unread and self._transport.can_write_eof() and not self._transport.is_closing():
+            self._protocol._linger(self._transport)
+        else:
+            self._transport.close()
 
 
 class BoundedH11Protocol(H11Protocol):
@@ -38,9 +71,11 @@ class BoundedH11Protocol(H11Protocol):
         self._header_timer: asyncio.TimerHandle | None = None
         self._waiting_after: Any = None  # the cycle whose successor's headers are due
         self._got_bytes = False
+        self._lingering: Any = None  # the real transport, while a close lingers
+        self._dropped = 0
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(_LingeringTransport(transport, self))
         if len(self.connections) > self.settings.max_connections:
             self._refuse(503, "too many connections to this server; retry shortly",
                          {"Retry-After": str(self.settings.retry_after)})
@@ -48,6 +83,11 @@ class BoundedH11Protocol(H11Protocol):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:  # the rest of a refused body: dropped unread
+            self._dropped += len(data)
+            if self._dropped > LINGER_BYTES:
+                self._lingering.close()
+            return
         self._got_bytes = True
         super().data_received(data)
         if self._header_timer is not None and self.cycle is not self._waiting_after:
@@ -56,12 +96,25 @@ class BoundedH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         # armed before uvicorn looks at pipelined data, which may start the next request
-        self._arm()
+        if not self.transport.is_closing():
+            self._arm()
         super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def eof_received(self) -> bool | None:
+        if self._lingering is not None:
+            self._lingering.close()  # the client has sent everything: nothing left to drop
+        return None
+
+    def _linger(self, transport: Any) -> None:
+        self._disarm()
+        self._lingering = transport
+        transport.write_eof()  # after the answer already written
+        transport.resume_reading()
+        self.loop.call_later(LINGER_SECONDS, transport.close)
 
     def send_400_response(self, msg: str) -> None:
         # h11 could not parse the request (malformed, or headers over its 16 kB bound)
