@@ -1,0 +1,346 @@
+"""Soak test of ``music2emotion serve``: good, hostile and stalled clients at once, for minutes.
+
+    python bench/serve_soak.py [--seconds 180] [--model fast] [--workers 2] [--good 2]
+                               [--hostile 2] [--stalled 4]
+
+Starts ``music2emotion serve`` on 127.0.0.1 only (a free port, a token, a temp folder of its
+own, timeouts of a few seconds) and, for ``--seconds``, runs side by side:
+
+- good clients, each posting a 10 s song with the token, one after another: every answer
+  must be 200, and their latency is what the others must not spoil;
+- hostile clients, each looping over requests the server must refuse, with the status it
+  must answer: an hour of silence in a 90 kB FLAC (413 from its header), seven 19-minute
+  files in one request (413), form fields streamed chunked without end (413), no token and
+  a wrong one (401), another Host (400), a POST from another origin (403), a malformed body
+  (400), GET on the upload route (405), and a client that uploads ten minutes of audio and
+  hangs up half a second into its analysis (which must stop);
+- stalled clients, each opening a connection and then sending part of the headers, or part
+  of a body it promised in full, or nothing, and waiting to be dropped.
+
+Every few seconds it samples the server's resident memory (with its worker processes), its
+open file descriptors and the uploads in its temp folder. At the end it stops the clients,
+sends SIGTERM and times the shutdown. Prints what each kind of client got, good clients'
+latency (p50, p99, max), memory and descriptors at the start and the end, temp files left;
+exits 1 if a good client got anything but 200, a hostile one got a status other than the
+expected one, or a temp file is left.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import numpy as np
+import soundfile as sf
+
+from music2emotion.server import TEMP_PREFIX
+
+SR = 22_050
+TOKEN = "soak-test-token"
+BOUNDARY = "soakB"
+
+
+def wav(seconds: float, seed: int = 0) -> bytes:
+    t = np.arange(int(seconds * SR)) / SR
+    rng = np.random.default_rng(seed)
+    y = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) / 3
+    y = 0.3 * y * np.exp(-2.0 * np.mod(t, 0.5)) + 0.02 * rng.standard_normal(len(t))
+    buf = io.BytesIO()
+    sf.write(buf, y.astype(np.float32), SR, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def silence_flac(minutes: float, sr: int = 8_000) -> bytes:
+    buf = io.BytesIO()
+    zeros = np.zeros(sr * 60, np.int16)
+    with sf.SoundFile(buf, "w", sr, 1, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(int(minutes)):
+            f.write(zeros)
+    return buf.getvalue()
+
+
+def multipart(files: list[tuple[str, bytes]]) -> bytes:
+    out = b""
+    for name, data in files:
+        out += (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{name}\"\r\n"
+                f"Content-Type: audio/flac\r\n\r\n").encode() + data + b"\r\n"
+    return out + f"--{BOUNDARY}--\r\n".encode()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tree(pid: int) -> list[int]:
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            pids += [int(p) for p in task.read_text().split()]
+        except OSError:
+            pass
+    return pids
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for p in pids:
+        try:
+            total += next(int(ln.split()[1]) for ln in Path(f"/proc/{p}/status").read_text().splitlines()
+                          if ln.startswith("VmRSS:"))
+        except (OSError, StopIteration):
+            pass
+    return total / 1024
+
+
+def open_fds(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
+class Soak:
+    def __init__(self, url: str, deadline: float):
+        self.url, self.deadline = url, deadline
+        self.netloc = url.split("//", 1)[1]
+        self.good_latency: list[float] = []
+        self.good_errors: list[str] = []
+        self.refused: Counter[tuple[str, int]] = Counter()
+        self.unexpected: list[str] = []
+        self.dropped: Counter[str] = Counter()
+        self.drop_seconds: list[float] = []
+        self.song = wav(10.0)
+        self.hour = silence_flac(60)
+        self.nineteen = silence_flac(19)
+        self.ten = silence_flac(10)
+
+    # ---- raw HTTP over asyncio streams ----
+
+    async def raw(self, head: str, body: bytes = b"", *, hang_up_after: float | None = None,
+                  timeout: float = 60.0) -> int:
+        """Send a request as bytes, the body in pieces so that an early answer (a refusal
+        before the body is read) stops the sending; the status of the answer (0: none)."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", int(self.netloc.rsplit(":", 1)[1]))
+        answer = asyncio.ensure_future(reader.readline())
+        try:
+            data = head.encode() + body
+            for i in range(0, len(data), 16_384):
+                if answer.done():
+                    break
+                writer.write(data[i : i + 16_384])
+                await writer.drain()
+                await asyncio.sleep(0)  # let the answer in, as an HTTP client watching for one does
+            if hang_up_after is not None:
+                await asyncio.sleep(hang_up_after)
+                return -1
+            line = await asyncio.wait_for(answer, timeout)
+            return int(line.split()[1]) if line else 0
+        except ConnectionError:
+            # the server refused before reading everything and closed: its answer is in
+            line = await asyncio.wait_for(answer, timeout)
+            return int(line.split()[1]) if line else 0
+        finally:
+            answer.cancel()
+            writer.close()
+
+    def head(self, length: int | None, *, host: str | None = None, extra: str = "",
+             method: str = "POST", token: str | None = TOKEN) -> str:
+        size = f"Content-Length: {length}" if length is not None else "Transfer-Encoding: chunked"
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        return (f"{method} /api/predict HTTP/1.1\r\nHost: {host or self.netloc}\r\n{auth}{extra}"
+                f"Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n{size}\r\n\r\n")
+
+    # ---- clients ----
+
+    async def good(self, i: int) -> None:
+        async with httpx.AsyncClient(base_url=self.url, timeout=120,
+                                     headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+            while time.monotonic() < self.deadline:
+                t0 = time.perf_counter()
+                try:
+                    r = await c.post("/api/predict", files={"f": (f"good{i}.wav", self.song, "audio/wav")})
+                    if r.status_code != 200:
+                        self.good_errors.append(f"HTTP {r.status_code}: {r.text[:160]}")
+                except httpx.HTTPError as exc:
+                    self.good_errors.append(f"{type(exc).__name__}: {exc}")
+                self.good_latency.append(time.perf_counter() - t0)
+                await asyncio.sleep(random.uniform(0.0, 0.5))
+
+    async def hostile(self, i: int) -> None:
+        fields = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\n".encode()
+                  + b"a" * 60_000 + b"\r\n")
+        chunked = b"".join(f"{len(fields):x}\r\n".encode() + fields + b"\r\n" for _ in range(100))
+        attacks = {
+            "hour of silence": (413, lambda: self.raw(self.head(len(b := multipart([("hour.flac", self.hour)]))), b)),
+            "2 h 13 min in one request": (413, lambda: self.raw(
+                self.head(len(b := multipart([(f"{k}.flac", self.nineteen) for k in range(7)]))), b)),
+            "chunked form fields": (413, lambda: self.raw(self.head(None), chunked)),
+            "no token": (401, lambda: self.raw(self.head(len(b := multipart([("a.flac", self.ten)])),
+                                                         token=None), b)),
+            "wrong token": (401, lambda: self.raw(self.head(len(b := multipart([("a.flac", self.ten)])),
+                                                            token="guess"), b)),
+            "other host": (400, lambda: self.raw(self.head(10, host="evil.example"), b"0123456789")),
+            "cross-origin POST": (403, lambda: self.raw(self.head(10, extra="Origin: http://evil.example\r\n"),
+                                                        b"0123456789")),
+            "malformed body": (400, lambda: self.raw(self.head(30), b"--soakB\r\nnot a part at all\r\n\r\n")),
+            "GET the upload route": (405, lambda: self.raw(f"GET /api/predict HTTP/1.1\r\nHost: {self.netloc}\r\n"
+                                                           f"Authorization: Bearer {TOKEN}\r\n\r\n")),
+            "hang up mid-analysis": (-1, lambda: self.raw(self.head(len(b := multipart([("ten.flac", self.ten)]))), b,
+                                                          hang_up_after=0.5)),
+        }
+        names = list(attacks)
+        while time.monotonic() < self.deadline:
+            name = random.choice(names)
+            expected, attack = attacks[name]
+            try:
+                status = await attack()
+            except (ConnectionError, asyncio.TimeoutError) as exc:
+                status = 0 if expected != -1 else -1
+                if expected != -1:
+                    self.unexpected.append(f"{name}: {type(exc).__name__}")
+            self.refused[name, status] += 1
+            if status != expected:
+                self.unexpected.append(f"{name}: {status} instead of {expected}")
+            await asyncio.sleep(random.uniform(0.0, 0.3))
+
+    async def stalled(self, i: int) -> None:
+        kinds = ["half the headers", "a body that stops", "nothing at all"]
+        while time.monotonic() < self.deadline:
+            kind = kinds[(i + int(time.monotonic())) % len(kinds)]
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(self.netloc.rsplit(":", 1)[1]))
+            if kind == "half the headers":
+                writer.write(f"POST /api/predict HTTP/1.1\r\nHost: {self.netloc}\r\n".encode())
+            elif kind == "a body that stops":
+                writer.write(self.head(5_000_000).encode() + multipart([("big.flac", b"\0" * 200_000)])[:200_100])
+            t0 = time.monotonic()
+            try:
+                await asyncio.wait_for(reader.read(), 60)  # until the server closes
+                self.dropped[kind] += 1
+                self.drop_seconds.append(time.monotonic() - t0)
+            except asyncio.TimeoutError:
+                self.dropped[f"{kind}: not dropped within 60 s"] += 1
+            finally:
+                writer.close()
+
+
+async def soak(url: str, seconds: float, good: int, hostile: int, stalled: int, server_pid: int,
+               temp: Path, every: float) -> tuple[Soak, list[tuple[float, float, int, int]]]:
+    s = Soak(url, time.monotonic() + seconds)
+    samples: list[tuple[float, float, int, int]] = []
+    t0 = time.monotonic()
+
+    async def sample() -> None:
+        while time.monotonic() < s.deadline:
+            uploads = sum(1 for p in temp.iterdir() if p.name.startswith(TEMP_PREFIX))
+            samples.append((time.monotonic() - t0, rss_mb(tree(server_pid)), open_fds(server_pid), uploads))
+            await asyncio.sleep(every)
+
+    await asyncio.gather(sample(), *(s.good(i) for i in range(good)), *(s.hostile(i) for i in range(hostile)),
+                         *(s.stalled(i) for i in range(stalled)))
+    return s, samples
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=180.0)
+    ap.add_argument("--model", default="fast")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--good", type=int, default=2)
+    ap.add_argument("--hostile", type=int, default=2)
+    ap.add_argument("--stalled", type=int, default=4)
+    ap.add_argument("--every", type=float, default=5.0, help="seconds between samples")
+    args = ap.parse_args()
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory(prefix="m2e-soak-") as tmp:
+        temp = Path(tmp)
+        env = {**os.environ, "TMPDIR": tmp, "MUSIC2EMOTION_TOKEN": TOKEN}
+        cmd = [sys.executable, "-m", "music2emotion.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--model", args.model, "--workers", str(args.workers), "--header-timeout", "3",
+               "--idle-timeout", "3", "--body-timeout", "20"]
+        server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 300
+            while True:
+                if server.poll() is not None:
+                    print(f"the server exited: {server.stderr.read()[-2000:]}", file=sys.stderr)
+                    return 1
+                try:
+                    if httpx.get(url + "/api/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    print("the server did not start within 300 s", file=sys.stderr)
+                    return 1
+                time.sleep(0.2)
+            # a good client alone first: the latency the others must not spoil
+            alone = []
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as c:
+                song = wav(10.0)
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    c.post("/api/predict", files={"f": ("alone.wav", song, "audio/wav")}).raise_for_status()
+                    alone.append(time.perf_counter() - t0)
+            load_before = os.getloadavg()[0]
+            s, samples = asyncio.run(soak(url, args.seconds, args.good, args.hostile, args.stalled,
+                                          server.pid, temp, args.every))
+            time.sleep(4)  # the last stalled connections are dropped
+            end = (rss_mb(tree(server.pid)), open_fds(server.pid),
+                   sum(1 for p in temp.iterdir() if p.name.startswith(TEMP_PREFIX)))
+            load_after = os.getloadavg()[0]
+            t0 = time.monotonic()
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
+            shutdown = time.monotonic() - t0
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+        left = sum(1 for p in temp.iterdir() if p.name.startswith(TEMP_PREFIX))
+
+    lat = np.array(s.good_latency)
+    print(f"music2emotion serve soak: {args.seconds:g} s, model {args.model}, {args.workers} workers, "
+          f"{args.good} good / {args.hostile} hostile / {args.stalled} stalled clients, {os.cpu_count()} cores, "
+          f"load {load_before:.1f} -> {load_after:.1f}")
+    print(f"  good clients   {len(lat)} requests, {len(s.good_errors)} errors; latency p50 "
+          f"{np.percentile(lat, 50):.2f} s, p99 {np.percentile(lat, 99):.2f} s, max {lat.max():.2f} s "
+          f"(alone beforehand: median {np.median(alone):.2f} s)")
+    for e in s.good_errors[:5]:
+        print(f"    {e}")
+    print(f"  hostile        {sum(s.refused.values())} requests, {len(s.unexpected)} unexpected answers")
+    for (name, status), n in sorted(s.refused.items()):
+        print(f"    {name:28s} {'hung up' if status == -1 else status:>7}  x{n}")
+    for e in s.unexpected[:5]:
+        print(f"    unexpected: {e}")
+    drops = np.array(s.drop_seconds) if s.drop_seconds else np.array([np.nan])
+    print(f"  stalled        {sum(s.dropped.values())} connections dropped after median "
+          f"{np.median(drops):.1f} s, max {np.max(drops):.1f} s: "
+          + ", ".join(f"{k} x{n}" for k, n in sorted(s.dropped.items())))
+    first = samples[min(2, len(samples) - 1)]  # after the first clients warmed things up
+    print(f"  server RSS     {first[1]:.0f} MB at {first[0]:.0f} s, max {max(x[1] for x in samples):.0f} MB, "
+          f"{end[0]:.0f} MB at the end (server and workers)")
+    print(f"  open files     {first[2]} at {first[0]:.0f} s, max {max(x[2] for x in samples)}, {end[1]} at the end")
+    print(f"  temp uploads   max {max(x[3] for x in samples)} at once during the run, {end[2]} after it, "
+          f"{left} after shutdown")
+    print(f"  shutdown       {shutdown:.1f} s after SIGTERM")
+    return 1 if s.good_errors or s.unexpected or left or end[2] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
