@@ -1,7 +1,8 @@
 """End to end: the real server (uvicorn on 127.0.0.1), the page in headless Chromium.
 
 The server wants a token: the page asks for it, a wrong one is refused and asked for again,
-the right one is kept for the next visit. A generated WAV is picked through the file input
+the right one is kept for the next visit until "Forget the token". A 503 (busy) is sent again
+after its Retry-After. A generated WAV is picked through the file input
 and another is dropped on the drop zone; the table, the point on the valence-arousal plane
 and the downloaded CSV must show the same numbers as ``music2emotion predict`` on the same
 files, and the page and the API docs must load nothing from anywhere but the server. Needs Debian's ``chromium`` and the ``playwright``
@@ -16,8 +17,10 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -117,10 +120,31 @@ def test_drop_a_song_and_see_the_same_numbers_as_predict(browser, model_path, tm
         # the wrong token is refused (401): the page asks again, and sends the files once it has it
         page.wait_for_selector("#token-form", state="visible")
         assert "refused" in page.locator("#token-message").inner_text()
+
+        # the first upload with the right token finds the server busy (503): the page waits
+        # the Retry-After it names and sends that file again
+        sent: list[tuple[float, str]] = []  # (when, file) of each upload with the right token
+
+        def once_busy(route):
+            req = route.request
+            if req.method == "POST" and req.headers.get("authorization") == f"Bearer {TOKEN}":
+                name = re.search(rb'filename="([^"]*)"', req.post_data_buffer or b"")
+                sent.append((time.monotonic(), name.group(1).decode() if name else ""))
+                if len(sent) == 1:
+                    route.fulfill(status=503, headers={"Retry-After": "2"}, content_type="application/json",
+                                  body=json.dumps({"error": "the server is busy", "results": []}))
+                    return
+            route.continue_()
+
+        page.route("**/api/predict", once_busy)
         page.fill("#token-input", TOKEN)
         page.press("#token-input", "Enter")
         finished = "#results tbody tr[data-state=done], #results tbody tr[data-state=error]"
         page.wait_for_function(f"() => document.querySelectorAll('{finished}').length === 3", timeout=60_000)
+        (refused_at, refused), *later = sent
+        assert sorted(name for _, name in later) == sorted([picked.name, dropped.name, notes.name])
+        again = next(t for t, name in later if name == refused)
+        assert again - refused_at >= 1.9  # not before the Retry-After
 
         for f in (picked, dropped):
             want = expected[f.name]
@@ -169,6 +193,12 @@ def test_drop_a_song_and_see_the_same_numbers_as_predict(browser, model_path, tm
         page.reload()
         page.wait_for_selector("#model-info a")
         assert page.locator("#token-form").is_hidden() and page.locator("#token-forget").is_visible()
+        # until it is forgotten: then the page asks again, and the next visit too
+        page.click("#token-forget")
+        page.wait_for_selector("#token-form", state="visible")
+        assert page.evaluate("() => localStorage.length") == 0
+        page.reload()
+        page.wait_for_selector("#token-form", state="visible")
 
         # the API docs render from the package's own copy of Swagger UI
         page.goto(url + "/docs")
