@@ -32,9 +32,6 @@ import asyncio
 import io
 import os
 import random
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,21 +42,14 @@ import httpx
 import numpy as np
 import soundfile as sf
 
-from music2emotion.server import TEMP_PREFIX
+sys.path.insert(0, str(Path(__file__).parent))
+from _serving import open_files, rss_mb, start_server, stop_server  # noqa: E402
+from _songs import song_bytes  # noqa: E402
 
-SR = 22_050
+from music2emotion.server import TEMP_PREFIX  # noqa: E402
+
 TOKEN = "soak-test-token"
 BOUNDARY = "soakB"
-
-
-def wav(seconds: float, seed: int = 0) -> bytes:
-    t = np.arange(int(seconds * SR)) / SR
-    rng = np.random.default_rng(seed)
-    y = sum(np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6)) / 3
-    y = 0.3 * y * np.exp(-2.0 * np.mod(t, 0.5)) + 0.02 * rng.standard_normal(len(t))
-    buf = io.BytesIO()
-    sf.write(buf, y.astype(np.float32), SR, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
 
 
 def silence_flac(minutes: float, sr: int = 8_000) -> bytes:
@@ -79,40 +69,6 @@ def multipart(files: list[tuple[str, bytes]]) -> bytes:
     return out + f"--{BOUNDARY}--\r\n".encode()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tree(pid: int) -> list[int]:
-    pids = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            pids += [int(p) for p in task.read_text().split()]
-        except OSError:
-            pass
-    return pids
-
-
-def rss_mb(pids: list[int]) -> float:
-    total = 0
-    for p in pids:
-        try:
-            total += next(int(ln.split()[1]) for ln in Path(f"/proc/{p}/status").read_text().splitlines()
-                          if ln.startswith("VmRSS:"))
-        except (OSError, StopIteration):
-            pass
-    return total / 1024
-
-
-def open_fds(pid: int) -> int:
-    try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
-    except OSError:
-        return -1
-
-
 class Soak:
     def __init__(self, url: str, deadline: float):
         self.url, self.deadline = url, deadline
@@ -123,7 +79,7 @@ class Soak:
         self.unexpected: list[str] = []
         self.dropped: Counter[str] = Counter()
         self.drop_seconds: list[float] = []
-        self.song = wav(10.0)
+        self.song = song_bytes(10.0)
         self.hour = silence_flac(60)
         self.nineteen = silence_flac(19)
         self.ten = silence_flac(10)
@@ -246,7 +202,7 @@ async def soak(url: str, seconds: float, good: int, hostile: int, stalled: int, 
     async def sample() -> None:
         while time.monotonic() < s.deadline:
             uploads = sum(1 for p in temp.iterdir() if p.name.startswith(TEMP_PREFIX))
-            samples.append((time.monotonic() - t0, rss_mb(tree(server_pid)), open_fds(server_pid), uploads))
+            samples.append((time.monotonic() - t0, rss_mb(server_pid), open_files(server_pid), uploads))
             await asyncio.sleep(every)
 
     await asyncio.gather(sample(), *(s.good(i) for i in range(good)), *(s.hostile(i) for i in range(hostile)),
@@ -265,34 +221,16 @@ def main() -> int:
     ap.add_argument("--every", type=float, default=5.0, help="seconds between samples")
     args = ap.parse_args()
 
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     with tempfile.TemporaryDirectory(prefix="m2e-soak-") as tmp:
         temp = Path(tmp)
         env = {**os.environ, "TMPDIR": tmp, "MUSIC2EMOTION_TOKEN": TOKEN}
-        cmd = [sys.executable, "-m", "music2emotion.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--model", args.model, "--workers", str(args.workers), "--header-timeout", "3",
-               "--idle-timeout", "3", "--body-timeout", "20"]
-        server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        server, url = start_server(["--model", args.model, "--workers", str(args.workers), "--header-timeout", "3",
+                                    "--idle-timeout", "3", "--body-timeout", "20"], env=env)
         try:
-            deadline = time.monotonic() + 300
-            while True:
-                if server.poll() is not None:
-                    print(f"the server exited: {server.stderr.read()[-2000:]}", file=sys.stderr)
-                    return 1
-                try:
-                    if httpx.get(url + "/api/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    print("the server did not start within 300 s", file=sys.stderr)
-                    return 1
-                time.sleep(0.2)
             # a good client alone first: the latency the others must not spoil
             alone = []
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=60) as c:
-                song = wav(10.0)
+                song = song_bytes(10.0)
                 for _ in range(5):
                     t0 = time.perf_counter()
                     c.post("/api/predict", files={"f": ("alone.wav", song, "audio/wav")}).raise_for_status()
@@ -301,13 +239,10 @@ def main() -> int:
             s, samples = asyncio.run(soak(url, args.seconds, args.good, args.hostile, args.stalled,
                                           server.pid, temp, args.every))
             time.sleep(4)  # the last stalled connections are dropped
-            end = (rss_mb(tree(server.pid)), open_fds(server.pid),
+            end = (rss_mb(server.pid), open_files(server.pid),
                    sum(1 for p in temp.iterdir() if p.name.startswith(TEMP_PREFIX)))
             load_after = os.getloadavg()[0]
-            t0 = time.monotonic()
-            server.send_signal(signal.SIGTERM)
-            server.wait(30)
-            shutdown = time.monotonic() - t0
+            shutdown = stop_server(server)
         finally:
             if server.poll() is None:
                 server.kill()
