@@ -4,7 +4,11 @@
                                [--hostile 2] [--stalled 4]
 
 Starts ``music2emotion serve`` on 127.0.0.1 only (a free port, a token, a temp folder of its
-own, timeouts of a few seconds) and, for ``--seconds``, runs side by side:
+own, timeouts of a few seconds). First it times a good client's 10 s song alone, then again
+while two hostile clients each upload an hour of audio whose FLAC header hides its length:
+nothing can refuse those before decoding, so each holds a worker until decoding passes
+``--max-duration`` (422), the most one file can cost; the song must still find a worker.
+Then, for ``--seconds``, it runs side by side:
 
 - good clients, each posting a 10 s song with the token, one after another: every answer
   must be 200, and their latency is what the others must not spoil;
@@ -22,7 +26,7 @@ open file descriptors and the uploads in its temp folder. At the end it stops th
 sends SIGTERM and times the shutdown. Prints what each kind of client got, good clients'
 latency (p50, p99, max), memory and descriptors at the start and the end, temp files left;
 exits 1 if a good client got anything but 200, a hostile one got a status other than the
-expected one, or a temp file is left.
+expected one (an hour-long upload of unknown length: 422), or a temp file is left.
 """
 
 from __future__ import annotations
@@ -59,6 +63,19 @@ def silence_flac(minutes: float, sr: int = 8_000) -> bytes:
         for _ in range(int(minutes)):
             f.write(zeros)
     return buf.getvalue()
+
+
+def hide_length(flac: bytes) -> bytes:
+    """The same FLAC with STREAMINFO's sample count (and MD5) zeroed: "length unknown", as a
+    stream's encoder writes it, so only decoding tells how long it is."""
+    b = bytearray(flac)
+    if b[:4] != b"fLaC" or b[4] & 0x7F != 0:
+        raise ValueError("not a FLAC that starts with STREAMINFO")
+    # STREAMINFO's bytes 10-17 pack rate (20 bits), channels (3), depth (5), samples (36)
+    packed = int.from_bytes(b[18:26], "big") & ~((1 << 36) - 1)
+    b[18:26] = packed.to_bytes(8, "big")
+    b[26:42] = bytes(16)
+    return bytes(b)
 
 
 def multipart(files: list[tuple[str, bytes]]) -> bytes:
@@ -210,6 +227,28 @@ async def soak(url: str, seconds: float, good: int, hostile: int, stalled: int, 
     return s, samples
 
 
+async def beside_hidden_hours(url: str, song: bytes, hour: bytes, rounds: int = 2
+                               ) -> tuple[list[float], list[tuple[int, float]]]:
+    """The song's latency, posted again and again while two clients each upload an hour of
+    audio of unknown length; and what those two got (status, seconds)."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    async with httpx.AsyncClient(base_url=url, headers=auth, timeout=600) as c:
+        async def hostile(k: int) -> tuple[int, float]:
+            t0 = time.perf_counter()
+            r = await c.post("/api/predict", files={"files": (f"hidden{k}.flac", hour, "audio/flac")})
+            return r.status_code, time.perf_counter() - t0
+
+        tasks = [asyncio.create_task(hostile(k)) for k in range(rounds)]
+        await asyncio.sleep(1.0)  # both uploaded; one is being decoded, the other waits for it
+        latency: list[float] = []
+        while not all(t.done() for t in tasks):
+            t0 = time.perf_counter()
+            r = await c.post("/api/predict", files={"f": ("beside.wav", song, "audio/wav")})
+            r.raise_for_status()
+            latency.append(time.perf_counter() - t0)
+        return latency, list(await asyncio.gather(*tasks))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=180.0)
@@ -235,6 +274,8 @@ def main() -> int:
                     t0 = time.perf_counter()
                     c.post("/api/predict", files={"f": ("alone.wav", song, "audio/wav")}).raise_for_status()
                     alone.append(time.perf_counter() - t0)
+            load_beside = os.getloadavg()[0]
+            beside, hidden = asyncio.run(beside_hidden_hours(url, song, hide_length(silence_flac(60))))
             load_before = os.getloadavg()[0]
             s, samples = asyncio.run(soak(url, args.seconds, args.good, args.hostile, args.stalled,
                                           server.pid, temp, args.every))
@@ -250,8 +291,12 @@ def main() -> int:
         left = sum(1 for p in temp.iterdir() if p.name.startswith(TEMP_PREFIX))
 
     lat = np.array(s.good_latency)
-    print(f"music2emotion serve soak: {args.seconds:g} s, model {args.model}, {args.workers} workers, "
-          f"{args.good} good / {args.hostile} hostile / {args.stalled} stalled clients, {os.cpu_count()} cores, "
+    print(f"music2emotion serve soak: model {args.model}, {args.workers} workers, {os.cpu_count()} cores")
+    print(f"  10 s song      alone: median {np.median(alone):.2f} s; while two hour-long uploads of unknown "
+          f"length are analysed: {len(beside)} requests, median {np.median(beside):.2f} s, max {max(beside):.2f} s "
+          f"(load {load_beside:.1f} -> {load_before:.1f}); the hour-long uploads got "
+          + ", ".join(f"{st} after {sec:.1f} s" for st, sec in hidden))
+    print(f"then {args.seconds:g} s of {args.good} good / {args.hostile} hostile / {args.stalled} stalled clients, "
           f"load {load_before:.1f} -> {load_after:.1f}")
     print(f"  good clients   {len(lat)} requests, {len(s.good_errors)} errors; latency p50 "
           f"{np.percentile(lat, 50):.2f} s, p99 {np.percentile(lat, 99):.2f} s, max {lat.max():.2f} s "
@@ -274,7 +319,8 @@ def main() -> int:
     print(f"  temp uploads   max {max(x[3] for x in samples)} at once during the run, {end[2]} after it, "
           f"{left} after shutdown")
     print(f"  shutdown       {shutdown:.1f} s after SIGTERM")
-    return 1 if s.good_errors or s.unexpected or left or end[2] else 0
+    refused = all(st == 422 for st, _ in hidden)
+    return 1 if s.good_errors or s.unexpected or left or end[2] or not refused else 0
 
 
 if __name__ == "__main__":
