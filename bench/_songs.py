@@ -8,6 +8,7 @@ music library mostly holds, so decoding costs what it costs there.
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -42,3 +43,12 @@ def write_song(path: str | os.PathLike[str], seconds: float, seed: int = 0, sr: 
             f.write(_block(start, min(BLOCK_SECONDS * sr, total - start), sr, rng, notes))
     os.replace(tmp, path)  # a half-written file is never mistaken for a finished one
     return path
+
+
+def song_bytes(seconds: float, seed: int = 0, sr: int = 22_050) -> bytes:
+    """The same kind of generated audio as 16-bit stereo WAV bytes, for uploading."""
+    rng = np.random.default_rng(seed)
+    notes = rng.uniform(110, 660, size=(8, 3))
+    buf = io.BytesIO()
+    sf.write(buf, _block(0, int(seconds * sr), sr, rng, notes), sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()

@@ -1,24 +1,25 @@
-"""Load test of ``music2emotion serve``: bounded concurrent uploads against a real server.
+"""Load test of ``music2emotion serve``: how requests per second grow with ``--workers``.
 
-    python bench/serve_load.py [--model MODEL.onnx] [--requests 200] [--concurrency 8] [--seconds 30]
+    python bench/serve_load.py [--model accurate --model fast] [--workers 1 2] [--requests 100]
+                               [--concurrency 8] [--seconds 30] [--repeat 1]
 
-Starts ``music2emotion serve`` on 127.0.0.1 (a free port) in a subprocess, posts the same
-generated song ``--requests`` times, ``--concurrency`` at a time, while polling
-``/api/health`` to show that the event loop keeps answering during inference. Reports
-requests/s, p50/p99 latency, errors (must be 0), the server's peak memory (VmHWM) and any
-temporary upload left behind, and compares throughput with predicting the same file
-sequentially in this process (the library, no HTTP). Exits 1 on any error.
+For each model and each worker count, starts ``music2emotion serve`` on 127.0.0.1 (a free
+port) in a subprocess, posts the same generated song ``--requests`` times, ``--concurrency``
+at a time, while polling ``/api/health`` to show that the server keeps answering during
+analysis. Reports requests/s, p50/p99 latency, errors (must be 0), the peak memory of the
+server and its worker processes together, any temporary upload left behind, and the
+speed-up of each worker count over the first (target: 2 workers at least 1.7x of 1). The
+load average before and after each run is printed too, with the CPU seconds the server and
+its workers spent per request and the cores they got on average: on a shared machine a
+neighbour's work takes cores from the run, which shows there rather than as a mystery in the
+ratios; ``--repeat`` runs the worker counts in turn that many times and compares the medians. Exits 1 on any error or leftover temp file.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,36 +27,15 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import soundfile as sf
 
-from music2emotion import EmotionModel
-from music2emotion.server import TEMP_PREFIX
+sys.path.insert(0, str(Path(__file__).parent))
+from _serving import cpu_seconds, rss_mb, start_server, stop_server  # noqa: E402
+from _songs import song_bytes  # noqa: E402
 
-SR = 22_050
+from music2emotion import EmotionModel  # noqa: E402
+from music2emotion.server import TEMP_PREFIX  # noqa: E402
 
-
-def song(seconds: float) -> bytes:
-    """A generated clip: chords over a beat, as a 16-bit WAV."""
-    t = np.arange(int(seconds * SR)) / SR
-    rng = np.random.default_rng(0)
-    y = sum(np.sin(2 * np.pi * f * t) for f in (261.6, 329.6, 392.0)) / 3
-    y = 0.3 * y * np.exp(-1.5 * np.mod(t, 2.0)) + 0.2 * (np.mod(t, 0.5) < 0.02) * rng.standard_normal(len(t))
-    buf = io.BytesIO()
-    sf.write(buf, y.astype(np.float32), SR, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def proc_kb(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    return 0
+TARGET = 1.7  # 2 workers against 1
 
 
 def leftover_uploads() -> int:
@@ -66,14 +46,15 @@ def pct(values: list[float], q: float) -> float:
     return float(np.percentile(values, q)) if values else float("nan")
 
 
-async def load(url: str, data: bytes, n: int, concurrency: int) -> dict:
+async def load(url: str, data: bytes, n: int, concurrency: int, server_pid: int) -> dict:
     sem = asyncio.Semaphore(concurrency)
     latencies: list[float] = []
     health: list[float] = []
     errors: list[str] = []
+    peak = [0.0]
     done = asyncio.Event()
 
-    async with httpx.AsyncClient(base_url=url, timeout=300) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
         async def one(i: int) -> None:
             async with sem:
                 t0 = time.perf_counter()
@@ -86,98 +67,97 @@ async def load(url: str, data: bytes, n: int, concurrency: int) -> dict:
                     errors.append(f"{type(exc).__name__}: {exc}")
                 latencies.append(time.perf_counter() - t0)
 
-        async def poll_health() -> None:
+        async def poll() -> None:
             while not done.is_set():
                 t0 = time.perf_counter()
                 r = await client.get("/api/health")
                 if r.status_code != 200:
                     errors.append(f"health HTTP {r.status_code}")
                 health.append(time.perf_counter() - t0)
+                peak[0] = max(peak[0], rss_mb(server_pid))
                 await asyncio.sleep(0.1)
 
-        poller = asyncio.create_task(poll_health())
-        t0 = time.perf_counter()
+        poller = asyncio.create_task(poll())
+        cpu0, t0 = cpu_seconds(server_pid), time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(n)))
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, cpu_seconds(server_pid) - cpu0
         done.set()
         await poller
-    return {"wall": wall, "latencies": latencies, "health": health, "errors": errors}
+    return {"wall": wall, "cpu": cpu, "latencies": latencies, "health": health, "errors": errors,
+            "peak_mb": peak[0]}
+
+
+def run_server(model: str, workers: int, data: bytes, requests: int, concurrency: int) -> dict:
+    server, url = start_server(["--model", model, "--workers", str(workers)])
+    try:
+        load_before = os.getloadavg()[0]
+        res = asyncio.run(load(url, data, requests, concurrency, server.pid))
+        res["load"] = (load_before, os.getloadavg()[0])
+    finally:
+        stop_server(server)
+    return res
+
+
+def baseline(model: str, data: bytes) -> float:
+    """Files per second of the library predicting the same file in this process, sequentially."""
+    m = EmotionModel(model)
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / "song.wav"
+        p.write_bytes(data)
+        m.predict_file(p)  # warm up
+        runs = 5
+        t0 = time.perf_counter()
+        for _ in range(runs):
+            m.predict_file(p, timeline=True)
+        return runs / (time.perf_counter() - t0)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", help="ONNX model file, or a bundled model by name (default: accurate)")
-    ap.add_argument("--requests", type=int, default=200)
+    ap.add_argument("--model", action="append", help="bundled model name or ONNX file (repeatable; "
+                                                     "default: accurate and fast)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts to compare")
+    ap.add_argument("--requests", type=int, default=100)
     ap.add_argument("--concurrency", type=int, default=8, help="requests in flight at once")
     ap.add_argument("--seconds", type=float, default=30.0, help="length of the uploaded song")
-    ap.add_argument("--server-concurrency", type=int, help="the server's --concurrency")
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of all worker counts, in turn")
     args = ap.parse_args()
 
-    data = song(args.seconds)
-    model = EmotionModel(args.model) if args.model else EmotionModel()
-    with tempfile.TemporaryDirectory() as tmp:
-        p = Path(tmp) / "song.wav"
-        p.write_bytes(data)
-        model.predict_file(p)  # warm up
-        runs = 5
-        t0 = time.perf_counter()
-        for _ in range(runs):
-            model.predict_file(p, timeline=True)
-        sequential = runs / (time.perf_counter() - t0)
-
-    port = free_port()
-    cmd = [sys.executable, "-m", "music2emotion.cli", "serve", "--port", str(port)]
-    if args.model:
-        cmd += ["--model", args.model]
-    if args.server_concurrency:
-        cmd += ["--concurrency", str(args.server_concurrency)]
+    data = song_bytes(args.seconds)
+    models = args.model or ["accurate", "fast"]
+    print(f"music2emotion serve load test: {args.requests} requests per run, {args.concurrency} at a time, "
+          f"{args.seconds:g} s song ({len(data) / 1e6:.2f} MB WAV, 22.05 kHz stereo), {os.cpu_count()} cores")
+    print(f"{'model':>10} {'workers':>7} {'req/s':>7} {'speed-up':>8} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'health p99':>10} {'errors':>6} {'peak MB':>7} {'CPU s/req':>9} {'cores used':>10} "
+          f"{'load before/after':>18}")
     before = leftover_uploads()
-    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                print(f"the server exited: {server.stderr.read()[-2000:]}", file=sys.stderr)
-                return 1
-            try:
-                if httpx.get(url + "/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                print("the server did not start within 120 s", file=sys.stderr)
-                return 1
-            time.sleep(0.2)
-        idle_rss = proc_kb(server.pid, "VmRSS")
-        res = asyncio.run(load(url, data, args.requests, args.concurrency))
-        peak_rss = proc_kb(server.pid, "VmHWM")
-    finally:
-        server.send_signal(signal.SIGINT)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    failed = False
+    for model in models:
+        base = baseline(model, data)
+        speed: dict[int, list[float]] = {w: [] for w in args.workers}
+        for _ in range(args.repeat):
+            for workers in args.workers:
+                res = run_server(model, workers, data, args.requests, args.concurrency)
+                rps = args.requests / res["wall"]
+                speed[workers].append(rps)
+                lat = res["latencies"]
+                first = float(np.median(speed[args.workers[0]]))
+                print(f"{model:>10} {workers:>7} {rps:7.2f} {rps / first:7.2f}x {pct(lat, 50) * 1000:7.0f} "
+                      f"{pct(lat, 99) * 1000:7.0f} {pct(res['health'], 99) * 1000:8.1f}ms {len(res['errors']):>6} "
+                      f"{res['peak_mb']:7.0f} {res['cpu'] / args.requests:9.3f} {res['cpu'] / res['wall']:10.2f} "
+                      f"{res['load'][0]:8.2f} / {res['load'][1]:<7.2f}", flush=True)
+                for e in res["errors"][:5]:
+                    print(f"    {e}")
+                failed |= bool(res["errors"])
+        median = {w: float(np.median(v)) for w, v in speed.items()}
+        if 1 in median and 2 in median:
+            ratio = median[2] / median[1]
+            print(f"{'':>10} 2 workers: {ratio:.2f}x the requests/s of 1 (medians of {args.repeat}; "
+                  f"target {TARGET}x: {'met' if ratio >= TARGET else 'missed'})")
+        print(f"{'':>10} library, sequential in this process: {base:.2f} files/s")
     left = leftover_uploads() - before
-
-    lat, health, errors = res["latencies"], res["health"], res["errors"]
-    rps = args.requests / res["wall"]
-    print(f"music2emotion serve load test: {args.requests} requests, {args.concurrency} at a time, "
-          f"{args.seconds:g} s song ({len(data) / 1e6:.2f} MB WAV), {os.cpu_count()} cores, "
-          f"window {model.settings.window_seconds:g} s")
-    print(f"  throughput        {rps:7.2f} requests/s  ({res['wall']:.1f} s wall)")
-    print(f"  library baseline  {sequential:7.2f} files/s sequential in-process "
-          f"(server / baseline = {rps / sequential:.2f}x)")
-    print(f"  latency           p50 {pct(lat, 50) * 1000:7.0f} ms   p99 {pct(lat, 99) * 1000:7.0f} ms")
-    print(f"  /api/health       p50 {pct(health, 50) * 1000:7.1f} ms   p99 {pct(health, 99) * 1000:7.1f} ms"
-          f"   ({len(health)} polls during the load)")
-    print(f"  server memory     {idle_rss / 1024:7.0f} MB idle, peak {peak_rss / 1024:.0f} MB (VmHWM)")
-    print(f"  errors            {len(errors)}")
-    print(f"  temp files left   {left}")
-    for e in errors[:5]:
-        print(f"    {e}")
-    return 1 if errors or left else 0
+    print(f"temp files left: {left}")
+    return 1 if failed or left else 0
 
 
 if __name__ == "__main__":

@@ -74,6 +74,35 @@ def mixed_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+@pytest.fixture()
+def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point the server's temp files (``tempfile``'s folder) at an empty folder to inspect."""
+    import tempfile
+
+    folder = tmp_path / "uploads"
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(folder))
+    return folder
+
+
+# Limits of the served test server: timeouts of a second, so that the tests of stalls and
+# slow clients take about that long.
+QUICK_SERVER = {"workers": 1, "header_timeout": 1.0, "idle_timeout": 1.0, "body_timeout": 3.0,
+                "keepalive_timeout": 1.0, "shutdown_timeout": 1.0, "max_requests": 6, "retry_after": 2}
+
+
+@pytest.fixture(scope="session")
+def served(tiny_model: Path) -> Iterator[tuple[str, Any]]:
+    """One real server for the session: uvicorn on 127.0.0.1 in a thread, the tiny model, one
+    worker process and :data:`QUICK_SERVER`'s limits. Yields ``(url, app)``."""
+    pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
+    from music2emotion.server import ServerSettings, create_app, running
+
+    app = create_app(tiny_model, ServerSettings(**QUICK_SERVER))
+    with running(app) as url:
+        yield url, app
+
+
 @pytest.fixture(scope="session")
 def ray_instance() -> Iterator[None]:
     """One local Ray instance of 2 CPUs for the whole session (starting one takes 10-20 s)."""

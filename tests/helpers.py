@@ -118,6 +118,20 @@ def make_song(path: Path, seconds: float = 2.0, seed: int = 0) -> Path:
     return write(path, y, sr, **SOUNDFILE_FORMATS[path.suffix])
 
 
+def long_silence_flac(path: str | os.PathLike[str], minutes: float = 60.0, sr: int = 8_000) -> Path:
+    """Digital silence as FLAC: an hour is about 90 kB on disk, written in a third of a
+    second, so a small upload can declare hours of audio."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    zeros = np.zeros(sr * 60, np.int16)
+    whole, rest = divmod(int(round(minutes * 60 * sr)), len(zeros))
+    with sf.SoundFile(path, "w", sr, 1, format="FLAC", subtype="PCM_16") as f:
+        for _ in range(whole):
+            f.write(zeros)
+        f.write(zeros[:rest])
+    return path
+
+
 def truncated_mp3(path: str | os.PathLike[str], seconds: float = 6.0, keep: float = 0.4) -> Path:
     """An MP3 cut to ``keep`` of its bytes, as a broken download leaves it."""
     path = Path(path)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
-from helpers import SR, tone, write
+from helpers import SR, long_silence_flac, tone, write
 
-from music2emotion.audio import AudioError, find_audio_files, load_audio, stream_audio
+from music2emotion import audio
+from music2emotion.audio import (
+    AudioError,
+    declared_seconds,
+    find_audio_files,
+    format_seconds,
+    load_audio,
+    stream_audio,
+)
 
 
 @pytest.mark.parametrize("ext", ["wav", "flac", "ogg", "mp3"])
@@ -78,3 +88,29 @@ def test_find_audio_files_recurses_and_survives_symlink_loops(tmp_path):
     assert [p.name for p in found] == ["a.wav", "b.FLAC"]
     # an explicitly named file is kept even with a foreign extension, so it gets reported
     assert find_audio_files([tmp_path / "notes.txt"]) == [tmp_path / "notes.txt"]
+
+
+def test_a_file_over_the_limit_is_refused_from_its_header(tmp_path):
+    path = long_silence_flac(tmp_path / "hour.flac", minutes=60)
+    assert path.stat().st_size < 200_000
+    assert declared_seconds(path) == pytest.approx(3600.0)
+    t0 = time.perf_counter()
+    with pytest.raises(AudioError, match=r"too long: 1 h of audio, over the limit of 20 min"):
+        next(stream_audio(path, max_seconds=1200))
+    assert time.perf_counter() - t0 < 0.5  # nothing decoded
+
+
+def test_a_file_whose_header_does_not_tell_stops_at_the_limit(tmp_path, monkeypatch):
+    path = write(tmp_path / "long.wav", tone(220, 50.0, 8_000), 8_000)
+    monkeypatch.setattr(audio, "declared_frames", lambda f: None)  # as for a stream of unknown length
+    decoded = []
+    with pytest.raises(AudioError, match="too long: more than the limit of 30 s"):
+        for block in stream_audio(path, block_seconds=5.0, max_seconds=30):
+            decoded.append(len(block))
+    assert 25 * SR <= sum(decoded) <= 30 * SR  # decoding stopped within a block of the limit
+    assert len(load_audio(path)) == pytest.approx(50 * SR, abs=2)
+
+
+def test_lengths_read_as_people_say_them():
+    assert [format_seconds(s) for s in (0.5, 45, 90, 1200, 3600, 5400)] == [
+        "0.5 s", "45 s", "1.5 min", "20 min", "1 h", "1 h 30 min"]

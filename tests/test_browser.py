@@ -1,9 +1,11 @@
 """End to end: the real server (uvicorn on 127.0.0.1), the page in headless Chromium.
 
-A generated WAV is picked through the file input and another is dropped on the drop zone;
-the table, the point on the valence-arousal plane and the downloaded CSV must show the
-same numbers as ``music2emotion predict`` on the same files, and the page and the API
-docs must load nothing from anywhere but the server. Needs Debian's ``chromium`` and the ``playwright``
+The server wants a token: the page asks for it, a wrong one is refused and asked for again,
+the right one is kept for the next visit until "Forget the token". A 503 (busy) is sent again
+after its Retry-After. A generated WAV is picked through the file input
+and another is dropped on the drop zone; the table, the point on the valence-arousal plane
+and the downloaded CSV must show the same numbers as ``music2emotion predict`` on the same
+files, and the page and the API docs must load nothing from anywhere but the server. Needs Debian's ``chromium`` and the ``playwright``
 Python package (``.ci/run`` installs both): skipped when they are absent, except in CI
 (``CI`` set), where their absence is a failure.
 """
@@ -15,8 +17,10 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -42,7 +46,9 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
 
-from music2emotion.server import create_app, running  # noqa: E402
+from music2emotion.server import ServerSettings, create_app, running  # noqa: E402
+
+TOKEN = "a token for the page"
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +90,7 @@ def test_drop_a_song_and_see_the_same_numbers_as_predict(browser, model_path, tm
     notes.write_text("not audio")
     expected = cli_predict(model_path, [picked, dropped])
 
-    with running(create_app(model_path)) as url:
+    with running(create_app(model_path, ServerSettings(workers=1, token=TOKEN))) as url:
         context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
         page = context.new_page()
         foreign: list[str] = []
@@ -93,6 +99,10 @@ def test_drop_a_song_and_see_the_same_numbers_as_predict(browser, model_path, tm
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url + "/")
         page.wait_for_selector("#model-info a")  # /api/health answered
+        page.wait_for_selector("#token-form", state="visible")  # and said a token is needed
+        page.fill("#token-input", "not the token")
+        page.click("#token-form button[type=submit]")
+        assert page.locator("#token-form").is_hidden()
 
         # pick one file through the input, drop another on the drop zone, pick a non-audio file
         page.set_input_files("#file-input", str(picked))
@@ -107,8 +117,34 @@ def test_drop_a_song_and_see_the_same_numbers_as_predict(browser, model_path, tm
             [dropped.name, base64.b64encode(dropped.read_bytes()).decode()],
         )
         page.set_input_files("#file-input", str(notes))
+        # the wrong token is refused (401): the page asks again, and sends the files once it has it
+        page.wait_for_selector("#token-form", state="visible")
+        assert "refused" in page.locator("#token-message").inner_text()
+
+        # the first upload with the right token finds the server busy (503): the page waits
+        # the Retry-After it names and sends that file again
+        sent: list[tuple[float, str]] = []  # (when, file) of each upload with the right token
+
+        def once_busy(route):
+            req = route.request
+            if req.method == "POST" and req.headers.get("authorization") == f"Bearer {TOKEN}":
+                name = re.search(rb'filename="([^"]*)"', req.post_data_buffer or b"")
+                sent.append((time.monotonic(), name.group(1).decode() if name else ""))
+                if len(sent) == 1:
+                    route.fulfill(status=503, headers={"Retry-After": "2"}, content_type="application/json",
+                                  body=json.dumps({"error": "the server is busy", "results": []}))
+                    return
+            route.continue_()
+
+        page.route("**/api/predict", once_busy)
+        page.fill("#token-input", TOKEN)
+        page.press("#token-input", "Enter")
         finished = "#results tbody tr[data-state=done], #results tbody tr[data-state=error]"
         page.wait_for_function(f"() => document.querySelectorAll('{finished}').length === 3", timeout=60_000)
+        (refused_at, refused), *later = sent
+        assert sorted(name for _, name in later) == sorted([picked.name, dropped.name, notes.name])
+        again = next(t for t, name in later if name == refused)
+        assert again - refused_at >= 1.9  # not before the Retry-After
 
         for f in (picked, dropped):
             want = expected[f.name]
@@ -152,6 +188,17 @@ def test_drop_a_song_and_see_the_same_numbers_as_predict(browser, model_path, tm
         page.set_viewport_size({"width": 375, "height": 800})
         overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0
+
+        # the token is kept: the next visit does not ask
+        page.reload()
+        page.wait_for_selector("#model-info a")
+        assert page.locator("#token-form").is_hidden() and page.locator("#token-forget").is_visible()
+        # until it is forgotten: then the page asks again, and the next visit too
+        page.click("#token-forget")
+        page.wait_for_selector("#token-form", state="visible")
+        assert page.evaluate("() => localStorage.length") == 0
+        page.reload()
+        page.wait_for_selector("#token-form", state="visible")
 
         # the API docs render from the package's own copy of Swagger UI
         page.goto(url + "/docs")

@@ -184,7 +184,7 @@ def check_serving(python: Path, work: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([python.parent / "music2emotion", "serve", "--port", str(port), "--model", "fast",
-                               "--concurrency", "1"], cwd=work, env=clean_env(work),
+                               "--workers", "1"], cwd=work, env=clean_env(work),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 90

@@ -55,14 +55,22 @@ def test_short_file_is_one_padded_window(model, tmp_path):
 
 @pytest.mark.parametrize("options, option", [
     ({"hop_seconds": 0}, "hop_seconds"), ({"window_seconds": 0.1}, "window_seconds"),
-    ({"batch_size": 0}, "batch_size")])
+    ({"batch_size": 0}, "batch_size"), ({"max_duration": 0}, "max_duration")])
 def test_bad_arguments_raise_naming_the_option(model, tmp_path, options, option):
     path = write_music(tmp_path / "a.wav", 3.0)
     with pytest.raises(OptionError) as err:
         model.predict_file(path, **options)
     assert err.value.option == option and isinstance(err.value, ValueError)
-    with pytest.raises(OptionError):
-        model.predict_audio(music(3.0)[:, 0], SR, **options)
+    if option != "max_duration":  # an array's length is the caller's to bound
+        with pytest.raises(OptionError):
+            model.predict_audio(music(3.0)[:, 0], SR, **options)
+
+
+def test_a_file_over_max_duration_fails_alone(model, tmp_path):
+    song = write_music(tmp_path / "song.wav", 6.0)
+    pred = model.predict_file(song, max_duration=5.0)
+    assert not pred.ok and pred.error == "too long: 6 s of audio, over the limit of 5 s"
+    assert model.predict_file(song, max_duration=6.5).ok
 
 
 def test_options_are_keyword_only_but_the_model(model, tiny_model, tmp_path):

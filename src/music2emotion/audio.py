@@ -5,8 +5,8 @@ grow with the length of the file. ``load_audio`` is the same stream concatenated
 keeps training (whole clips) and inference (streamed windows) sample-for-sample identical.
 Every failure is an :class:`AudioError` whose message is one line naming the reason: a
 missing, empty, unreadable or non-audio file, a header with no samples, a file that stops
-short of the length its header declares (a truncated download), or samples that are not
-finite numbers.
+short of the length its header declares (a truncated download), samples that are not
+finite numbers, or, when a limit is given, more audio than the limit.
 """
 
 from __future__ import annotations
@@ -37,6 +37,24 @@ TRUNCATION_SLACK_SECONDS = 0.25
 
 class AudioError(Exception):
     """A file that cannot be turned into audio; ``str(err)`` is a one-line reason."""
+
+
+def format_seconds(seconds: float) -> str:
+    """``"45 s"``, ``"20 min"``, ``"1 h 30 min"``: a length as people say it."""
+    if seconds < 60:
+        return f"{seconds:.3g} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.3g} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def too_long(seconds: float, limit: float, *, declared: bool = True) -> str:
+    """The one-line reason a file longer than ``limit`` seconds is refused."""
+    if declared:
+        return f"too long: {format_seconds(seconds)} of audio, over the limit of {format_seconds(limit)}"
+    return (f"too long: more than the limit of {format_seconds(limit)} of audio, though its "
+            "header declares less or no length")
 
 
 def _check_path(path: Path) -> None:
@@ -97,6 +115,35 @@ def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
     return f
 
 
+def declared_frames(f: sf.SoundFile) -> int | None:
+    """The length an open file's header declares, in frames; ``None`` when unknown
+    (libsndfile reports an unknown length as a huge number)."""
+    return f.frames if 0 <= f.frames < 2**62 else None
+
+
+def declared_seconds(path: str | os.PathLike[str]) -> float | None:
+    """Seconds of audio the file's header declares, read without decoding.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Any file libsndfile decodes.
+
+    Returns
+    -------
+    float or None
+        ``None`` when the header does not say.
+
+    Raises
+    ------
+    AudioError
+        The file cannot be opened as audio.
+    """
+    with open_audio(path) as f:
+        frames = declared_frames(f)
+        return None if frames is None else frames / f.samplerate
+
+
 class _Resampler:
     """Blocks of any channel count at ``in_rate`` -> mono float32 blocks at ``out_rate``,
     with one streaming resampler, so a file read in blocks and an array cut into the same
@@ -129,6 +176,8 @@ def stream_audio(
     path: str | os.PathLike[str],
     sample_rate: int = SAMPLE_RATE,
     block_seconds: float = BLOCK_SECONDS,
+    *,
+    max_seconds: float | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield the file as consecutive mono float32 blocks at ``sample_rate``.
 
@@ -144,6 +193,10 @@ def stream_audio(
         The rate of the blocks yielded.
     block_seconds : float
         Length of a block of the file, before resampling.
+    max_seconds : float, optional
+        Refuse a file longer than this: before decoding anything when the header declares
+        more, else as soon as the decoded audio passes it (a header that lies, or says
+        nothing), so no more than this (and one block) is ever decoded.
 
     Yields
     ------
@@ -153,10 +206,15 @@ def stream_audio(
     Raises
     ------
     AudioError
-        The file cannot be decoded; the message is a one-line reason.
+        The file cannot be decoded, or is longer than ``max_seconds``; the message is a
+        one-line reason.
     """
     with open_audio(path) as f:
         in_rate, channels = f.samplerate, f.channels
+        declared = declared_frames(f)
+        if max_seconds is not None and declared is not None and declared > max_seconds * in_rate:
+            raise AudioError(too_long(declared / in_rate, max_seconds))
+        limit = None if max_seconds is None else int(max_seconds * in_rate)
         resampler = _Resampler(in_rate, sample_rate)
         blocksize = _block_frames(in_rate, channels, block_seconds)
         buf = np.empty((blocksize, channels), dtype=np.float32)
@@ -169,6 +227,8 @@ def stream_audio(
                 if len(block) == 0:
                     break
                 decoded += len(block)
+                if limit is not None and decoded > limit:
+                    raise AudioError(too_long(decoded / in_rate, max_seconds, declared=False))
                 out = resampler.block(block)
                 if out.size:
                     yield out
@@ -178,9 +238,7 @@ def stream_audio(
             ) from exc
         if decoded == 0:
             raise AudioError("no audio data (the file holds a header but no samples)")
-        declared = f.frames
-        # libsndfile reports an unknown length as a huge number; compare only real ones
-        if 0 < declared < 2**62 and declared - decoded > TRUNCATION_SLACK_SECONDS * in_rate:
+        if declared and declared - decoded > TRUNCATION_SLACK_SECONDS * in_rate:
             raise AudioError(
                 f"truncated: the audio stops at {decoded / in_rate:.1f} s but the header "
                 f"declares {declared / in_rate:.1f} s"

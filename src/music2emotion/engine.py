@@ -1,9 +1,11 @@
 """The local engine: many files predicted in parallel worker processes.
 
 :func:`predict_files` spreads files over spawned worker processes, each holding its own
-:class:`~music2emotion.model.EmotionModel`; :func:`run_in_processes` is the pool under it,
-built so that a worker that dies (a decoder crash, the out-of-memory killer) costs only the
-file it was working on.
+:class:`~music2emotion.model.EmotionModel`. :class:`WorkerPool` is the pool under it (and
+under the server): long-lived worker processes, each on one item at a time, so that a
+worker that dies (a decoder crash, the out-of-memory killer) costs exactly the item it was
+working on, and an item can be cancelled while it runs. :func:`run_in_processes` runs a
+list of items through one.
 """
 
 from __future__ import annotations
@@ -12,25 +14,37 @@ import multiprocessing as mp
 import os
 import signal
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from itertools import count
+from multiprocessing.connection import Connection
 from multiprocessing.connection import wait as wait_for_ready
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
-from .audio import quiet_decoder_messages
+from .audio import declared_seconds, quiet_decoder_messages
 from .model import EmotionModel
 from .modelfile import resolve_model
-from .prediction import Prediction
+from .prediction import Prediction, failure_reason
 from .windows import DEFAULT_BATCH, check_options
 
 WORKER_DIED = (
     "the worker process died while predicting this file "
     "(a crash in the decoder, or killed, e.g. for lack of memory)"
 )
+# A cancelled item stops at the next Python instruction its worker runs: the signal's
+# handler raises there. The longest stretch of C code in a prediction is one ONNX Runtime
+# call or one block of decoding, well under a second; a worker still busy after this long
+# is stuck and is killed (and replaced).
+CANCEL_SIGNAL = signal.SIGUSR1
+CANCEL_GRACE = 3.0
+# Starts in a row that fail (the initializer raised or the process died) before a pool
+# gives up: a model that cannot load fails every time, not now and then.
+START_ATTEMPTS = 3
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -40,6 +54,27 @@ R = TypeVar("R")
 # process would only fight over the same cores (OpenBLAS spinning on a busy 2-core machine
 # made the mel projection 3x slower).
 _worker_model: EmotionModel | None = None
+
+
+class WorkersKeepDying(RuntimeError):
+    """Worker processes die before finishing any item: the setup, not one input, is broken."""
+
+
+class WorkerDied(RuntimeError):
+    """The worker process died while working on this item."""
+
+
+class WorkerError(RuntimeError):
+    """The item's function raised in the worker; ``str`` is ``"TypeName: message"``."""
+
+
+class Cancelled(RuntimeError):
+    """The item was cancelled (:meth:`WorkerPool.cancel`, or the pool closed first)."""
+
+
+class _Stop(BaseException):
+    """Raised in a worker by the cancel signal. Not an ``Exception``, so that the ``except
+    Exception`` that turns a file's failure into its error does not catch it."""
 
 
 def _exit_with_parent() -> None:
@@ -56,24 +91,378 @@ def _exit_with_parent() -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
-def _init_worker(model_path: str) -> None:
-    global _worker_model
+def _one_line(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+
+
+def _worker_main(conn: Connection, cancel_id: Any, fn: Callable[[Any], Any],
+                 initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
+    """A worker process: run the initializer, then ``fn`` on each item the parent sends,
+    one at a time, answering ``(kind, task id, payload)``."""
     _exit_with_parent()
     # Ctrl-C goes to the whole process group; the parent alone decides how to stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    current = -1
+
+    def stop(signum: int, frame: Any) -> None:
+        # only the item the parent meant: a late signal must not stop the next one
+        if current >= 0 and cancel_id.value == current:
+            raise _Stop
+
+    signal.signal(CANCEL_SIGNAL, stop)
     threadpool_limits(1)
+    try:
+        if initializer is not None:
+            initializer(*initargs)
+    except BaseException as exc:  # reported, then this process ends
+        conn.send(("failed", -1, _one_line(exc)))
+        return
+    conn.send(("ready", -1, None))
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if task is None:
+            return
+        task_id, item = task
+        try:
+            current = task_id
+            try:
+                if cancel_id.value == task_id:  # cancelled before it got here
+                    raise _Stop
+                reply = ("done", task_id, fn(item))
+            finally:
+                current = -1
+        except _Stop:
+            reply = ("cancelled", task_id, None)
+        except Exception as exc:
+            reply = ("error", task_id, _one_line(exc))
+        try:
+            conn.send(reply)
+        except Exception as exc:  # a result that cannot be pickled
+            conn.send(("error", task_id, _one_line(exc)))
+
+
+class _Worker:
+    """One worker process of a pool, and the thread of this process that feeds it."""
+
+    def __init__(self, pool: WorkerPool[Any, Any], index: int):
+        self.pool = pool
+        self.cancel_id = pool._ctx.Value("q", -1, lock=False)
+        self.proc: Any = None
+        self.conn: Connection | None = None
+        self.started = False
+        self.task: tuple[int, Future[Any]] | None = None
+        self.cancelled = False
+        self.kill_at: float | None = None
+        self.thread = threading.Thread(target=self._run, name=f"{pool.name}-{index}", daemon=True)
+
+    def _start(self) -> str:
+        """Start the process and wait for its initializer; ``""`` when it is ready, else why not."""
+        pool = self.pool
+        parent, child = pool._ctx.Pipe()
+        proc = pool._ctx.Process(target=_worker_main, name=self.thread.name, daemon=True,
+                                 args=(child, self.cancel_id, pool._fn, pool._init, pool._initargs))
+        with pool._cond:
+            if pool._closed:
+                return "the pool is closed"
+            try:
+                proc.start()
+            except Exception as exc:  # no processes left, no memory, a main module that spawns
+                parent.close()
+                child.close()
+                return _one_line(exc)
+            self.proc, self.conn = proc, parent
+        child.close()  # so that the parent end sees end-of-file when the process dies
+        try:
+            kind, _, payload = parent.recv()
+        except (EOFError, OSError):
+            kind, payload = "failed", f"the process exited with code {self._reap()}"
+        except Exception as exc:  # its initializer's error could not be unpickled
+            kind, payload = "failed", _one_line(exc)
+        if kind == "ready":
+            return ""
+        self._reap()
+        return payload
+
+    def _reap(self) -> int | None:
+        proc, conn = self.proc, self.conn
+        self.proc = self.conn = None
+        if conn is not None:
+            conn.close()
+        if proc is None:
+            return None
+        proc.join(5)
+        if proc.exitcode is None:
+            proc.kill()
+            proc.join()
+        return proc.exitcode
+
+    def interrupt(self) -> None:
+        """Stop the running item (call under the pool's lock)."""
+        if self.task is None or self.cancelled:
+            return
+        self.cancelled = True
+        self.cancel_id.value = self.task[0]
+        self.kill_at = time.monotonic() + CANCEL_GRACE
+        try:
+            os.kill(self.proc.pid, CANCEL_SIGNAL)
+        except (ProcessLookupError, AttributeError):  # already gone: end-of-file follows
+            pass
+
+    def _exchange(self, task_id: int, item: Any) -> tuple[str, Any]:
+        """Send one item and wait for its answer; ``("died", None)`` if the process dies."""
+        assert self.conn is not None
+        try:
+            self.conn.send((task_id, item))
+        except (BrokenPipeError, ConnectionResetError, EOFError):
+            return "died", None
+        except Exception as exc:  # the item cannot be pickled: its own failure
+            return "error", _one_line(exc)
+        while not self.conn.poll(0.2):
+            if self.kill_at is not None and time.monotonic() >= self.kill_at:
+                self.proc.kill()  # stuck in C code past the grace: end-of-file follows
+                self.kill_at = None
+        try:
+            kind, _, payload = self.conn.recv()
+        except (EOFError, OSError):
+            return "died", None
+        return kind, payload
+
+    def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as exc:  # a bug here must not leave the pool's callers waiting
+            self.pool._break(WorkersKeepDying(f"a worker's feeding thread failed: {_one_line(exc)}"))
+            raise
+        finally:
+            self._stop()
+
+    def _serve(self) -> None:
+        pool = self.pool
+        failures = 0
+        while True:
+            if self.proc is None:
+                why = self._start()
+                if pool._closed:
+                    return
+                if why:
+                    failures += 1
+                    if failures >= START_ATTEMPTS:
+                        pool._break(WorkersKeepDying(
+                            f"worker processes fail to start ({why}); check that the model "
+                            "loads and memory suffices"))
+                        return
+                    continue
+                failures = 0
+                with pool._cond:
+                    self.started = True
+                    pool._cond.notify_all()
+            job = pool._take(self)
+            if job is None:
+                return
+            task_id, fut, item = job
+            kind, payload = self._exchange(task_id, item)
+            with pool._cond:
+                cancelled = self.cancelled
+                self.task, self.cancelled, self.kill_at = None, False, None
+            if kind == "died":
+                self._reap()
+                stopped = cancelled or pool._closed
+                fut.set_exception(Cancelled() if stopped else WorkerDied(WORKER_DIED))
+            elif kind == "done":
+                fut.set_result(payload)
+            elif kind == "cancelled":
+                fut.set_exception(Cancelled())
+            else:
+                fut.set_exception(WorkerError(payload))
+
+    def _stop(self) -> None:
+        if self.conn is not None and self.proc is not None and self.proc.is_alive():
+            try:
+                self.conn.send(None)
+            except OSError:
+                pass
+        self._reap()
+        if self.task is not None and not self.task[1].done():
+            self.task[1].set_exception(Cancelled())
+        self.task = None
+
+
+class WorkerPool(Generic[T, R]):
+    """Long-lived spawned worker processes, each working on one item at a time.
+
+    Items wait in one queue, first in first out. A worker that dies fails only the item it
+    was on (:class:`WorkerDied`) and is replaced; one that cannot start ``START_ATTEMPTS``
+    times in a row breaks the pool (:class:`WorkersKeepDying` for every item). Spawned, not
+    forked: the caller may hold threads or locks. Workers end with their parent.
+
+    Parameters
+    ----------
+    fn : callable
+        ``fn(item) -> result``, run in a worker; an importable module-level function (spawn
+        pickles it by name).
+    workers : int
+        Worker processes.
+    initializer : callable, optional
+        Run once in each worker (importable, like ``fn``), with ``initargs``.
+    initargs : tuple
+        Arguments of ``initializer``.
+    name : str
+        Names the processes and threads (seen in ``ps`` and tracebacks).
+    """
+
+    def __init__(self, fn: Callable[[T], R], workers: int, *,
+                 initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = (),
+                 name: str = "music2emotion-worker"):
+        if workers < 1:
+            raise ValueError("a pool needs at least one worker")
+        self._ctx = mp.get_context("spawn")
+        self._fn, self._init, self._initargs, self.name = fn, initializer, initargs, name
+        self._cond = threading.Condition()
+        self._queue: deque[tuple[Future[R], T]] = deque()
+        self._ids = count()
+        self._closed = False
+        self._broken: WorkersKeepDying | None = None
+        self._workers = [_Worker(self, i) for i in range(workers)]
+        for w in self._workers:
+            w.thread.start()
+
+    @property
+    def size(self) -> int:
+        """Worker processes."""
+        return len(self._workers)
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until every worker has started once (its initializer done).
+
+        Raises
+        ------
+        WorkersKeepDying
+            Workers fail to start.
+        TimeoutError
+            Not all started within ``timeout`` seconds.
+        """
+        with self._cond:
+            done = self._cond.wait_for(
+                lambda: self._broken or self._closed or all(w.started for w in self._workers),
+                timeout)
+            if self._broken is not None:
+                raise self._broken
+            if not done:
+                raise TimeoutError(f"the worker processes did not start within {timeout:g} s")
+
+    def submit(self, item: T) -> Future[R]:
+        """Queue ``item``; the future gets ``fn(item)``, or :class:`WorkerDied`,
+        :class:`WorkerError`, :class:`Cancelled` or :class:`WorkersKeepDying`."""
+        fut: Future[R] = Future()
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the pool is closed")
+            if self._broken is not None:
+                fut.set_exception(self._broken)
+                return fut
+            self._queue.append((fut, item))
+            self._cond.notify()
+        return fut
+
+    def cancel(self, fut: Future[R]) -> None:
+        """Drop a queued item, or stop a running one: its worker stops at once (killed and
+        replaced if it has not stopped ``CANCEL_GRACE`` seconds later)."""
+        with self._cond:
+            if fut.cancel():
+                return
+            for w in self._workers:
+                if w.task is not None and w.task[1] is fut:
+                    w.interrupt()
+
+    def pids(self) -> list[int]:
+        """The worker processes running now."""
+        with self._cond:
+            return [w.proc.pid for w in self._workers if w.proc is not None and w.proc.pid]
+
+    def close(self, *, kill: bool = False, timeout: float = 10.0) -> None:
+        """Stop the pool: queued items are cancelled; running ones finish first, or, with
+        ``kill``, are cancelled and their workers killed at once."""
+        with self._cond:
+            self._closed = True
+            while self._queue:
+                self._queue.popleft()[0].cancel()
+            self._cond.notify_all()
+            if kill:
+                for w in self._workers:
+                    if w.proc is not None:
+                        w.proc.kill()
+        deadline = time.monotonic() + timeout
+        for w in self._workers:
+            w.thread.join(max(0.0, deadline - time.monotonic()))
+
+    def __enter__(self) -> WorkerPool[T, R]:
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        self.close(kill=exc_type is not None)
+
+    def _take(self, worker: _Worker) -> tuple[int, Future[R], T] | None:
+        with self._cond:
+            while True:
+                if self._broken is not None:
+                    return None
+                while self._queue:
+                    fut, item = self._queue.popleft()
+                    if fut.set_running_or_notify_cancel():
+                        task_id = next(self._ids)
+                        worker.task = (task_id, fut)
+                        return task_id, fut, item
+                if self._closed:
+                    return None
+                self._cond.wait()
+
+    def _break(self, exc: WorkersKeepDying) -> None:
+        with self._cond:
+            self._broken = exc
+            while self._queue:
+                fut, _ = self._queue.popleft()
+                if fut.set_running_or_notify_cancel():
+                    fut.set_exception(exc)
+            self._cond.notify_all()
+
+
+def init_model_worker(model_path: str, warm: bool = False) -> None:
+    """A :class:`WorkerPool` initializer: load the model in the worker; with ``warm``, also
+    predict a moment of noise, so that the first real file does not pay for the lazy
+    imports and compiled kernels the first prediction loads (measured: 3.5 s more for the
+    first 30 s file than for the second)."""
+    global _worker_model
     quiet_decoder_messages().__enter__()  # for the life of the worker
     _worker_model = EmotionModel(model_path, threads=1)
+    if warm:
+        rate = _worker_model.settings.sample_rate
+        noise = np.random.default_rng(0).standard_normal(int(rate * _worker_model.settings.window_seconds))
+        _worker_model.predict_audio(0.1 * noise.astype(np.float32), rate)
 
 
-def _predict_in_worker(task: tuple[str, dict[str, Any]]) -> Prediction:
+def predict_in_worker(task: tuple[str, dict[str, Any]]) -> Prediction:
+    """A :class:`WorkerPool` function: ``(path, predict_file options)`` -> its Prediction."""
     assert _worker_model is not None
     path, options = task
     return _worker_model.predict_file(path, **options)
 
 
-class WorkersKeepDying(RuntimeError):
-    """Worker processes die before finishing any item: the setup, not one input, is broken."""
+def init_quiet_worker() -> None:
+    """A :class:`WorkerPool` initializer for workers that decode without a model."""
+    quiet_decoder_messages().__enter__()  # for the life of the worker
+
+
+def read_header_in_worker(path: str) -> tuple[float | None, str]:
+    """A :class:`WorkerPool` function: the seconds ``path``'s header declares (``None``
+    when it does not say) and ``""``, or ``None`` and the one-line reason it is not audio,
+    worded as a prediction of it would be."""
+    try:
+        return declared_seconds(path), ""
+    except Exception as exc:
+        return None, failure_reason(exc)
 
 
 def run_in_processes(
@@ -85,12 +474,12 @@ def run_in_processes(
     initargs: tuple[Any, ...] = (),
     ordered: bool = True,
 ) -> Iterator[R]:
-    """Yield ``fn(item)`` for every item, computed in ``jobs`` spawned processes.
+    """Yield ``fn(item)`` for every item, computed in ``jobs`` processes of a
+    :class:`WorkerPool`.
 
-    At most a few items per worker are in flight, so memory does not grow with
-    ``len(items)``. When a worker dies, the items that were in flight are retried one at a
-    time in a fresh single-worker pool, so only an item that kills its worker on its own
-    gets ``failed(item, reason)``; the other items go on in a fresh pool.
+    At most a few items per worker are queued, so memory does not grow with
+    ``len(items)``. An item whose worker dies gets ``failed(item, reason)``; the others go
+    on in a fresh worker.
 
     Parameters
     ----------
@@ -119,31 +508,13 @@ def run_in_processes(
     WorkersKeepDying
         Workers die before finishing any item: the setup, not one item, is broken.
     """
-    ctx = mp.get_context("spawn")  # not fork: the caller may hold threads or locks
     window = 2 * jobs  # one running and one queued per worker keeps every worker busy
     todo: deque[int] = deque(range(len(items)))
-    suspects: deque[int] = deque()
+    inflight: dict[Future[R], int] = {}
     buffered: dict[int, R] = {}
     next_out = 0
     succeeded = False
     died_in_a_row = 0
-    pool: ProcessPoolExecutor | None = None
-    pool_size = 0
-
-    def ensure_pool(size: int) -> ProcessPoolExecutor:
-        nonlocal pool, pool_size
-        if pool is None or pool_size != size:
-            drop_pool()
-            pool = ProcessPoolExecutor(size, mp_context=ctx, initializer=initializer,
-                                       initargs=initargs)
-            pool_size = size
-        return pool
-
-    def drop_pool() -> None:
-        nonlocal pool
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-            pool = None
 
     def emit(i: int, r: R) -> Iterator[R]:
         nonlocal next_out
@@ -155,70 +526,39 @@ def run_in_processes(
             yield buffered.pop(next_out)
             next_out += 1
 
+    pool: WorkerPool[T, R] = WorkerPool(fn, jobs, initializer=initializer, initargs=initargs)
     completed = False
     try:
-        while todo or suspects:
-            if suspects:
-                # one suspect at a time: if the worker dies now, this item killed it
-                i = suspects.popleft()
-                fut = ensure_pool(1).submit(fn, items[i])
-                try:
+        while todo or inflight:
+            while todo and len(inflight) < window and (
+                not ordered or len(buffered) < 4 * window or not inflight
+            ):
+                i = todo.popleft()
+                inflight[pool.submit(items[i])] = i
+            done, _ = wait(inflight, return_when=FIRST_COMPLETED)
+            for fut in sorted(done, key=inflight.__getitem__):
+                i = inflight.pop(fut)
+                exc = fut.exception()
+                if exc is None:
                     r = fut.result()
                     succeeded, died_in_a_row = True, 0
-                except BrokenProcessPool:
-                    drop_pool()
+                elif isinstance(exc, WorkersKeepDying):
+                    raise exc
+                elif isinstance(exc, WorkerDied):
                     died_in_a_row += 1
-                    if not succeeded and died_in_a_row >= 3:
+                    if not succeeded and died_in_a_row >= START_ATTEMPTS:
                         raise WorkersKeepDying(
                             "worker processes die before finishing any file; "
-                            "check that the model loads and memory suffices"
-                        ) from None
+                            "check that the model loads and memory suffices")
                     r = failed(items[i], WORKER_DIED)
-                except Exception as exc:  # fn itself raised: report it for this item only
-                    r = failed(items[i], f"unexpected {type(exc).__name__}: {exc}")
+                else:  # fn itself raised: reported for this item only
+                    r = failed(items[i], f"unexpected {exc}")
                 yield from emit(i, r)
-                continue
-            p = ensure_pool(jobs)
-            inflight: dict[Future[R], int] = {}
-            broken = False
-            while (todo or inflight) and not broken:
-                while todo and len(inflight) < window and (
-                    not ordered or len(buffered) < 4 * window or not inflight
-                ):
-                    i = todo.popleft()
-                    inflight[p.submit(fn, items[i])] = i
-                done, _ = wait(inflight, return_when=FIRST_COMPLETED)
-                for fut in sorted(done, key=inflight.__getitem__):
-                    i = inflight.pop(fut)
-                    try:
-                        r = fut.result()
-                        succeeded = True
-                    except BrokenProcessPool:
-                        broken = True
-                        suspects.append(i)
-                        continue
-                    except Exception as exc:
-                        r = failed(items[i], f"unexpected {type(exc).__name__}: {exc}")
-                    yield from emit(i, r)
-            if broken:
-                # every unfinished item is a suspect; items never submitted go on later
-                for fut, i in inflight.items():
-                    if fut.done() and fut.exception() is None:
-                        yield from emit(i, fut.result())
-                    else:
-                        suspects.append(i)
-                suspects = deque(sorted(suspects))
-                drop_pool()
         completed = True
     finally:
-        if pool is not None and not completed:
-            # an early stop (Ctrl-C, a consumer that breaks off): nothing the workers hold
-            # has been handed out yet, so stop them now rather than after their files
-            for proc in list(getattr(pool, "_processes", {}).values()):
-                proc.terminate()
-            pool.shutdown(wait=False, cancel_futures=True)
-        elif pool is not None:
-            pool.shutdown(wait=True)
+        # an early stop (Ctrl-C, a consumer that breaks off): nothing the workers hold has
+        # been handed out yet, so stop them now rather than after their items
+        pool.close(kill=not completed)
 
 
 def available_cores() -> int:
@@ -299,8 +639,8 @@ def predict_files(
     if not ordered:
         # longest first (file size stands in for length)
         tasks.sort(key=lambda t: _size(t[0]), reverse=True)
-    return run_in_processes(tasks, _predict_in_worker, jobs, _failed_prediction,
-                            _init_worker, (str(loaded.path),), ordered)
+    return run_in_processes(tasks, predict_in_worker, jobs, _failed_prediction,
+                            init_model_worker, (str(loaded.path),), ordered)
 
 
 def _in_this_process(model: EmotionModel, paths: Sequence[str | os.PathLike[str]],

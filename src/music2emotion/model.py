@@ -164,6 +164,7 @@ class EmotionModel:
         hop_seconds: float | None = None,
         batch_size: int = DEFAULT_BATCH,
         timeline: bool = False,
+        max_duration: float | None = None,
     ) -> Prediction:
         """Predict one audio file.
 
@@ -179,6 +180,10 @@ class EmotionModel:
             Windows per ONNX Runtime call.
         timeline : bool
             Also keep each window's values in ``Prediction.timeline``.
+        max_duration : float, optional
+            Seconds of audio at most: a longer file fails (``error`` says so) after reading
+            its header, or, when the header does not tell, as soon as decoding passes the
+            limit, so its cost is bounded (:func:`music2emotion.audio.stream_audio`).
 
         Returns
         -------
@@ -190,8 +195,10 @@ class EmotionModel:
         OptionError
             An option out of range (a ``ValueError``).
         """
-        return self._predict(str(path), lambda rate: stream_audio(path, rate), window_seconds,
-                             hop_seconds, batch_size, timeline)
+        check_options(max_duration=max_duration)
+        return self._predict(str(path),
+                             lambda rate: stream_audio(path, rate, max_seconds=max_duration),
+                             window_seconds, hop_seconds, batch_size, timeline)
 
     def predict_audio(
         self,

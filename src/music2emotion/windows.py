@@ -38,6 +38,7 @@ def check_options(
     hop_seconds: float | None = None,
     batch_size: int = DEFAULT_BATCH,
     jobs: int | None = None,
+    max_duration: float | None = None,
 ) -> None:
     """Refuse options no engine can run with.
 
@@ -51,6 +52,8 @@ def check_options(
         Windows per ONNX Runtime call; at least 1.
     jobs : int, optional
         Worker processes; at least 1.
+    max_duration : float, optional
+        Longest file, in seconds; positive.
 
     Raises
     ------
@@ -65,6 +68,8 @@ def check_options(
         raise OptionError("batch_size", "must be at least 1", batch_size)
     if jobs is not None and not jobs >= 1:
         raise OptionError("jobs", "must be at least 1", jobs)
+    if max_duration is not None and not max_duration > 0:
+        raise OptionError("max_duration", "must be positive", max_duration)
 
 
 def with_window(settings: FeatureSettings, window_seconds: float | None = None) -> FeatureSettings:

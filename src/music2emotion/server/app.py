@@ -1,4 +1,4 @@
-"""``music2emotion serve``: a local JSON API and a web page over one loaded model.
+"""``music2emotion serve``: a JSON API and a web page over one model, safe to expose.
 
 Routes:
 
@@ -6,63 +6,70 @@ Routes:
   emotion-over-time curve, a table to download as CSV). Everything it loads comes from
   this package; a Content-Security-Policy forbids any other origin.
 - ``POST /api/predict`` multipart/form-data with one or more files (any field name).
-- ``GET /api/health`` the model loaded, its settings and the upload limits.
+- ``GET /api/health`` the model loaded, its settings, the limits, whether a token is needed.
 - ``GET /docs`` and ``/redoc`` (served offline), ``GET /openapi.json``.
 
 Status codes of ``/api/predict``. Each file gets a result with its own ``status``: 200,
-415 (not an audio type we read: neither its name ends in one of ``AUDIO_EXTENSIONS`` nor is
-it sent as ``audio/*``) or 422 (it claims to be audio but cannot be decoded, or is too
-short). A request holding **one** file answers with that file's status; a request holding
-**several** answers 200 and the caller reads each result's ``status``, so one bad file in a
-batch does not hide the others. The whole request is refused with 413 as soon as any file
-grows past the per-file limit while it streams in (the server stops reading there), with
-400 for a malformed body or no file at all, 415 when the body is not multipart, and 503
-when the server cannot write temporary files. Every error body is JSON:
-``{"error": "<one line>", "results": [...]}``.
+413 (its header declares more audio than ``max_duration``), 415 (not an audio type we
+read: neither its name ends in one of ``AUDIO_EXTENSIONS`` nor is it sent as ``audio/*``),
+422 (it claims to be audio but cannot be decoded, is too short, or decodes past
+``max_duration`` though its header declared less) or 500 (its worker process died). A
+request holding **one** file answers with that file's status; a request holding
+**several** answers 200 and the caller reads each result's ``status``, so one bad file in
+a batch does not hide the others. The whole request is refused with 400 (malformed body,
+no file, a bad query parameter), 401 (token), 403 (a page of another origin), 408 (the
+upload stalled or took too long), 413 (a file past the upload limit, more files than
+allowed, more audio in all than ``max_request_duration``), 415 (not multipart) and 503
+(busy: too many requests in progress, or no space for uploads; with ``Retry-After``).
+Every error body, FastAPI's own (404, 405) included, is JSON with a one-line ``error``;
+those of ``/api/predict`` also carry ``results``.
 
-Safety: uploads stream into private temporary files deleted when the request ends
-(:mod:`music2emotion.server.uploads`). Inference runs in worker threads, at most
-``concurrency`` at a time, through :meth:`music2emotion.EmotionModel.predict_file`, so the
-results are the library's, and the event loop keeps answering while files are analysed.
-No CORS header is sent unless origins are given.
+Work per request is bounded before it starts (:mod:`.uploads` bounds the body,
+:mod:`.analysis` reads headers in a probe process), analysis runs in worker processes
+shared fairly between requests and stops when its client goes away, and the connection
+layer (:mod:`.http`) bounds the time a client may take. Rows come from
+:meth:`music2emotion.EmotionModel.predict_file` in the workers, so they are the library's.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import math
 import os
-import sys
-import threading
-import time
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
-from functools import partial
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import anyio
 from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import ClientDisconnect
+from starlette.types import Receive
 
 from .._version import __version__
+from ..audio import format_seconds, too_long
 from ..config import AUDIO_EXTENSIONS, Scale
+from ..engine import WORKER_DIED, Cancelled, WorkerDied
 from ..model import EmotionModel
 from ..prediction import Prediction
-from .uploads import MAX_FILES, RequestRefused, Upload, receive_uploads
+from .analysis import Analysis
+from .guard import CLOSE, Guard, json_error
+from .settings import ServerSettings
+from .uploads import RequestRefused, TempSpace, Upload, receive_uploads
 
 log = logging.getLogger("music2emotion.server")
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8000
-DEFAULT_MAX_UPLOAD_MB = 50.0
+# Seconds the worker processes get to load and warm up the model at start-up.
+START_TIMEOUT = 300.0
 
 # The page may load only what this server serves; inline scripts and styles are refused.
 PAGE_HEADERS = {
@@ -75,22 +82,12 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 
+T = TypeVar("T")
+
 
 def web_dir() -> Path:
     """The page's files, shipped inside the package."""
     return Path(str(resources.files("music2emotion.server") / "web"))
-
-
-def default_concurrency() -> int:
-    """Files analysed at once: one per core, at most 4 (each holds a window batch in memory)."""
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-def load_model(path: str | os.PathLike[str] | None, concurrency: int) -> EmotionModel:
-    """Load the model once for the server; ONNX Runtime threads are split between the
-    concurrent analyses so they do not fight over the cores."""
-    threads = max(1, (os.cpu_count() or 1) // max(1, concurrency))
-    return EmotionModel(path, threads=threads)
 
 
 # ---- response schemas (they also document the API at /docs) -------------------------
@@ -105,7 +102,8 @@ class SegmentOut(BaseModel):
 
 class FileResult(BaseModel):
     file: str = Field(description="the uploaded file's name, as the client sent it")
-    status: int = Field(description="200, or 415 (not audio) / 422 (undecodable, too short)")
+    status: int = Field(description="200, or 413 (too long) / 415 (not audio) / 422 (undecodable, "
+                                    "too short) / 500 (its worker died)")
     valence: float | None = Field(None, description="mean over the windows; null on error")
     arousal: float | None = None
     duration: float | None = Field(None, description="seconds of audio")
@@ -122,6 +120,10 @@ class PredictResponse(BaseModel):
     error: str = Field("", description="one line; set when the status is not 200")
 
 
+class ErrorResponse(BaseModel):
+    error: str = Field(description="one line: what was refused and why")
+
+
 class ModelInfo(BaseModel):
     file: str
     settings: dict[str, Any]
@@ -131,18 +133,18 @@ class ModelInfo(BaseModel):
 class Limits(BaseModel):
     max_upload_bytes: int
     max_files: int
-    concurrency: int
+    max_duration: float = Field(description="seconds of audio per file")
+    max_request_duration: float = Field(description="seconds of audio per request")
+    workers: int = Field(description="files analysed at once")
     audio_extensions: list[str]
 
 
 class Health(BaseModel):
     status: Literal["ok"] = "ok"
     version: str
+    auth: bool = Field(description="whether /api/predict needs 'Authorization: Bearer <token>'")
     model: ModelInfo
     limits: Limits
-
-
-# ---- streaming multipart reception ---------------------------------------------------
 
 
 class PageFiles(StaticFiles):
@@ -159,55 +161,125 @@ class PageFiles(StaticFiles):
 
 @dataclass
 class ServerState:
+    settings: ServerSettings
     model: EmotionModel | None
     model_path: str | os.PathLike[str] | None
-    max_upload_bytes: int
-    concurrency: int
-    hop_seconds: float | None
-    limiter: anyio.CapacityLimiter = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.limiter = anyio.CapacityLimiter(self.concurrency)
+    space: TempSpace
+    analysis: Analysis | None = None
+    in_progress: int = 0  # requests admitted to /api/predict and not answered yet
 
     def get_model(self) -> EmotionModel:
         if self.model is None:
-            self.model = load_model(self.model_path, self.concurrency)
+            # here for the model's settings and metadata only: the workers predict
+            self.model = EmotionModel(self.model_path, threads=1)
         return self.model
 
 
-def file_result(up: Upload, pred: Prediction | None, scale: Scale) -> FileResult:
+def _failure(exc: BaseException) -> tuple[int, str]:
+    if isinstance(exc, WorkerDied):
+        return 500, WORKER_DIED
+    if isinstance(exc, Cancelled):
+        return 503, "the server is stopping"
+    return 500, f"internal error: {exc}"
+
+
+def file_result(up: Upload, outcome: Prediction | BaseException | None, scale: Scale) -> FileResult:
     """The API record for one upload; the temp path never leaks into it."""
-    if pred is None:
+    if outcome is None:
         return FileResult(file=up.name, status=up.status, error=up.error)
-    row = pred.row(scale)
-    error = pred.error.replace(str(up.path), up.name) if up.path else pred.error
+    if isinstance(outcome, BaseException):
+        status, error = _failure(outcome)
+        return FileResult(file=up.name, status=status, error=error)
+    row = outcome.row(scale)
+    error = outcome.error.replace(str(up.path), up.name) if up.path else outcome.error
     return FileResult(
         file=up.name,
-        status=200 if pred.ok else 422,
+        status=200 if outcome.ok else 422,
         valence=row["valence"],
         arousal=row["arousal"],
         duration=row["duration"],
         windows=row["windows"],
         warning=row["warning"],
         error=error,
-        timeline=[s.row(scale) for s in pred.timeline] if pred.windows > 1 else [],
+        timeline=[s.row(scale) for s in outcome.timeline] if outcome.windows > 1 else [],
     )
 
 
-async def analyse(state: ServerState, up: Upload, scale: Scale) -> FileResult:
-    if up.path is None:
-        return file_result(up, None, scale)
-    model = state.get_model()
-    pred = await anyio.to_thread.run_sync(
-        partial(model.predict_file, up.path, hop_seconds=state.hop_seconds, timeline=True),
-        limiter=state.limiter,
-    )
-    return file_result(up, pred, scale)
+async def analyse(state: ServerState, uploads: list[Upload], scale: Scale) -> list[FileResult]:
+    """Every upload's result: headers read first (too long, not audio: refused at once),
+    the rest predicted in the workers.
+
+    Raises
+    ------
+    RequestRefused
+        413 when the files hold more audio in all than the request may; 503 while the
+        workers are not running (before start-up ends, after shutdown begins).
+    """
+    settings, analysis = state.settings, state.analysis
+    stored = [up for up in uploads if up.path is not None]
+    if stored and analysis is None:
+        raise RequestRefused(503, "the server is starting or stopping; retry shortly",
+                             {"Retry-After": str(settings.retry_after)})
+    headers = dict(zip(map(id, stored),
+                       await asyncio.gather(*(analysis.read_header(str(up.path)) for up in stored))))
+    results: dict[int, FileResult] = {}
+    todo: list[tuple[Upload, float | None]] = []
+    total = 0.0
+    for up in uploads:
+        head = headers.get(id(up))
+        if head is None:
+            results[id(up)] = file_result(up, None, scale)
+        elif head.error:
+            results[id(up)] = FileResult(file=up.name, status=422, error=head.error)
+        elif head.seconds is not None and head.seconds > settings.max_duration:
+            results[id(up)] = FileResult(file=up.name, status=413,
+                                         error=too_long(head.seconds, settings.max_duration))
+        else:
+            todo.append((up, head.seconds))
+            # a file whose header does not tell may run up to the per-file limit
+            total += settings.max_duration if head.seconds is None else head.seconds
+    if total > settings.max_request_duration:
+        raise RequestRefused(413, f"the files hold {format_seconds(total)} of audio, over the limit "
+                                  f"of {format_seconds(settings.max_request_duration)} per request; "
+                                  "send them in several requests")
+    outcomes = await analysis.predict([(str(up.path), seconds) for up, seconds in todo]) if todo else []
+    for (up, _), outcome in zip(todo, outcomes):
+        results[id(up)] = file_result(up, outcome, scale)
+    return [results[id(up)] for up in uploads]
 
 
-def _error(status: int, message: str, results: list[FileResult] | None = None) -> JSONResponse:
+async def _disconnected(receive: Receive) -> None:
+    """Return when the client has gone (the body has been read: only a disconnect is left)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_client_leaves(receive: Receive, work: Awaitable[T]) -> T:
+    """Await ``work``, cancelling it if the client disconnects first.
+
+    Raises
+    ------
+    starlette.requests.ClientDisconnect
+        The client went away; ``work`` has been cancelled and has finished cleaning up.
+    """
+    task = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(_disconnected(receive))
+    try:
+        await asyncio.wait({task, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in (task, gone):
+            if not t.done():
+                t.cancel()
+    if not task.done() or task.cancelled():
+        await asyncio.gather(task, return_exceptions=True)  # let its cleanup run
+        raise ClientDisconnect()
+    return task.result()
+
+
+def _error(status: int, message: str, results: list[FileResult] | None = None,
+           headers: dict[str, str] | None = None) -> JSONResponse:
     body = PredictResponse(results=results or [], error=message)
-    return JSONResponse(body.model_dump(), status_code=status)
+    return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
 _UPLOAD_BODY = {
@@ -230,51 +302,57 @@ _UPLOAD_BODY = {
         },
     }
 }
+_PREDICT_ERRORS = [
+    (400, "malformed body, no file, or a bad query parameter"),
+    (401, "a token is needed, or the one sent is wrong"),
+    (403, "sent by a page of another origin"),
+    (408, "the upload stalled, or took too long"),
+    (413, "a file past the upload limit, too many files, a file too long (single file), "
+          "or more audio in all than a request may hold"),
+    (415, "not audio (single file), or not multipart"),
+    (422, "undecodable or too short (single file)"),
+    (503, "busy: too many requests in progress, or no space for uploads (see Retry-After)"),
+]
 
 
-def create_app(
-    model: EmotionModel | str | os.PathLike[str] | None = None,
-    *,
-    max_upload_bytes: int = int(DEFAULT_MAX_UPLOAD_MB * 1_000_000),
-    concurrency: int | None = None,
-    hop_seconds: float | None = None,
-    cors_origins: list[str] | tuple[str, ...] = (),
-) -> FastAPI:
+def create_app(model: EmotionModel | str | os.PathLike[str] | None = None,
+               settings: ServerSettings | None = None) -> FastAPI:
     """The FastAPI app: the page, ``/api/predict``, ``/api/health`` and the API docs.
+
+    The analysis workers start with the app (its lifespan) and stop with it.
 
     Parameters
     ----------
     model : EmotionModel, str or os.PathLike, optional
         A loaded model, or a bundled model's name or a model file (default: the bundled
-        ``accurate``), loaded once at start-up.
-    max_upload_bytes : int
-        The largest file accepted; checked while the upload streams in.
-    concurrency : int, optional
-        Files analysed at once (default: :func:`default_concurrency`).
-    hop_seconds : float, optional
-        Seconds between window starts for the timelines (default: the window length).
-    cors_origins : sequence of str
-        Origins whose pages may call the API; none by default.
+        ``accurate``). Each worker process loads it from its file.
+    settings : ServerSettings, optional
+        Limits, timeouts and access rules (default: :class:`ServerSettings` ``()``).
 
     Returns
     -------
     fastapi.FastAPI
+        ``app.state.m2e`` holds the settings and, while it runs, the analysis.
     """
-    if max_upload_bytes < 1:
-        raise ValueError("the upload limit must be at least 1 byte")
-    conc = concurrency or default_concurrency()
+    settings = settings or ServerSettings()
     state = ServerState(
+        settings=settings,
         model=model if isinstance(model, EmotionModel) else None,
         model_path=None if isinstance(model, EmotionModel) else model,
-        max_upload_bytes=max_upload_bytes,
-        concurrency=conc,
-        hop_seconds=hop_seconds,
+        space=TempSpace(settings.max_temp_bytes, settings.retry_after),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await anyio.to_thread.run_sync(state.get_model)  # load once, before the first request
-        yield
+        loaded = await anyio.to_thread.run_sync(state.get_model)
+        analysis = Analysis(str(loaded.path), settings)
+        try:
+            await anyio.to_thread.run_sync(analysis.wait_ready, START_TIMEOUT)
+            state.analysis = analysis
+            yield
+        finally:
+            state.analysis = None
+            await anyio.to_thread.run_sync(analysis.close)
 
     app = FastAPIOffline(
         title="music2emotion",
@@ -286,24 +364,44 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.m2e = state
-    if cors_origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
-                           allow_methods=["GET", "POST"], allow_headers=["*"])
+    if settings.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(settings.cors_origins),
+                           allow_methods=["GET", "POST"], allow_headers=["authorization"],
+                           expose_headers=["retry-after"])
+    app.add_middleware(Guard, settings=settings)  # outermost: before CORS answers anything
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow", "")
+            message = f"{request.method} is not allowed on {request.url.path}" + (
+                f" (use {allowed})" if allowed else "")
+        elif exc.status_code == 404:
+            message = f"no such page: {request.url.path}"
+        else:
+            message = str(exc.detail)
+        return json_error(exc.status_code, message, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_parameter(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err.get("loc", ())[1:]) or "request"
+            problems.append(f"{where}: {err.get('msg', 'invalid')}")
+        # the body is left unread: close rather than parse it as the next request
+        return json_error(400, "bad parameter " + "; ".join(problems), headers=CLOSE)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         # a bug must cost one request a 500, never the server
         log.exception("unexpected error on %s", request.url.path)
-        return _error(500, f"internal error: {type(exc).__name__}")
+        return json_error(500, f"internal error: {type(exc).__name__}")
 
     @app.post(
         "/api/predict",
         response_model=PredictResponse,
         openapi_extra=_UPLOAD_BODY,
-        responses={s: {"model": PredictResponse, "description": d} for s, d in [
-            (400, "malformed body or no file"), (413, "a file is larger than the limit"),
-            (415, "not audio (single file) or not multipart"), (422, "undecodable (single file)"),
-        ]},
+        responses={s: {"model": PredictResponse, "description": d} for s, d in _PREDICT_ERRORS},
         summary="Valence and arousal of uploaded audio files",
     )
     async def predict(
@@ -312,47 +410,57 @@ def create_app(
     ) -> JSONResponse:
         """One file: the status is that file's. Several files: 200, and each result
         carries its own ``status`` and ``error``."""
+        if state.in_progress >= settings.max_requests:
+            return _error(503, f"the server is busy ({state.in_progress} requests in progress); "
+                               f"retry in {settings.retry_after} s",
+                          headers={"Retry-After": str(settings.retry_after), **CLOSE})
+        state.in_progress += 1
         try:
-            receiver = await receive_uploads(request, state.max_upload_bytes)
+            return await _predict(request, scale)
+        finally:
+            state.in_progress -= 1
+
+    async def _predict(request: Request, scale: Scale) -> JSONResponse:
+        try:
+            receiver = await receive_uploads(request, settings, state.space)
         except RequestRefused as exc:
-            return _error(exc.status, exc.message)
+            # the rest of the body is unread: close rather than parse it as the next request
+            return _error(exc.status, exc.message, headers={**exc.headers, **CLOSE})
         except ClientDisconnect:
             return _error(400, "the client went away during the upload")
         except OSError as exc:  # no space or no temp dir: the server's problem, not the file's
             log.error("cannot store an upload: %s", exc)
-            return _error(503, f"the server cannot store uploads right now ({exc.strerror or exc})")
+            return _error(503, f"the server cannot store uploads right now ({exc.strerror or exc})",
+                          headers={"Retry-After": str(settings.retry_after), **CLOSE})
         try:
             uploads = receiver.uploads
             if not uploads:
                 return _error(400, "no file in the request: send audio as multipart file fields")
-            results: list[FileResult | None] = [None] * len(uploads)
-
-            async def run(i: int, up: Upload) -> None:
-                try:
-                    results[i] = await analyse(state, up, scale)
-                except Exception as exc:  # a bug on one file must not sink the batch
-                    log.exception("unexpected error analysing an upload")
-                    results[i] = FileResult(file=up.name, status=500,
-                                            error=f"internal error: {type(exc).__name__}")
-
-            async with anyio.create_task_group() as tg:
-                for i, up in enumerate(uploads):
-                    tg.start_soon(run, i, up)
+            try:
+                done = await unless_client_leaves(request.receive, analyse(state, uploads, scale))
+            except RequestRefused as exc:
+                return _error(exc.status, exc.message, headers=exc.headers)
+            except ClientDisconnect:
+                log.info("a client went away; its analysis was stopped")
+                return _error(400, "the client went away")
         finally:
             receiver.cleanup()
-        done = [r for r in results if r is not None]
         if len(done) == 1 and done[0].status != 200:
-            return _error(done[0].status, f"{done[0].file}: {done[0].error}", done)
+            headers = {"Retry-After": str(settings.retry_after)} if done[0].status == 503 else None
+            return _error(done[0].status, f"{done[0].file}: {done[0].error}", done, headers)
         return JSONResponse(PredictResponse(results=done).model_dump())
 
-    @app.get("/api/health", response_model=Health, summary="The model loaded and the limits")
+    @app.get("/api/health", response_model=Health, summary="The model loaded, the limits, the access")
     async def health() -> Health:
         m = state.get_model()
         return Health(
             version=__version__,
+            auth=settings.token is not None,
             model=ModelInfo(file=m.path.name, settings=m.settings.to_dict(), info=m.info),
-            limits=Limits(max_upload_bytes=state.max_upload_bytes, max_files=MAX_FILES,
-                          concurrency=state.concurrency,
+            limits=Limits(max_upload_bytes=settings.max_upload_bytes, max_files=settings.max_files,
+                          max_duration=settings.max_duration,
+                          max_request_duration=settings.max_request_duration,
+                          workers=settings.worker_count,
                           audio_extensions=sorted(AUDIO_EXTENSIONS)),
         )
 
@@ -364,78 +472,3 @@ def create_app(
 
     app.mount("/static", PageFiles(directory=page), name="static")
     return app
-
-
-def run(
-    model: EmotionModel,
-    host: str = DEFAULT_HOST,
-    port: int = DEFAULT_PORT,
-    max_upload_mb: float = DEFAULT_MAX_UPLOAD_MB,
-    concurrency: int | None = None,
-    hop_seconds: float | None = None,
-    cors_origins: list[str] | tuple[str, ...] = (),
-) -> None:
-    """Serve :func:`create_app` with uvicorn until interrupted.
-
-    Parameters
-    ----------
-    model : EmotionModel
-        The loaded model.
-    host, port : str, int
-        Where to listen; anything but loopback prints a warning.
-    max_upload_mb : float
-        The largest file accepted, in MB.
-    concurrency, hop_seconds, cors_origins
-        As for :func:`create_app`.
-    """
-    import uvicorn
-
-    app = create_app(model, max_upload_bytes=max(1, math.floor(max_upload_mb * 1_000_000)),
-                     concurrency=concurrency, hop_seconds=hop_seconds, cors_origins=cors_origins)
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"warning: listening on {host}: anyone who can reach it can upload files",
-              file=sys.stderr)
-    shown = f"[{host}]" if ":" in host else host
-    print(f"music2emotion: serving http://{shown}:{port}/ (Ctrl+C to stop)", file=sys.stderr)
-    uvicorn.run(app, host=host, port=port, log_level="info", server_header=False)
-
-
-@contextmanager
-def running(app: FastAPI, host: str = DEFAULT_HOST, port: int = 0,
-            timeout: float = 60.0) -> Iterator[str]:
-    """Serve ``app`` from a background thread while the block runs (tests, benchmarks,
-    screenshots).
-
-    Parameters
-    ----------
-    app : fastapi.FastAPI
-        From :func:`create_app`.
-    host : str
-        Where to listen.
-    port : int
-        0 picks a free port.
-    timeout : float
-        Seconds to wait for the server to start, and to stop.
-
-    Yields
-    ------
-    str
-        The base URL, ``http://host:port``.
-    """
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="music2emotion-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            server.should_exit = True
-            raise RuntimeError(f"the server did not start on {host}:{port}")
-        time.sleep(0.02)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://{host}:{bound}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout)

@@ -1,7 +1,9 @@
 // music2emotion page: uploads files to /api/predict one request per file (so each gets
 // its own progress and its own error), then draws the valence-arousal plane, the
 // emotion-over-time curve of the selected file and the results table. No libraries:
-// the server's Content-Security-Policy allows nothing but its own files.
+// the server's Content-Security-Policy allows nothing but its own files. A server started
+// with a token says so in /api/health: the page asks for it once, keeps it in this
+// browser (localStorage) and sends it as "Authorization: Bearer ..."; a 401 asks again.
 "use strict";
 
 (() => {
@@ -20,6 +22,17 @@
   const entries = []; // {id, file, name, size, state, progress, result, error, color}
   let selected = null, nextId = 0, limits = null, active = 0, maxActive = 2;
   const queue = [];
+  const TOKEN_KEY = "music2emotion-token";
+  const MAX_RETRIES = 5; // 503 "busy" answers retried after the server's Retry-After
+  let needsToken = false, token = readToken();
+
+  function readToken() {
+    try { return localStorage.getItem(TOKEN_KEY) || ""; } catch { return ""; }
+  }
+  function storeToken(value) {
+    token = value;
+    try { value ? localStorage.setItem(TOKEN_KEY, value) : localStorage.removeItem(TOKEN_KEY); } catch { /* private mode */ }
+  }
 
   // ---------- helpers ----------
   function el(tag, attrs = {}, parent = null, text = null) {
@@ -56,7 +69,10 @@
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const info = await res.json();
       limits = info.limits;
-      maxActive = Math.max(1, Math.min(4, limits.concurrency));
+      maxActive = Math.max(1, Math.min(4, limits.workers));
+      needsToken = Boolean(info.auth);
+      $("token-forget").hidden = !needsToken;
+      if (needsToken && !token) askToken("");
       input.accept = ["audio/*", ...limits.audio_extensions].join(",");
       $("drop-hint").textContent =
         `WAV, FLAC, MP3, OGG and more · up to ${fmtBytes(limits.max_upload_bytes)} each · analysed on this server only`;
@@ -90,7 +106,28 @@
     render();
   }
 
+  // ---------- the token ----------
+  const tokenForm = $("token-form"), tokenInput = $("token-input");
+  function askToken(message) {
+    $("token-message").textContent = message ||
+      "This server needs a token to analyse files. It is kept in this browser.";
+    tokenForm.hidden = false;
+    tokenInput.focus();
+  }
+  tokenForm.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const value = tokenInput.value.trim();
+    if (!value) return;
+    storeToken(value);
+    tokenInput.value = "";
+    tokenForm.hidden = true;
+    pump();
+    render();
+  });
+  $("token-forget").addEventListener("click", () => { storeToken(""); if (needsToken) askToken(""); });
+
   function pump() {
+    if (needsToken && !token) return; // uploads wait for the token
     while (active < maxActive && queue.length) {
       const entry = queue.shift();
       active++;
@@ -105,6 +142,7 @@
       const xhr = new XMLHttpRequest();
       xhr.open("POST", "/api/predict");
       xhr.responseType = "json";
+      if (token) xhr.setRequestHeader("Authorization", `Bearer ${token}`);
       entry.state = "uploading";
       xhr.upload.onprogress = (e) => {
         if (e.lengthComputable) { entry.progress = e.loaded / e.total; renderProgress(); updateRow(entry); }
@@ -113,6 +151,27 @@
       xhr.onload = () => {
         const body = xhr.response || {};
         const r = (body.results || [])[0];
+        if (xhr.status === 401) {
+          // no token, or a wrong one: ask, and send this file again once it is given
+          storeToken("");
+          needsToken = true;
+          entry.state = "queued";
+          entry.progress = 0;
+          queue.unshift(entry);
+          askToken(body.error === "wrong token" ? "That token was refused; enter the right one." : "");
+          resolve();
+          return;
+        }
+        if (xhr.status === 503 && !(r && r.status === 503) && (entry.retries || 0) < MAX_RETRIES) {
+          // the server is busy: wait as long as it asks, then queue the file again
+          entry.retries = (entry.retries || 0) + 1;
+          entry.state = "queued";
+          entry.progress = 0;
+          const wait = Math.min(60, Number(xhr.getResponseHeader("Retry-After")) || 5);
+          setTimeout(() => { queue.push(entry); pump(); render(); }, wait * 1000);
+          resolve();
+          return;
+        }
         if (xhr.status === 200 && r && r.status === 200) {
           entry.state = "done";
           entry.result = r;
