@@ -7,9 +7,10 @@ must match this checkout's own), ``serve`` answers its page and API, and the ``g
 run against the installed package. The wheel is built once, from the sdist (``python -m
 build``), so a file missing from either shows up here.
 
-Marked ``slow``. The cells are subprocesses, run two at a time for the 2 cores CI has (each
-took about 50 CPU-seconds here, once pip's cache held the wheels). A Python that is not on
-the machine skips with the reason, unless MUSIC2EMOTION_REQUIRE_ALL_PYTHONS=1 (set by
+Marked ``slow``. The cells are subprocesses, run two at a time for the 2 cores CI has. The
+venvs are made and filled by uv (the ``dev`` extra installs it) from one cache shared by the
+cells of the session, or by the venv module and pip where uv is missing. A Python that is not
+on the machine skips with the reason, unless MUSIC2EMOTION_REQUIRE_ALL_PYTHONS=1 (set by
 ``.ci/run``) makes it a failure.
 """
 
@@ -27,10 +28,11 @@ import tarfile
 import time
 import urllib.request
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -138,14 +140,41 @@ def reference(clips: list[Path]) -> dict[tuple[str, str], list[float]]:
     return out
 
 
-def make_venv(python: str, work: Path, requirements: list, constraints: Path | None = None) -> Path:
-    """A fresh venv in ``work`` (its own pip, as a user's would be) with ``requirements``."""
+def find_uv() -> str | None:
+    """The uv executable: the ``uv`` package's (the ``dev`` extra), else one on PATH, else None."""
+    try:
+        from uv import find_uv_bin
+
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+UV = find_uv()
+
+
+@pytest.fixture(scope="session")
+def uv_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uv cache for the session's cells: each wheel is fetched once, then linked."""
+    return tmp_path_factory.mktemp("uv-cache")
+
+
+def make_venv(python: str, work: Path, requirements: list, constraints: Path | None, uv_cache: Path) -> Path:
+    """A fresh venv in ``work`` on ``python`` with ``requirements`` (and ``constraints``): uv's
+    where uv is found (pip took 15-60 s a cell here, resolving and unpacking; uv 2-5 s), else
+    the venv module's and its own pip's."""
     venv = work / "venv"
-    run([python, "-m", "venv", venv])
-    # not --quiet: that hides why a resolution failed
-    pip = [venv / "bin" / "python", "-m", "pip", "install", "--progress-bar", "off", "--no-compile",
-           "--disable-pip-version-check"]
-    run([*pip, *(["--constraint", constraints] if constraints else []), *requirements], env=clean_env(work))
+    pins = ["--constraint", constraints] if constraints else []
+    # neither quiet: that hides why a resolution failed
+    if UV:
+        # --python names the interpreter itself: uv never picks or downloads another one
+        run([UV, "venv", "--quiet", "--python", python, venv], env=clean_env(work))
+        run([UV, "pip", "install", "--python", venv / "bin" / "python", "--cache-dir", uv_cache, *pins,
+             *requirements], env=clean_env(work))
+    else:
+        run([python, "-m", "venv", venv])
+        run([venv / "bin" / "python", "-m", "pip", "install", "--progress-bar", "off", "--no-compile",
+             "--disable-pip-version-check", *pins, *requirements], env=clean_env(work))
     return venv / "bin" / "python"
 
 
@@ -224,12 +253,6 @@ def run_golden_tests(python: Path, work: Path) -> str:
     return out
 
 
-def check_installed(python: Path, clips: list[Path], reference: dict, work: Path) -> None:
-    check_predictions(python, clips, reference, work)
-    check_serving(python, work)
-    run_golden_tests(python, work)
-
-
 def lowest_declared(extras: tuple[str, ...]) -> dict[str, str]:
     """Each direct requirement (core and ``extras``) at its lower bound: ``{name: version}``."""
     lowest = {}
@@ -243,31 +266,42 @@ def lowest_declared(extras: tuple[str, ...]) -> dict[str, str]:
     return lowest
 
 
-def job(version: str, work: Path, dist: dict[str, Path], clips: list[Path], reference: dict,
+def job(version: str, work: Path, dist: dict[str, Path], clips: list[Path], reference: dict, uv_cache: Path,
         lowest: dict[str, str] | None = None) -> str:
     """One cell of the matrix on CPython ``version``; ``lowest`` pins the direct requirements.
-    Returns the interpreter, the time taken and what was installed, for the report."""
+    Returns the interpreter, the time each step took and what was installed, for the report."""
     python = require_python(version)
-    start = time.monotonic()
+    took: dict[str, float] = {}
+
+    def step(name: str, check: Callable[..., Any], *args: Any) -> Any:
+        start = time.monotonic()
+        result = check(*args)
+        took[name] = time.monotonic() - start
+        return result
+
     constraints = None
     if lowest:
         constraints = work / "lowest.txt"
         constraints.write_text("".join(f"{n}=={v}\n" for n, v in lowest.items()))
     try:
-        venv_python = make_venv(python, work, [f"{dist['wheel']}[{','.join(EXTRAS)}]", "pytest"], constraints)
+        venv_python = step("install", make_venv, python, work, [f"{dist['wheel']}[{','.join(EXTRAS)}]", "pytest"],
+                           constraints, uv_cache)
         names = list(lowest or lowest_declared(EXTRAS))
         got = installed_versions(venv_python, names)
         if lowest:
             assert {n: Version(v) for n, v in got.items()} == {n: Version(v) for n, v in lowest.items()}
-        check_installed(venv_python, clips, reference, work)
-        took = time.monotonic() - start
-        return f"{Path(python).parents[1].name} in {took:.0f} s: " + ", ".join(f"{n} {v}" for n, v in got.items())
+        step("predict", check_predictions, venv_python, clips, reference, work)
+        step("serve", check_serving, venv_python, work)
+        step("golden", run_golden_tests, venv_python, work)
+        steps = ", ".join(f"{name} {seconds:.0f}" for name, seconds in took.items())
+        return (f"{Path(python).parents[1].name} in {sum(took.values()):.0f} s ({steps}; "
+                f"{'uv' if UV else 'pip'}): " + ", ".join(f"{n} {v}" for n, v in got.items()))
     finally:
         shutil.rmtree(work / "venv", ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def matrix(request, dist, clips, reference, tmp_path_factory) -> Iterator[dict[str, Future]]:
+def matrix(request, dist, clips, reference, uv_cache, tmp_path_factory) -> Iterator[dict[str, Future]]:
     """The cells this session selected, started at once and run two at a time; each test
     waits for its own."""
     selected = {item.callspec.params.get("version", "lowest") if hasattr(item, "callspec") else "lowest"
@@ -278,7 +312,7 @@ def matrix(request, dist, clips, reference, tmp_path_factory) -> Iterator[dict[s
              for name, version in [*((v, v) for v in supported_pythons()), ("lowest", supported_pythons()[0])]
              if name in selected}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        futures = {name: pool.submit(job, version, work, dist, clips, reference, pins)
+        futures = {name: pool.submit(job, version, work, dist, clips, reference, uv_cache, pins)
                    for name, (version, work, pins) in cells.items()}
         yield futures
         for f in futures.values():
