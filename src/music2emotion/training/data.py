@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +41,28 @@ def _clean(name: str) -> str:
     return re.sub(r"\s+", "", name).lower()
 
 
+def read_csv_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows of a CSV file with a header row, as ``(line number, {column: cell})``.
+
+    Column names are compared without case or white space, cells are stripped, blank rows
+    are skipped and a short row lacks its last columns.
+
+    Raises
+    ------
+    ValueError
+        A column of ``required`` is missing; the message names the file.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = [_clean(c) for c in next(reader, [])]
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+        for line, row in enumerate(reader, start=2):
+            if any(cell.strip() for cell in row):
+                yield line, {name: cell.strip() for name, cell in zip(header, row)}
+
+
 def read_annotations(path: str | os.PathLike[str]) -> dict[int, Labels]:
     """Read one DEAM CSV, or every ``*.csv`` in a folder, into ``{song_id: Labels}``.
 
@@ -53,31 +75,22 @@ def read_annotations(path: str | os.PathLike[str]) -> dict[int, Labels]:
         raise ValueError(f"{p}: no annotation CSV files found")
     labels: dict[int, Labels] = {}
     for f in files:
-        with f.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.reader(fh)
-            header = [_clean(c) for c in next(reader, [])]
-            missing = [c for c in REQUIRED if c not in header]
-            if missing:
-                raise ValueError(f"{f}: missing column(s) {', '.join(missing)}")
-            col = {name: i for i, name in enumerate(header)}
-            for line, row in enumerate(reader, start=2):
-                if not any(cell.strip() for cell in row):
-                    continue
-                try:
-                    def get(name: str) -> float:
-                        cell = row[col[name]].strip() if name in col else ""
-                        return float(cell) if cell else float("nan")
+        for line, row in read_csv_rows(f, REQUIRED):
+            try:
+                def get(name: str) -> float:
+                    cell = row.get(name, "")
+                    return float(cell) if cell else float("nan")
 
-                    sid = int(float(row[col["song_id"]]))
-                    # a std is a difference, so it scales by 1/8 without the offset
-                    item = Labels(float(to_unit(get("valence_mean"))), float(to_unit(get("arousal_mean"))),
-                                  get("valence_std") / 8.0, get("arousal_std") / 8.0)
-                except (ValueError, IndexError) as exc:
-                    raise ValueError(f"{f}, line {line}: cannot parse {row!r}") from exc
-                old = labels.get(sid)
-                if old is not None and (old.valence, old.arousal) != (item.valence, item.arousal):
-                    raise ValueError(f"{f}: song {sid} labelled twice with different values")
-                labels[sid] = item
+                sid = int(float(row["song_id"]))
+                # a std is a difference, so it scales by 1/8 without the offset
+                item = Labels(float(to_unit(get("valence_mean"))), float(to_unit(get("arousal_mean"))),
+                              get("valence_std") / 8.0, get("arousal_std") / 8.0)
+            except ValueError as exc:
+                raise ValueError(f"{f}, line {line}: cannot parse {row!r}") from exc
+            old = labels.get(sid)
+            if old is not None and (old.valence, old.arousal) != (item.valence, item.arousal):
+                raise ValueError(f"{f}: song {sid} labelled twice with different values")
+            labels[sid] = item
     return labels
 
 

@@ -26,7 +26,6 @@ model would otherwise learn the artist). Other columns are ignored, so the 4Q se
 
 from __future__ import annotations
 
-import csv
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from ..config import AUDIO_EXTENSIONS, TARGETS
+from .data import read_csv_rows
 
 QUADRANTS = (1, 2, 3, 4)
 QUADRANT_NAMES = {1: "Q1 happy", 2: "Q2 angry/tense", 3: "Q3 sad", 4: "Q4 calm/tender"}
@@ -108,31 +108,22 @@ def load_quadrants(labels: str | os.PathLike[str], audio_dir: str | os.PathLike[
     artists: list[str] = []
     missing: list[str] = []
     seen: set[str] = set()
-    with labels.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        header = [c.strip().lower() for c in next(reader, [])]
-        absent = [c for c in REQUIRED if c not in header]
-        if absent:
-            raise ValueError(f"{labels}: missing column(s) {', '.join(absent)}")
-        col = {name: i for i, name in enumerate(header)}
-        for line, row in enumerate(reader, start=2):
-            if not any(cell.strip() for cell in row):
-                continue
-            try:
-                sid = row[col["song_id"]].strip()
-                quadrant = parse_quadrant(row[col["quadrant"]])
-            except (ValueError, IndexError) as exc:
-                raise ValueError(f"{labels}, line {line}: {exc}") from exc
-            if sid in seen:
-                raise ValueError(f"{labels}, line {line}: song {sid} listed twice")
-            seen.add(sid)
-            if sid not in audio:
-                missing.append(sid)
-                continue
-            ids.append(sid)
-            paths.append(audio[sid])
-            quadrants.append(quadrant)
-            artists.append(row[col["artist"]].strip() if "artist" in col and col["artist"] < len(row) else "")
+    for line, row in read_csv_rows(labels, REQUIRED):
+        try:
+            sid = row["song_id"]
+            quadrant = parse_quadrant(row["quadrant"])
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"{labels}, line {line}: {exc}") from exc
+        if sid in seen:
+            raise ValueError(f"{labels}, line {line}: song {sid} listed twice")
+        seen.add(sid)
+        if sid not in audio:
+            missing.append(sid)
+            continue
+        ids.append(sid)
+        paths.append(audio[sid])
+        quadrants.append(quadrant)
+        artists.append(row.get("artist", ""))
     if not ids:
         raise ValueError(f"{folder}: no audio file matches a song of {labels}")
     return QuadrantSet(ids, paths, np.array(quadrants, np.int64), artists, missing)
