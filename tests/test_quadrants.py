@@ -112,6 +112,16 @@ def test_folds_never_split_an_artist_and_balance_the_quadrants(quadrant_like):
     assert folds == qd.group_folds(data, 4, seed=3)
 
 
+def test_a_quadrant_rarer_than_the_folds_still_splits_quietly(recwarn):
+    """A small labels file (3 sad songs, 5 folds) gets valid folds and no warning on stderr."""
+    q = [1] * 8 + [2] * 8 + [3] * 3 + [4] * 8
+    ids = [f"s{i}" for i in range(len(q))]
+    data = qd.QuadrantSet(ids, [], np.array(q), [f"a{i}" for i in range(len(q))], [])
+    folds = qd.group_folds(data, 5, seed=0)
+    assert sorted(s for f in folds for s in f) == sorted(ids) and all(folds)
+    assert not [w for w in recwarn if issubclass(w.category, UserWarning)]
+
+
 def test_the_quadrant_picture_is_written(tmp_path):
     q = np.repeat([1, 2, 3, 4], 5)
     out = qd.quadrant_plot(q, np.random.default_rng(0).uniform(size=(20, 2)), tmp_path / "q.png", "t")
