@@ -320,11 +320,8 @@ def _fit_on_ratings(model: Any, x: np.ndarray, y: np.ndarray, xq: np.ndarray, q:
 
 def _fit_and_predict(make, fit, x, y, train, test, xq, quadrants, q_train, q_test):
     """One fold of :func:`cross_validate`: predictions on the held-out DEAM and quadrant songs."""
-    if xq is not None:
-        model = fit(make(), x[train], y[train], xq[q_train], quadrants[q_train])
-        return model.predict(x[test]), model.predict(xq[q_test])
-    model = fit(make(), x[train], y[train], x[:0], np.zeros(0, np.int64))
-    return model.predict(x[test]), None
+    model = fit(make(), x[train], y[train], xq[q_train], quadrants[q_train])
+    return model.predict(x[test]), (model.predict(xq[q_test]) if len(q_test) else np.zeros((0, 2)))
 
 
 def cross_validate(
@@ -352,24 +349,24 @@ def cross_validate(
     from .quadrants import quadrant_scores
 
     idx = fold_indices(ids, folds)
-    q_idx = quadrants.fold_indices() if quadrants is not None else None
-    if q_idx is not None and len(q_idx) != len(idx):
-        raise ValueError(f"{len(idx)} DEAM folds but {len(q_idx)} quadrant folds")
-    xq = quadrants.x if quadrants is not None else None
-    labels = quadrants.quadrants if quadrants is not None else None
-    everyone, q_everyone = np.arange(len(ids)), np.arange(len(quadrants.ids)) if quadrants is not None else None
+    if quadrants is None:  # no quadrant songs: every fold trains and scores on none
+        xq, labels, q_idx = x[:0], np.zeros(0, np.int64), [np.zeros(0, np.int64)] * len(idx)
+    else:
+        xq, labels, q_idx = quadrants.x, quadrants.quadrants, quadrants.fold_indices()
+        if len(q_idx) != len(idx):
+            raise ValueError(f"{len(idx)} DEAM folds but {len(q_idx)} quadrant folds")
+    songs, q_songs = np.arange(len(ids)), np.arange(len(labels))
     preds = Parallel(n_jobs=max(1, min(jobs, len(idx))))(
-        delayed(_fit_and_predict)(
-            make, fit, x, y, np.setdiff1d(everyone, test), test, xq, labels,
-            None if q_idx is None else np.setdiff1d(q_everyone, q_idx[k]), None if q_idx is None else q_idx[k])
-        for k, test in enumerate(idx))
+        delayed(_fit_and_predict)(make, fit, x, y, np.setdiff1d(songs, test), test,
+                                  xq, labels, np.setdiff1d(q_songs, q_test), q_test)
+        for test, q_test in zip(idx, q_idx))
     oof = np.zeros_like(y, dtype=np.float64)
     q_oof = np.zeros((len(quadrants.ids), 2)) if quadrants is not None else None
     scores, q_scores = [], []
     for k, (test, (pred, q_pred)) in enumerate(zip(idx, preds)):
         oof[test] = pred
         scores.append(metrics.report(y[test], pred))
-        if q_idx is not None:
+        if quadrants is not None:
             q_oof[q_idx[k]] = q_pred
             q_scores.append(quadrant_scores(labels[q_idx[k]], q_pred))
         if log:
