@@ -36,6 +36,9 @@ SILENCE_RMS = 1e-4
 
 TARGETS = ("valence", "arousal")
 DEAM_MIN, DEAM_MAX = 1.0, 9.0
+# The middle of the 0-1 scale, where the quadrants of Russell's plane meet: the mood words,
+# the web page and the quadrant scores cut both axes here; a value on it counts as high.
+NEUTRAL = 0.5
 # Output scales: ``unit`` is the model's own 0-1, ``deam`` DEAM's 1-9 ratings.
 Scale = Literal["unit", "deam"]
 SCALES: tuple[str, ...] = get_args(Scale)

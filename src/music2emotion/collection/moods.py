@@ -12,11 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from music2emotion import to_unit
+from music2emotion.config import DEAM_MAX, DEAM_MIN, NEUTRAL
 
 # the two scales values are given on: the model's 0-1, and DEAM's 1-9 ratings
-SCALE_RANGES = {"unit": (0.0, 1.0), "deam": (1.0, 9.0)}
-# the middle of the plane: a value exactly on it counts as the upper side
-MIDDLE = 0.5
+SCALE_RANGES = {"unit": (0.0, 1.0), "deam": (DEAM_MIN, DEAM_MAX)}
 
 
 @dataclass(frozen=True)
@@ -29,7 +28,7 @@ class Mood:
     region: tuple[tuple[float, float], tuple[float, float]]
 
 
-_LOW, _HIGH = (0.0, MIDDLE), (MIDDLE, 1.0)
+_LOW, _HIGH = (0.0, NEUTRAL), (NEUTRAL, 1.0)
 
 MOODS: dict[str, Mood] = {
     m.name: m
@@ -47,9 +46,9 @@ QUADRANT_MOODS = ("happy", "angry", "sad", "calm")
 
 def mood_word(valence: float, arousal: float) -> str:
     """The quadrant word for a song on the 0-1 scale: happy, angry, sad or calm."""
-    if arousal >= MIDDLE:
-        return "happy" if valence >= MIDDLE else "angry"
-    return "calm" if valence >= MIDDLE else "sad"
+    if arousal >= NEUTRAL:
+        return "happy" if valence >= NEUTRAL else "angry"
+    return "calm" if valence >= NEUTRAL else "sad"
 
 
 def parse_point(text: str, scale: str = "unit") -> tuple[float, float]:

@@ -15,7 +15,7 @@ Q4    calm, tender        high     low
 So predictions on the 0-1 scale are scored by ranking, with the ROC AUC of each axis and
 the valence AUC within each arousal half (Q1 vs Q2, Q4 vs Q3), where a model that reads
 valence off energy scores 0.5; and by the quadrant they fall in at the 0.5 thresholds the
-mood words and the web page use (:data:`THRESHOLD`).
+mood words and the web page use (:data:`music2emotion.config.NEUTRAL`).
 
 The labels file is a CSV with a header row. ``song_id`` (the audio file's name without its
 extension) and ``quadrant`` (``Q1``-``Q4`` or ``1``-``4``) are required; ``artist``, when
@@ -35,16 +35,19 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from ..config import AUDIO_EXTENSIONS, TARGETS
+from ..config import AUDIO_EXTENSIONS, NEUTRAL, TARGETS
 from .data import read_csv_rows
 
 QUADRANTS = (1, 2, 3, 4)
 QUADRANT_NAMES = {1: "Q1 happy", 2: "Q2 angry/tense", 3: "Q3 sad", 4: "Q4 calm/tender"}
 # Which side of neutral each quadrant is on: (valence high, arousal high).
 HIGH = {1: (True, True), 2: (False, True), 3: (False, False), 4: (True, False)}
-# A prediction at or above this is on the high side (as in the mood words and the web page).
-THRESHOLD = 0.5
 REQUIRED = ("song_id", "quadrant")
+
+
+def sides(quadrants: Sequence[int] | np.ndarray) -> np.ndarray:
+    """``[n, 2]`` booleans: whether each quadrant is on the high side of (valence, arousal)."""
+    return np.array([HIGH[int(q)] for q in quadrants], bool).reshape(-1, 2)
 
 
 @dataclass
@@ -60,7 +63,7 @@ class QuadrantSet:
     @property
     def high(self) -> np.ndarray:
         """``[n, 2]`` booleans: the side of neutral of (valence, arousal)."""
-        return np.array([HIGH[int(q)] for q in self.quadrants], bool).reshape(-1, 2)
+        return sides(self.quadrants)
 
     def report(self) -> str:
         counts = ", ".join(f"Q{q} {int((self.quadrants == q).sum())}" for q in QUADRANTS)
@@ -148,7 +151,7 @@ def auc(positive: np.ndarray, score: np.ndarray) -> float:
 def quadrant_of(pred: np.ndarray) -> np.ndarray:
     """The quadrant (1-4) that ``[n, 2]`` valence/arousal predictions fall in at 0.5."""
     pred = np.asarray(pred, np.float64).reshape(-1, 2)
-    v, a = pred[:, 0] >= THRESHOLD, pred[:, 1] >= THRESHOLD
+    v, a = pred[:, 0] >= NEUTRAL, pred[:, 1] >= NEUTRAL
     return np.where(a, np.where(v, 1, 2), np.where(v, 4, 3))
 
 
@@ -168,12 +171,12 @@ def quadrant_scores(quadrants: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
         ``valence_auc`` (Q1+Q4 vs Q2+Q3), ``arousal_auc`` (Q1+Q2 vs Q3+Q4),
         ``valence_auc_energetic`` (Q1 vs Q2), ``valence_auc_calm`` (Q4 vs Q3),
         ``quadrant_accuracy``, ``valence_accuracy`` and ``arousal_accuracy`` at
-        :data:`THRESHOLD`, ``valence_arousal_r`` (the predictions' own correlation; the
+        :data:`NEUTRAL`, ``valence_arousal_r`` (the predictions' own correlation; the
         labels' is about 0 when the quadrants are balanced), ``n`` and ``confusion``.
     """
     q = np.asarray(quadrants, np.int64)
     pred = np.asarray(pred, np.float64).reshape(-1, 2)
-    high = np.array([HIGH[int(i)] for i in q], bool).reshape(-1, 2)
+    high = sides(q)
     energetic, calm = high[:, 1], ~high[:, 1]
     with np.errstate(invalid="ignore", divide="ignore"):
         r = np.corrcoef(pred[:, 0], pred[:, 1])[0, 1] if len(q) > 1 else np.nan
@@ -184,8 +187,8 @@ def quadrant_scores(quadrants: np.ndarray, pred: np.ndarray) -> dict[str, Any]:
         "valence_auc_energetic": auc(high[energetic, 0], pred[energetic, 0]),
         "valence_auc_calm": auc(high[calm, 0], pred[calm, 0]),
         "quadrant_accuracy": float((quadrant_of(pred) == q).mean()),
-        "valence_accuracy": float(((pred[:, 0] >= THRESHOLD) == high[:, 0]).mean()),
-        "arousal_accuracy": float(((pred[:, 1] >= THRESHOLD) == high[:, 1]).mean()),
+        "valence_accuracy": float(((pred[:, 0] >= NEUTRAL) == high[:, 0]).mean()),
+        "arousal_accuracy": float(((pred[:, 1] >= NEUTRAL) == high[:, 1]).mean()),
         "valence_arousal_r": float(r),
         "confusion": confusion(q, pred).tolist(),
     }
@@ -264,8 +267,8 @@ def pseudo_ratings(quadrants: np.ndarray, margin: Sequence[float]) -> np.ndarray
     """``[n, 2]`` targets on the 0-1 scale for quadrant-labelled songs: ``0.5 ± margin``
     per axis, on the side the quadrant names (what a regressor fitted beside DEAM's ratings
     is asked to predict for them)."""
-    high = np.array([HIGH[int(q)] for q in quadrants], bool).reshape(-1, 2)
-    return THRESHOLD + np.where(high, 1.0, -1.0) * np.asarray(margin, np.float64)
+    high = sides(quadrants)
+    return NEUTRAL + np.where(high, 1.0, -1.0) * np.asarray(margin, np.float64)
 
 
 class QuadrantLogistic:
@@ -285,7 +288,7 @@ class QuadrantLogistic:
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        high = np.array([HIGH[int(q)] for q in quadrants], bool).reshape(-1, 2)
+        high = sides(quadrants)
         self.models_ = [make_pipeline(StandardScaler(), LogisticRegression(C=self.c, max_iter=5000))
                         .fit(self._x(xq), high[:, j]) for j in range(2)]
         return self
@@ -313,8 +316,8 @@ def quadrant_plot(quadrants: np.ndarray, pred: np.ndarray, out: str | os.PathLik
     for k in QUADRANTS:
         m = q == k
         ax.scatter(pred[m, 0], pred[m, 1], s=10, alpha=0.6, color=colours[k], label=QUADRANT_NAMES[k])
-    ax.axvline(THRESHOLD, color="black", lw=0.7)
-    ax.axhline(THRESHOLD, color="black", lw=0.7)
+    ax.axvline(NEUTRAL, color="black", lw=0.7)
+    ax.axhline(NEUTRAL, color="black", lw=0.7)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
     ax.set_aspect("equal")
