@@ -6,10 +6,10 @@
     >>> predict_audio(samples, 44_100, model="fast").arousal
 
 Inference runs on ONNX Runtime and never imports torch; importing this package imports
-neither torch nor scikit-learn (librosa loads scikit-learn itself, for the harmonic/percussive
-split some descriptors use).
+neither torch nor scikit-learn, and predicting imports neither librosa nor numba (the
+features are computed by ``dsp``, numpy and scipy only, with no compiled-kernel cache on disk).
 The modules of the inference core are ``audio`` (decoding), ``windows`` (cutting audio into
-the model's windows), ``frontends`` and ``descriptors`` (each model kind's inputs),
+the model's windows), ``frontends`` and ``descriptors`` (each model kind's inputs, on ``dsp``),
 ``modelfile`` (what a model file holds), ``model`` (:class:`EmotionModel`), ``prediction``
 (:class:`Prediction` and the song-level rule), ``engine`` (worker processes) and ``output``
 (CSV, JSON Lines, Parquet). ``training``, ``server``, ``ray_engine`` and ``cli`` build on it.

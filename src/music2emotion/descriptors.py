@@ -1,4 +1,4 @@
-"""Hand-made audio descriptors of one window of music (numpy and librosa only, no torch).
+"""Hand-made audio descriptors of one window of music (numpy and scipy only, no torch).
 
 :func:`describe` turns a window of mono audio at ``SAMPLE_RATE`` (a 10 s DEAM clip, or one
 window of a longer file) into a fixed vector of :data:`N_DESCRIPTORS` float32 values whose
@@ -16,12 +16,10 @@ very short audio give finite values (never NaN), which a regressor can still tak
 
 from __future__ import annotations
 
-import warnings
-
-import librosa
 import numpy as np
 from scipy.ndimage import median_filter
 
+from . import dsp
 from .config import HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE
 
 N_MFCC = 20
@@ -119,14 +117,12 @@ def _tempogram_bands(onset: np.ndarray, fps: float) -> tuple[np.ndarray, float]:
 def hpss(power: np.ndarray, harmonic_frames: int = 31, percussive_bands: int = 9) -> tuple[np.ndarray, np.ndarray]:
     """Harmonic and percussive parts of a ``[bands, frames]`` power spectrogram.
 
-    The soft-mask median-filter split of ``librosa.decompose.hpss`` (the same numbers), written
-    out because importing ``librosa.decompose`` imports scikit-learn, which would make every
-    prediction load it.
+    The soft-mask median-filter split of ``librosa.decompose.hpss`` (the same numbers).
     """
     harm = median_filter(power, size=(1, harmonic_frames), mode="reflect")
     perc = median_filter(power, size=(percussive_bands, 1), mode="reflect")
-    return (power * librosa.util.softmask(harm, perc, power=2, split_zeros=True),
-            power * librosa.util.softmask(perc, harm, power=2, split_zeros=True))
+    return (power * dsp.softmask(harm, perc, power=2, split_zeros=True),
+            power * dsp.softmask(perc, harm, power=2, split_zeros=True))
 
 
 def describe(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -149,37 +145,35 @@ def describe(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     if len(y) < N_FFT:
         y = np.pad(y, (0, N_FFT - len(y)))
     fps = sr / HOP_LENGTH
-    S = np.abs(librosa.stft(y, n_fft=N_FFT, hop_length=HOP_LENGTH))
+    S = np.abs(dsp.stft(y, n_fft=N_FFT, hop_length=HOP_LENGTH))
     power = S**2
     # absolute dB (not relative to the window's peak): loudness itself is an arousal cue
-    mel_power = librosa.feature.melspectrogram(S=power, sr=sr, n_mels=N_MELS)
-    mel_db = librosa.power_to_db(mel_power, ref=1.0, amin=AMIN, top_db=None)
+    mel_power = dsp.melspectrogram(S=power, sr=sr, n_mels=N_MELS)
+    mel_db = dsp.power_to_db(mel_power, ref=1.0, amin=AMIN, top_db=None)
     # rhythm features use dB relative to the peak with an 80 dB floor, so a silent lead-in
     # (at the absolute floor) does not swamp the onset envelope with one huge jump
     mel_rel = np.maximum(mel_db, mel_db.max() - 80.0)
-    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=N_MFCC)
+    mfcc = dsp.mfcc(S=mel_db, n_mfcc=N_MFCC)
     dmfcc = np.diff(mfcc, axis=1) if mfcc.shape[1] > 1 else np.zeros_like(mfcc)
 
     parts: list[np.ndarray] = []
     parts += _mean_std(mel_db) + _mean_std(mfcc) + [dmfcc.std(1)]
     spectral = [
-        librosa.feature.spectral_centroid(S=S, sr=sr)[0] / (sr / 2),
-        librosa.feature.spectral_bandwidth(S=S, sr=sr)[0] / (sr / 2),
-        librosa.feature.spectral_rolloff(S=S, sr=sr)[0] / (sr / 2),
-        librosa.feature.spectral_flatness(S=S, amin=AMIN)[0],
-        librosa.feature.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP_LENGTH)[0],
+        dsp.spectral_centroid(S=S, sr=sr)[0] / (sr / 2),
+        dsp.spectral_bandwidth(S=S, sr=sr)[0] / (sr / 2),
+        dsp.spectral_rolloff(S=S, sr=sr)[0] / (sr / 2),
+        dsp.spectral_flatness(S=S, amin=AMIN)[0],
+        dsp.zero_crossing_rate(y, frame_length=N_FFT, hop_length=HOP_LENGTH)[0],
     ]
     for s in spectral:
         parts += _mean_std(s)
-    contrast = librosa.feature.spectral_contrast(S=S, sr=sr, n_bands=N_CONTRAST_BANDS)
+    contrast = dsp.spectral_contrast(S=S, sr=sr, n_bands=N_CONTRAST_BANDS)
     parts += _mean_std(contrast)
 
-    with warnings.catch_warnings():
-        # silence has no pitch to estimate tuning from; librosa warns and assumes A440
-        warnings.simplefilter("ignore", UserWarning)
-        chroma = librosa.feature.chroma_stft(S=power, sr=sr)
+    # silence has no pitch to estimate tuning from: A440 is assumed
+    chroma = dsp.chroma_stft(S=power, sr=sr)
     parts += _mean_std(chroma) + [_key_strength(chroma.mean(1))]
-    tonnetz = librosa.feature.tonnetz(chroma=chroma)
+    tonnetz = dsp.tonnetz(chroma=chroma)
     parts += _mean_std(tonnetz)
     flux = [np.abs(np.diff(m, axis=1)).sum(0).mean() if m.shape[1] > 1 else 0.0 for m in (chroma, tonnetz)]
     parts += [np.array(flux)]
@@ -191,15 +185,15 @@ def describe(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     parts += [np.array([harmonic.sum() / total, percussive.sum() / total,
                         perc_rms.std() / (perc_rms.mean() + AMIN)])]
 
-    rms_db = librosa.amplitude_to_db(librosa.feature.rms(S=S, frame_length=N_FFT)[0], ref=1.0, amin=1e-5,
+    rms_db = dsp.amplitude_to_db(dsp.rms(S=S, frame_length=N_FFT)[0], ref=1.0, amin=1e-5,
                                      top_db=None)
     p10, p50, p90 = np.percentile(rms_db, [10, 50, 90])
     parts += [np.array([rms_db.mean(), rms_db.std(), p10, p50, p90, p90 - p10,
                         float((rms_db < rms_db.mean()).mean())])]
 
-    onset = librosa.onset.onset_strength(S=mel_rel, sr=sr, hop_length=HOP_LENGTH)
-    n_onsets = len(librosa.onset.onset_detect(onset_envelope=onset, sr=sr, hop_length=HOP_LENGTH))
-    tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=onset, sr=sr, hop_length=HOP_LENGTH))[0])
+    onset = dsp.onset_strength(S=mel_rel, hop_length=HOP_LENGTH)
+    n_onsets = len(dsp.onset_detect(onset_envelope=onset, sr=sr, hop_length=HOP_LENGTH))
+    tempo = float(np.atleast_1d(dsp.tempo(onset_envelope=onset, sr=sr, hop_length=HOP_LENGTH))[0])
     tempo = tempo if np.isfinite(tempo) and tempo > 0 else 120.0
     bands, clarity = _tempogram_bands(onset, fps)
     parts += [np.array([onset.mean(), onset.std(), onset.max(), np.percentile(onset, 90),
@@ -207,6 +201,6 @@ def describe(y: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     parts += [_modulation(mel_rel, fps)]
 
     out = np.concatenate([np.asarray(p, dtype=np.float64).ravel() for p in parts]).astype(np.float32)
-    if out.shape != (N_DESCRIPTORS,):  # a librosa change in output shapes must not go unnoticed
+    if out.shape != (N_DESCRIPTORS,):  # a change in output shapes must not go unnoticed
         raise RuntimeError(f"descriptor vector has {out.size} values, expected {N_DESCRIPTORS}")
     return np.nan_to_num(out, nan=0.0, posinf=0.0, neginf=0.0)

@@ -17,10 +17,10 @@ Plain arrays, so that worker processes and Ray tasks compute them without a sess
 
 from __future__ import annotations
 
-import librosa
 import numpy as np
 import soxr
 
+from . import dsp
 from .config import FeatureSettings
 from .descriptors import describe
 from .modelfile import (
@@ -52,16 +52,18 @@ def normalize(m: np.ndarray) -> np.ndarray:
     return (m / std if std > 1e-8 else m).astype(np.float32)
 
 
+def _mel_power(y: np.ndarray, sr: int, n_fft: int, hop_length: int, n_mels: int) -> np.ndarray:
+    """Mel power spectrogram ``[n_mels, frames]`` of ``y`` (``librosa.feature.melspectrogram``
+    with its defaults)."""
+    return dsp.melspectrogram(S=np.abs(dsp.stft(y, n_fft=n_fft, hop_length=hop_length)) ** 2.0,
+                              sr=sr, n_mels=n_mels)
+
+
 def log_mel(y: np.ndarray, settings: FeatureSettings) -> np.ndarray:
     """Normalised log-mel spectrogram ``[n_mels, frames]`` of ``y``, as float32."""
-    power = librosa.feature.melspectrogram(
-        y=np.asarray(y, dtype=np.float32),
-        sr=settings.sample_rate,
-        n_fft=settings.n_fft,
-        hop_length=settings.hop_length,
-        n_mels=settings.n_mels,
-    )
-    return normalize(librosa.power_to_db(power, ref=np.max))
+    power = _mel_power(np.asarray(y, dtype=np.float32), settings.sample_rate, settings.n_fft,
+                      settings.hop_length, settings.n_mels)
+    return normalize(dsp.power_to_db(power, ref=np.max))
 
 
 def window_features(y: np.ndarray, settings: FeatureSettings) -> np.ndarray:
@@ -71,10 +73,7 @@ def window_features(y: np.ndarray, settings: FeatureSettings) -> np.ndarray:
 
 def musicnn_patches(y: np.ndarray, sr: int, patches: int = PATCHES) -> np.ndarray:
     """``[patches, 187, 96]`` musicnn inputs evenly spread over mono audio ``y`` at ``sr``."""
-    mel = librosa.feature.melspectrogram(
-        y=resample(y, sr, MUSICNN_SR), sr=MUSICNN_SR, n_fft=MUSICNN_N_FFT,
-        hop_length=MUSICNN_HOP, n_mels=MUSICNN_MELS,
-    ).T
+    mel = _mel_power(resample(y, sr, MUSICNN_SR), MUSICNN_SR, MUSICNN_N_FFT, MUSICNN_HOP, MUSICNN_MELS).T
     mel = np.log10(10000.0 * mel + 1.0).astype(np.float32)
     if len(mel) < PATCH_FRAMES:
         mel = np.pad(mel, ((0, PATCH_FRAMES - len(mel)), (0, 0)))
