@@ -8,6 +8,7 @@ their own arguments.
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -236,4 +237,18 @@ def square_slowly(x: int) -> int:
     """A task for the early-stop test: every item after the first takes a minute."""
     if x:
         time.sleep(60)
+    return x * x
+
+
+def segfault(x: int) -> int:
+    """A task for the process-pool tests: every item crashes its worker by SIGSEGV, as a
+    broken native library would."""
+    os.kill(os.getpid(), signal.SIGSEGV)
+    return x
+
+
+def square_or_segfault(x: int) -> int:
+    """A task for the process-pool tests: item 3 crashes its worker by SIGSEGV, the rest work."""
+    if x == 3:
+        os.kill(os.getpid(), signal.SIGSEGV)
     return x * x

@@ -122,3 +122,20 @@ def test_output_formats_on_stdout(tiny_model, tmp_path, capfd):
     rows = list(csv.DictReader(io.StringIO(capfd.readouterr().out)))
     assert [r["kind"] for r in rows] == ["window"] * 3 + ["song"] + ["window"] * 2 + ["song"]
     assert all(0 <= float(r["valence"]) <= 1 for r in rows)
+
+
+def test_workers_that_keep_crashing_are_one_line_and_a_failing_status(tmp_path, monkeypatch, capsys):
+    import signal
+
+    from music2emotion import engine
+
+    def crashing(paths, **options):
+        raise engine.WorkersKeepDying(engine.keeps_dying_message(signal.SIGSEGV))
+        yield  # a generator, as the engine's results are
+
+    monkeypatch.setattr(engine, "predict_files", crashing)
+    files = [str(write_music(tmp_path / f"{i}.wav", 1.0, seed=i)) for i in range(3)]
+    code = main(["predict", *files, "--jobs", "2", "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0
+    assert len(err) == 1 and "SIGSEGV" in err[0] and "Traceback" not in err[0]

@@ -7,16 +7,18 @@ from helpers import (
     alive,
     broken_initializer,
     failed_item,
+    segfault,
     square_or_die,
+    square_or_segfault,
     square_slowly,
     write_music,
 )
 
 from music2emotion import predict_files
-from music2emotion.engine import WorkersKeepDying, run_in_processes
+from music2emotion.engine import WorkerDied, WorkerPool, WorkersKeepDying, run_in_processes
 from music2emotion.windows import OptionError
 
-# every test here starts worker processes (each imports librosa and ONNX Runtime)
+# every test here starts worker processes (each imports numpy, scipy and ONNX Runtime)
 pytestmark = pytest.mark.slow
 
 
@@ -74,3 +76,29 @@ def test_workers_that_never_start_stop_the_run():
     with pytest.raises(WorkersKeepDying):
         list(run_in_processes(list(range(6)), square_or_die, 2, failed_item,
                               initializer=broken_initializer))
+
+
+def test_workers_that_keep_crashing_stop_the_run_with_one_error_naming_the_signal():
+    rows = []
+    with pytest.raises(WorkersKeepDying, match=r"SIGSEGV.*broken install or native library"):
+        for r in run_in_processes(list(range(40)), segfault, 2, failed_item):
+            rows.append(r)
+    assert rows == []  # no row blames a file for the machine's problem
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_one_crashing_item_is_one_error_row(ordered):
+    items = list(range(12))
+    got = list(run_in_processes(items, square_or_segfault, 2, failed_item, ordered=ordered))
+    expected = [-1 if x == 3 else x * x for x in items]
+    assert (got if ordered else sorted(got)) == (expected if ordered else sorted(expected))
+
+
+def test_a_pool_that_keeps_going_reports_crashing_workers():
+    with WorkerPool(segfault, 1, stop_when_crashing=False) as pool:
+        errors = [pool.submit(i).exception(timeout=60) for i in range(4)]
+        assert all(isinstance(e, WorkerDied) and e.signum == 11 for e in errors)
+        assert pool.crashing and "SIGSEGV" in pool.crashing
+    with WorkerPool(square_or_segfault, 1, stop_when_crashing=False) as pool:
+        assert [pool.submit(i).exception(timeout=60) is None for i in (3, 4, 3)] == [False, True, False]
+        assert pool.crashing is None

@@ -329,3 +329,19 @@ def test_the_workers_start_with_the_app(served, model):
     assert server.create_app(model).state.m2e.analysis is None  # nothing runs before start-up
     pids = app.state.m2e.analysis.pids()
     assert len(pids) == 1 and all(Path(f"/proc/{p}").exists() for p in pids)
+
+
+def test_health_says_failing_while_the_workers_keep_crashing(client: TestClient):
+    from music2emotion.engine import keeps_dying_message
+
+    class Crashing:  # the analysis, as it reports workers that die on every file
+        crashing = keeps_dying_message(11)
+
+    state = client.app.state.m2e
+    state.analysis = Crashing()
+    try:
+        r = client.get("/api/health")
+    finally:
+        state.analysis = None
+    assert r.status_code == 503
+    assert r.json()["status"] == "failing" and "SIGSEGV" in r.json()["problem"]

@@ -43,8 +43,20 @@ WORKER_DIED = (
 CANCEL_SIGNAL = signal.SIGUSR1
 CANCEL_GRACE = 3.0
 # Starts in a row that fail (the initializer raised or the process died) before a pool
-# gives up: a model that cannot load fails every time, not now and then.
+# gives up: a model that cannot load fails every time, not now and then. The same count of
+# workers dying on their items in a row, before any item succeeded, means the machine (a
+# broken native library, a corrupt cache of compiled code, no memory) and not the files:
+# a pool stops there instead of failing every file for the same cause.
 START_ATTEMPTS = 3
+# What a worker's death by each signal most likely means, for the one line that reports it.
+_SIGNAL_CAUSES = {
+    signal.SIGKILL: "most likely out of memory (the kernel's OOM killer), or killed from outside",
+    signal.SIGSEGV: "a broken install or native library (a corrupt cache of compiled code, mismatched "
+                    "numpy/onnxruntime/libsndfile builds), not the files",
+    signal.SIGBUS: "a broken install or native library, or a full or vanished disk under a mapped file",
+    signal.SIGILL: "a native library built for another CPU",
+    signal.SIGABRT: "a native library aborted (a broken install, or out of memory)",
+}
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -61,7 +73,31 @@ class WorkersKeepDying(RuntimeError):
 
 
 class WorkerDied(RuntimeError):
-    """The worker process died while working on this item."""
+    """The worker process died while working on this item; ``signum`` is the signal that
+    ended it (``None``: it exited, or the reason is unknown)."""
+
+    def __init__(self, message: str = WORKER_DIED, signum: int | None = None):
+        super().__init__(message)
+        self.signum = signum
+
+
+def signal_name(signum: int) -> str:
+    """``SIGSEGV`` for 11; ``signal 64`` for a number without a name."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def keeps_dying_message(signum: int | None) -> str:
+    """The one line for workers that died on :data:`START_ATTEMPTS` items in a row before
+    any item succeeded: the signal that ended the last, and what it likely means."""
+    if signum is None:
+        return ("worker processes die before finishing any file; "
+                "check that the model loads and memory suffices")
+    cause = _SIGNAL_CAUSES.get(signum, "a crash in a native library, or a signal from outside")
+    return (f"worker processes keep dying by {signal_name(signum)} ({START_ATTEMPTS} in a row, before "
+            f"any file finished): {cause}")
 
 
 class WorkerError(RuntimeError):
@@ -156,6 +192,7 @@ class _Worker:
         self.task: tuple[int, Future[Any]] | None = None
         self.cancelled = False
         self.kill_at: float | None = None
+        self.start_signal: int | None = None  # what ended the last start that failed
         self.thread = threading.Thread(target=self._run, name=f"{pool.name}-{index}", daemon=True)
 
     def _start(self) -> str:
@@ -178,7 +215,10 @@ class _Worker:
         try:
             kind, _, payload = parent.recv()
         except (EOFError, OSError):
-            kind, payload = "failed", f"the process exited with code {self._reap()}"
+            code = self._reap()
+            self.start_signal = -code if code is not None and code < 0 else None
+            kind, payload = "failed", (f"the process died by {signal_name(-code)}" if self.start_signal
+                                       else f"the process exited with code {code}")
         except Exception as exc:  # its initializer's error could not be unpickled
             kind, payload = "failed", _one_line(exc)
         if kind == "ready":
@@ -250,10 +290,11 @@ class _Worker:
                 if why:
                     failures += 1
                     if failures >= START_ATTEMPTS:
-                        pool._break(WorkersKeepDying(
-                            f"worker processes fail to start ({why}); check that the model "
-                            "loads and memory suffices"))
+                        cause = _SIGNAL_CAUSES.get(self.start_signal or 0, "check that the model "
+                                                   "loads and memory suffices")
+                        pool._break(WorkersKeepDying(f"worker processes fail to start ({why}); {cause}"))
                         return
+                    self.start_signal = None
                     continue
                 failures = 0
                 with pool._cond:
@@ -268,14 +309,18 @@ class _Worker:
                 cancelled = self.cancelled
                 self.task, self.cancelled, self.kill_at = None, False, None
             if kind == "died":
-                self._reap()
-                stopped = cancelled or pool._closed
-                fut.set_exception(Cancelled() if stopped else WorkerDied(WORKER_DIED))
+                code = self._reap()
+                if cancelled or pool._closed:
+                    fut.set_exception(Cancelled())
+                else:
+                    fut.set_exception(pool._item_died(-code if code is not None and code < 0 else None))
             elif kind == "done":
+                pool._item_survived(succeeded=True)
                 fut.set_result(payload)
             elif kind == "cancelled":
                 fut.set_exception(Cancelled())
             else:
+                pool._item_survived(succeeded=False)
                 fut.set_exception(WorkerError(payload))
 
     def _stop(self) -> None:
@@ -295,8 +340,11 @@ class WorkerPool(Generic[T, R]):
 
     Items wait in one queue, first in first out. A worker that dies fails only the item it
     was on (:class:`WorkerDied`) and is replaced; one that cannot start ``START_ATTEMPTS``
-    times in a row breaks the pool (:class:`WorkersKeepDying` for every item). Spawned, not
-    forked: the caller may hold threads or locks. Workers end with their parent.
+    times in a row breaks the pool (:class:`WorkersKeepDying` for every item). Workers that
+    die on ``START_ATTEMPTS`` items in a row before any item succeeded set :attr:`crashing`
+    (one line naming the signal and its likely causes) and, with ``stop_when_crashing``,
+    break the pool the same way. Spawned, not forked: the caller may hold threads or locks.
+    Workers end with their parent.
 
     Parameters
     ----------
@@ -311,11 +359,14 @@ class WorkerPool(Generic[T, R]):
         Arguments of ``initializer``.
     name : str
         Names the processes and threads (seen in ``ps`` and tracebacks).
+    stop_when_crashing : bool
+        Break the pool when workers keep dying on their items (a server, where one client
+        could send crashing files, keeps going and reports :attr:`crashing` instead).
     """
 
     def __init__(self, fn: Callable[[T], R], workers: int, *,
                  initializer: Callable[..., None] | None = None, initargs: tuple[Any, ...] = (),
-                 name: str = "music2emotion-worker"):
+                 name: str = "music2emotion-worker", stop_when_crashing: bool = True):
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
         self._ctx = mp.get_context("spawn")
@@ -325,6 +376,12 @@ class WorkerPool(Generic[T, R]):
         self._ids = count()
         self._closed = False
         self._broken: WorkersKeepDying | None = None
+        self._stop_when_crashing = stop_when_crashing
+        self._succeeded = False
+        self._died_in_a_row = 0
+        self.crashing: str | None = None
+        """Set when workers died on ``START_ATTEMPTS`` items in a row before any succeeded:
+        the one line saying so; cleared when an item succeeds."""
         self._workers = [_Worker(self, i) for i in range(workers)]
         for w in self._workers:
             w.thread.start()
@@ -419,6 +476,26 @@ class WorkerPool(Generic[T, R]):
                     return None
                 self._cond.wait()
 
+    def _item_died(self, signum: int | None) -> Exception:
+        """A worker died on its item (``signum``: by that signal): the exception for the item."""
+        with self._cond:
+            if not self._succeeded:
+                self._died_in_a_row += 1
+            if self._succeeded or self._died_in_a_row < START_ATTEMPTS:
+                return WorkerDied(WORKER_DIED, signum)
+            self.crashing = keeps_dying_message(signum)
+        if not self._stop_when_crashing:
+            return WorkerDied(WORKER_DIED, signum)
+        exc = WorkersKeepDying(self.crashing)
+        self._break(exc)
+        return exc
+
+    def _item_survived(self, succeeded: bool) -> None:
+        with self._cond:
+            self._died_in_a_row = 0
+            if succeeded:
+                self._succeeded, self.crashing = True, None
+
     def _break(self, exc: WorkersKeepDying) -> None:
         with self._cond:
             self._broken = exc
@@ -479,7 +556,9 @@ def run_in_processes(
 
     At most a few items per worker are queued, so memory does not grow with
     ``len(items)``. An item whose worker dies gets ``failed(item, reason)``; the others go
-    on in a fresh worker.
+    on in a fresh worker. Deaths in a row before any item succeeded are held back: if
+    workers keep dying (:class:`WorkerPool`), the run stops with one error rather than a
+    row blaming each file.
 
     Parameters
     ----------
@@ -506,7 +585,8 @@ def run_in_processes(
     Raises
     ------
     WorkersKeepDying
-        Workers die before finishing any item: the setup, not one item, is broken.
+        Workers cannot start, or die on ``START_ATTEMPTS`` items in a row before any item
+        succeeded: the setup, not one item, is broken (the message names the signal).
     """
     window = 2 * jobs  # one running and one queued per worker keeps every worker busy
     todo: deque[int] = deque(range(len(items)))
@@ -514,7 +594,7 @@ def run_in_processes(
     buffered: dict[int, R] = {}
     next_out = 0
     succeeded = False
-    died_in_a_row = 0
+    held: list[tuple[int, R]] = []  # items whose worker died before any item succeeded
 
     def emit(i: int, r: R) -> Iterator[R]:
         nonlocal next_out
@@ -541,19 +621,23 @@ def run_in_processes(
                 exc = fut.exception()
                 if exc is None:
                     r = fut.result()
-                    succeeded, died_in_a_row = True, 0
+                    succeeded = True
                 elif isinstance(exc, WorkersKeepDying):
                     raise exc
                 elif isinstance(exc, WorkerDied):
-                    died_in_a_row += 1
-                    if not succeeded and died_in_a_row >= START_ATTEMPTS:
-                        raise WorkersKeepDying(
-                            "worker processes die before finishing any file; "
-                            "check that the model loads and memory suffices")
                     r = failed(items[i], WORKER_DIED)
+                    if not succeeded:
+                        held.append((i, r))
+                        continue
                 else:  # fn itself raised: reported for this item only
                     r = failed(items[i], f"unexpected {exc}")
+                # anything but a death ends the streak the pool counts: what it held is news
+                for j, h in held:
+                    yield from emit(j, h)
+                held.clear()
                 yield from emit(i, r)
+        for j, h in held:  # every item failed, too few of them to tell
+            yield from emit(j, h)
         completed = True
     finally:
         # an early stop (Ctrl-C, a consumer that breaks off): nothing the workers hold has

@@ -21,6 +21,7 @@ cancelled, the running ones stopped in their workers.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine import (
+    WorkerDied,
     WorkerPool,
     init_model_worker,
     init_quiet_worker,
@@ -43,6 +45,8 @@ LONG_FILE_SECONDS = 10 * 60.0
 # Reading a header takes milliseconds; one that takes this long is stuck (a hostile file),
 # and its probe process is stopped.
 PROBE_TIMEOUT = 10.0
+
+log = logging.getLogger("music2emotion.server")
 
 
 @dataclass
@@ -147,7 +151,11 @@ class Analysis:
                         "max_duration": settings.max_duration}
         self.workers: WorkerPool[tuple[str, dict[str, Any]], Prediction] = WorkerPool(
             predict_in_worker, self.size, initializer=init_model_worker,
-            initargs=(model_path, True), name="music2emotion-analysis")
+            initargs=(model_path, True), name="music2emotion-analysis",
+            # a client could upload files that crash a decoder: the server keeps going, and
+            # reports workers that keep crashing (crashing, the health) instead
+            stop_when_crashing=False)
+        self._reported: str | None = None
         self.probe: WorkerPool[str, tuple[float | None, str]] = WorkerPool(
             read_header_in_worker, 1, initializer=init_quiet_worker, name="music2emotion-probe")
         self.queue = FairQueue(self.size)
@@ -161,6 +169,12 @@ class Analysis:
         """Stop every process now; files still running are cancelled."""
         self.probe.close(kill=True)
         self.workers.close(kill=True)
+
+    @property
+    def crashing(self) -> str | None:
+        """One line while the workers keep dying on their files before any succeeded
+        (:attr:`music2emotion.engine.WorkerPool.crashing`), else ``None``."""
+        return self.workers.crashing
 
     def pids(self) -> list[int]:
         """The analysis workers' processes."""
@@ -209,6 +223,9 @@ class Analysis:
             if done.cancelled():
                 f.future.cancel()
             elif done.exception() is not None:
+                if isinstance(done.exception(), WorkerDied) and self.crashing and self._reported != self.crashing:
+                    self._reported = self.crashing
+                    log.error("%s", self.crashing)  # once, not once per file
                 f.future.set_exception(done.exception())  # type: ignore[arg-type]
             else:
                 f.future.set_result(done.result())

@@ -6,7 +6,8 @@ Routes:
   emotion-over-time curve, a table to download as CSV). Everything it loads comes from
   this package; a Content-Security-Policy forbids any other origin.
 - ``POST /api/predict`` multipart/form-data with one or more files (any field name).
-- ``GET /api/health`` the model loaded, its settings, the limits, whether a token is needed.
+- ``GET /api/health`` the model loaded, its settings, the limits, whether a token is needed;
+  503 and ``status: failing`` with the cause while the workers keep crashing.
 - ``GET /docs`` and ``/redoc`` (served offline), ``GET /openapi.json``.
 
 Status codes of ``/api/predict``. Each file gets a result with its own ``status``: 200,
@@ -44,7 +45,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import anyio
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -140,7 +141,9 @@ class Limits(BaseModel):
 
 
 class Health(BaseModel):
-    status: Literal["ok"] = "ok"
+    status: Literal["ok", "failing"] = Field(
+        "ok", description="'failing' (with HTTP 503) while the analysis workers keep crashing")
+    problem: str | None = Field(None, description="why the workers keep crashing: the signal, its likely causes")
     version: str
     auth: bool = Field(description="whether /api/predict needs 'Authorization: Bearer <token>'")
     model: ModelInfo
@@ -451,9 +454,15 @@ def create_app(model: EmotionModel | str | os.PathLike[str] | None = None,
         return JSONResponse(PredictResponse(results=done).model_dump())
 
     @app.get("/api/health", response_model=Health, summary="The model loaded, the limits, the access")
-    async def health() -> Health:
+    async def health(response: Response) -> Health:
         m = state.get_model()
+        # a machine problem (workers crashing on every file) is the server's state, not a file's
+        problem = state.analysis.crashing if state.analysis is not None else None
+        if problem:
+            response.status_code = 503
         return Health(
+            status="failing" if problem else "ok",
+            problem=problem,
             version=__version__,
             auth=settings.token is not None,
             model=ModelInfo(file=m.path.name, settings=m.settings.to_dict(), info=m.info),
