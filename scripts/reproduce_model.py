@@ -1,33 +1,33 @@
 """Rebuild the bundled accurate and fast models from DEAM and 4Q, with their cross-validation
 table, in one command.
 
-    python scripts/reproduce_model.py --deam path/to/DEAM --quadrants path/to/4Q/labels.csv \\
-        --out runs/best
+    python scripts/reproduce_model.py --deam ../shared/deam --quadrants ../shared/4q/labels.csv \\
+        --encoder ../shared/encoders/efficientat_mn04/mn04_as.onnx --out runs/best
 
 ``--deam`` is a folder with ``audio/`` and ``annotations/`` (DEAM's static-annotation CSVs);
 ``--quadrants`` a quadrant labels CSV (``song_id, quadrant[, artist]``) with its clips in
 ``audio/`` beside it, as the 4Q set is laid out (``--audio-dir``, ``--annotations`` and
-``--quadrant-audio`` point elsewhere).
+``--quadrant-audio`` point elsewhere); ``--encoder`` the pretrained EfficientAT ``mn04_as``
+AudioSet tagger as one ONNX file (its SHA-256 is checked).
 
 Steps (each result is kept in --out / --cache-dir, so a killed run redoes only what is missing):
-1. fetch the ``musicnn`` 0.1.0 wheel from PyPI with ``pip download --no-deps`` (its own
-   dependencies, TensorFlow 1 and numpy < 1.17, are neither installed nor needed), unless
-   ``--wheel`` points at one, and check its SHA-256;
-2. rebuild musicnn's MSD and MTT taggers from the wheel's checkpoints and export them to ONNX;
-3. compute descriptors + tagger outputs for every clip of both sets, exactly as inference
-   does (each 10 s window heard at 16 kHz);
-4. cross-validate the baselines and every candidate on seeded folds saved as song ids: DEAM
+1. compute descriptors + the encoder's embedding and logits for every clip of both sets,
+   exactly as inference does (each 10 s window heard at 16 kHz);
+2. cross-validate the baselines and every candidate on seeded folds saved as song ids: DEAM
    in 5 random folds, 4Q in 5 folds grouped by artist, fold k of both held out together
    (the same report as ``music2emotion evaluate --quadrants`` without ``--model``);
-5. fit the shipped candidate on every song of both sets and export ``emotion_model.onnx``
-   (one graph, music2emotion metadata inside), then check it against scikit-learn on real
-   clips and time it per file;
-6. the same for the fast model, ``emotion_model_fast.onnx``: its candidate on the
+3. cross-validate the quadrant head (out-of-fold probabilities, each fold's temperature from
+   the other folds) and the 90 % intervals (each fold's half-widths from the other folds'
+   residuals), and draw the reliability plot;
+4. fit the shipped candidate, the head and the intervals on every song of both sets and
+   export ``emotion_model.onnx`` (one graph with the encoder inside, music2emotion metadata
+   inside), then check it against scikit-learn on real clips and time it per file;
+5. the same for the fast model, ``emotion_model_fast.onnx``: its candidate on the
    descriptor columns alone.
 
 Everything is seeded; scikit-learn is deterministic here, so the table repeats exactly on
-the same machine. There is no GPU step (the regressors are scikit-learn on CPU); one thread
-per process, ``--jobs`` processes for the features. Needs the ``ml`` and ``train`` extras.
+the same machine. There is no GPU step; one thread per process, ``--jobs`` processes for the
+features and folds. Needs the ``ml`` and ``train`` extras.
 """
 
 from __future__ import annotations
@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -45,23 +44,16 @@ from threadpoolctl import threadpool_limits
 
 from music2emotion import EmotionModel
 from music2emotion.config import TARGETS
+from music2emotion.training import calibration as cal
 from music2emotion.training import evaluate as ev
 from music2emotion.training import recipe
-from music2emotion.training.clips import clip_features
 from music2emotion.training.data import load_dataset
 from music2emotion.training.quadrants import TABLE_SCORES
 
-# the wheel the shipped model was built from (PyPI, musicnn 0.1.0, uploaded 2019-08)
-WHEEL_SHA256 = "f38a4890c648c1ddbb141c5d96d2b0a8cfcd36746002d896989f7b88beb65cfa"
-
-
-def fetch_wheel(folder: Path) -> Path:
-    wheel = folder / recipe.MUSICNN_WHEEL
-    if not wheel.is_file():
-        folder.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "musicnn==0.1.0", "--no-deps",
-                        "--only-binary", ":all:", "-d", str(folder)], check=True)
-    return wheel
+# the encoder file the shipped models were built from (../shared/encoders/efficientat_mn04)
+ENCODER_SHA256 = "23336cc4f5611bc9b2b927e14c7b0ab4408525d74119b36e24a9953f345e7f93"
+# the interval every prediction carries: 90 % of DEAM listeners' ratings
+COVERAGE = 0.9
 
 
 def check_export(path: Path, fitted, x: np.ndarray, paths: list[Path]) -> dict[str, float]:
@@ -93,6 +85,28 @@ def cv_metadata(result: ev.CVResult, folds: int, seed: int, songs: int, quadrant
     }
 
 
+def mood_figures(quadrants: ev.QuadrantData, deam_x: np.ndarray, deam_y: np.ndarray, out: Path) -> dict:
+    """Cross-validated figures of the quadrant head on 4Q, and how it sorts DEAM's songs whose
+    ratings are clearly in one quadrant (it never sees DEAM), with the reliability plot."""
+    cols = recipe.MOOD_COLUMNS
+    cv = cal.cross_validate_moods(quadrants.x, quadrants.quadrants, quadrants.fold_indices(), cols, recipe.MOOD_C)
+    cal.reliability_plot(cv["oof"], quadrants.quadrants, out / "moods_reliability.png",
+                         "quadrant head, 4Q out of fold (artist-grouped)")
+    head = cal.MoodHead(cols, recipe.MOOD_C).fit(quadrants.x, quadrants.quadrants)
+    head.temperature = cal.fit_temperature(cv["logits"], quadrants.quadrants)
+    clear = np.all(np.abs(deam_y - 0.5) >= 0.15, axis=1)
+    high = deam_y[clear] >= 0.5
+    truth = np.select([high[:, 0] & high[:, 1], ~high[:, 0] & high[:, 1], ~high[:, 0] & ~high[:, 1]], [1, 2, 3], 4)
+    p = head.predict_proba(deam_x[clear])
+    figures = {k: cv[k] for k in ("accuracy", "accuracy_folds", "log_loss", "prior_log_loss", "ece", "temperatures")}
+    figures["deam_clear_songs"] = {"songs": int(clear.sum()), "accuracy": float((p.argmax(1) + 1 == truth).mean()),
+                                   "log_loss": cal.log_loss(truth, p), "ece": cal.expected_calibration_error(p, truth)}
+    print(f"quadrant head: 4Q out of fold accuracy {cv['accuracy']:.3f}, log-loss {cv['log_loss']:.3f} "
+          f"(prior {cv['prior_log_loss']:.3f}), ECE {cv['ece']:.3f}; DEAM songs clearly in a quadrant "
+          f"({clear.sum()}): accuracy {figures['deam_clear_songs']['accuracy']:.3f}")
+    return {"head": head, "figures": figures}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--deam", help="DEAM folder with audio/ and annotations/")
@@ -100,8 +114,8 @@ def main() -> int:
     ap.add_argument("--annotations", help="DEAM annotations (default: --deam/annotations)")
     ap.add_argument("--quadrants", required=True, help="quadrant labels CSV (the 4Q set's labels.csv)")
     ap.add_argument("--quadrant-audio", help="their audio (default: audio/ beside the CSV)")
+    ap.add_argument("--encoder", required=True, help="the EfficientAT mn04_as ONNX file")
     ap.add_argument("--out", default="runs/best")
-    ap.add_argument("--wheel", help="musicnn-0.1.0-py3-none-any.whl (default: pip download it)")
     ap.add_argument("--cache-dir", help="feature cache folder (default: --out)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=42)
@@ -116,22 +130,16 @@ def main() -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(args.cache_dir) if args.cache_dir else out
-    wheel = Path(args.wheel) if args.wheel else fetch_wheel(out / "downloads")
-    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
-    print(f"musicnn wheel {wheel} sha256 {digest}")
-    if digest != WHEEL_SHA256:
-        raise SystemExit(f"{wheel}: unexpected SHA-256 {digest} (expected {WHEEL_SHA256})")
+    digest = hashlib.sha256(Path(args.encoder).read_bytes()).hexdigest()
+    print(f"encoder {args.encoder} sha256 {digest}")
+    if digest != ENCODER_SHA256:
+        raise SystemExit(f"{args.encoder}: unexpected SHA-256 {digest} (expected {ENCODER_SHA256})")
 
-    encoders = []
-    for name in recipe.ENCODERS:
-        encoders.append(out / f"{name}.onnx")
-        if not encoders[-1].is_file():
-            recipe.build_encoder(wheel, encoders[-1], name)
     data = load_dataset(audio_dir, annotations)
     print(data.report())
     t0 = time.time()
-    x = clip_features(data.paths, encoders, cache / "deam", args.jobs)
-    quadrants = recipe.load_quadrant_data(args.quadrants, args.quadrant_audio, encoders, args.folds,
+    x = recipe.audioset_features(data.paths, args.encoder, cache / "deam", args.jobs)
+    quadrants = recipe.load_quadrant_data(args.quadrants, args.quadrant_audio, args.encoder, args.folds,
                                           args.seed, cache / "quadrants", args.jobs)
     print(f"features {x.shape} and {quadrants.x.shape} in {time.time() - t0:.0f} s")
     y = data.targets.astype(np.float64)
@@ -144,16 +152,15 @@ def main() -> int:
         results = recipe.cross_validation_report(x, y, data.ids, folds, args.seed, out, names,
                                                  quadrants=quadrants, jobs=args.jobs)
         by_name = {r.name: r for r in results}
+        moods = mood_figures(quadrants, x, y, out)
         table = recipe.candidates()
         x_all = np.vstack([x, quadrants.x])
-        info = {}
-        for label, name, encs, filename in (("accurate", recipe.SHIPPED, encoders, "emotion_model.onnx"),
-                                            ("fast", recipe.SHIPPED_FAST, [], "emotion_model_fast.onnx")):
+        info: dict = {"moods": moods["figures"]}
+        for label, name, filename in (("accurate", recipe.SHIPPED, "emotion_model.onnx"),
+                                      ("fast", recipe.SHIPPED_FAST, "emotion_model_fast.onnx")):
             cand = table[name]
-            if not encs and cand.columns.max() >= recipe.N_DESCRIPTORS:
+            if label == "fast" and cand.columns.max() >= recipe.N_DESCRIPTORS:
                 raise SystemExit(f"{name}: the fast model takes the descriptors only")
-            if encs and len(cand.columns) != x.shape[1]:
-                raise SystemExit(f"{name}: the accurate model must use every feature column")
             cols = cand.columns
             fitted = cand.fit(cand.make(), x[:, cols], y, quadrants.x[:, cols], quadrants.quadrants)
             meta = {"candidate": name,
@@ -162,14 +169,29 @@ def main() -> int:
                                   f"{list(cand.margin)} weighted {list(cand.quadrant_weight)} per axis"}
             if name in by_name:
                 meta.update(cv_metadata(by_name[name], args.folds, args.seed, len(data.ids), len(quadrants.ids)))
-            if encs:
-                meta["musicnn_wheel_sha256"] = digest
-            path = recipe.export_fusion(fitted, encs, out / filename, meta)
+            if label == "accurate":
+                if name not in by_name:
+                    raise SystemExit(f"{name}: the intervals need its out-of-fold predictions (keep it in --candidates)")
+                cover = cal.interval_coverage(y, np.clip(by_name[name].oof, 0, 1), ev.fold_indices(data.ids, folds),
+                                              COVERAGE)
+                intervals = {**{d: round(cover[d]["half_width"], 6) for d in TARGETS}, "coverage": COVERAGE,
+                             "method": "split-conformal: the 90 % quantile of absolute out-of-fold residuals "
+                                       "on DEAM's ratings, per axis"}
+                meta["encoder_sha256"] = digest
+                meta["mood_validation"] = {k: v for k, v in moods["figures"].items() if k != "temperatures"}
+                meta["interval_validation"] = {d: {"coverage": round(cover[d]["coverage"], 4)} for d in TARGETS}
+                info["intervals"] = cover
+                print("intervals: " + ", ".join(f"{d} ± {cover[d]['half_width']:.3f} covers "
+                                                f"{cover[d]['coverage']:.3f} held out" for d in TARGETS))
+                path = recipe.export_audioset(fitted, cols, args.encoder, out / filename, moods["head"],
+                                              intervals, meta)
+            else:
+                path = recipe.export_fusion(fitted, [], out / filename, meta)
             print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
             info[label] = {"onnx": str(path), "bytes": path.stat().st_size,
                            **check_export(path, fitted, x_all[:, cols], list(data.paths) + quadrants.paths)}
     ev.write_json(out / "model_info.json", info)
-    if max(i["max_abs_diff"] for i in info.values()) > 1e-3:
+    if max(info[k]["max_abs_diff"] for k in ("accurate", "fast")) > 1e-3:
         raise SystemExit("an exported model disagrees with the fitted one")
     return 0
 

@@ -59,6 +59,41 @@ def to_deam(value: Any) -> Any:
 
 
 @dataclass(frozen=True)
+class EncoderSettings:
+    """The mel spectrogram a pretrained AudioSet encoder takes, and the band it hears.
+
+    The defaults are EfficientAT's evaluation-mode front end (Schmid, Koutini & Widmer,
+    2023), which its AudioSet weights were trained on: audio at ``sample_rate``, pre-emphasis
+    ``x[n] - preemphasis * x[n-1]``, a centred STFT of ``n_fft`` points with reflect padding
+    and a symmetric Hann window of ``win_length`` points zero-padded to ``n_fft``, hop
+    ``hop_length``, the power spectrum through ``n_mels`` Kaldi triangular mel bands from
+    ``fmin`` to ``fmax`` Hz, then ``(log(mel + log_offset) + shift) / scale``.
+
+    ``band_rate``: the window is first resampled to this rate, so the encoder hears nothing
+    above ``band_rate / 2``, like the descriptors (:data:`DESCRIPTOR_RATE`): an MP3's
+    bitrate-dependent lowpass then cannot tell the encoder anything.
+    """
+
+    sample_rate: int = 32_000
+    band_rate: int = DESCRIPTOR_RATE
+    n_fft: int = 1024
+    win_length: int = 800
+    hop_length: int = 320
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float = 15_000.0
+    preemphasis: float = 0.97
+    log_offset: float = 1e-5
+    shift: float = 4.5
+    scale: float = 5.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EncoderSettings:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass(frozen=True)
 class FeatureSettings:
     """How audio becomes a model's inputs.
 
@@ -66,7 +101,8 @@ class FeatureSettings:
     ``n_fft`` and ``hop_length`` shape the CNN's log-mel input ``[batch, 1, n_mels,
     n_frames]``; ``descriptor_rate`` is the rate each window is resampled to before its
     descriptors and tagger patches are computed (``None``: ``sample_rate`` itself, as in
-    models made before version 0.2).
+    models made before version 0.2); ``encoder``, for models with a pretrained AudioSet
+    encoder inside, how a window becomes its mel input.
     """
 
     sample_rate: int = SAMPLE_RATE
@@ -75,6 +111,7 @@ class FeatureSettings:
     hop_length: int = HOP_LENGTH
     window_seconds: float = DEFAULT_WINDOW_SECONDS
     descriptor_rate: int | None = None
+    encoder: EncoderSettings | None = None
 
     @property
     def window_samples(self) -> int:
@@ -94,4 +131,7 @@ class FeatureSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSettings:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if isinstance(values.get("encoder"), dict):
+            values["encoder"] = EncoderSettings.from_dict(values["encoder"])
+        return cls(**values)

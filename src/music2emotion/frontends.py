@@ -11,22 +11,31 @@
 - ``fusion``: the descriptors, and :data:`PATCHES` evenly spaced 3 s patches of musicnn's
   own spectrogram, ``log10(1 + 10000 * mel)`` at 16 kHz (:func:`musicnn_patches`), which
   the pretrained taggers inside the graph take; both come from one resampled copy.
+- ``audioset``: the descriptors, and the mel spectrogram the pretrained AudioSet encoder
+  inside the graph takes (:func:`encoder_mel`, as the settings' ``encoder`` says), of the
+  same 16 kHz copy brought to the encoder's 32 kHz.
 
 Plain arrays, so that worker processes and Ray tasks compute them without a session.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
+import scipy.fft
 import soxr
+from numpy.lib.stride_tricks import sliding_window_view
 
 from . import dsp
-from .config import FeatureSettings
+from .config import EncoderSettings, FeatureSettings
 from .descriptors import describe
 from .modelfile import (
+    AUDIOSET,
     CNN,
     DESCRIPTORS,
     DESCRIPTORS_INPUT,
+    ENCODER_INPUT,
     FUSION,
     KINDS,
     LOG_MEL_INPUT,
@@ -97,16 +106,21 @@ def window_inputs(kind: str, samples: np.ndarray, settings: FeatureSettings) -> 
     -------
     dict of str to numpy.ndarray
         ``cnn``: ``{"input": [1, n_mels, frames]}``; ``descriptors``:
-        ``{"descriptors": [D]}``; ``fusion``: ``{"descriptors": [D], "patches": [P, 187, 96]}``.
+        ``{"descriptors": [D]}``; ``fusion``: ``{"descriptors": [D], "patches": [P, 187, 96]}``;
+        ``audioset``: ``{"descriptors": [D], "mel": [1, 128, frames]}``.
     """
     if kind == CNN:
         return {LOG_MEL_INPUT: window_features(samples, settings)}
-    if kind not in (DESCRIPTORS, FUSION):
+    if kind not in (DESCRIPTORS, FUSION, AUDIOSET):
         raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")
     y, rate = descriptor_audio(samples, settings)
     inputs = {DESCRIPTORS_INPUT: describe(y, rate)}
     if kind == FUSION:
         inputs[PATCHES_INPUT] = musicnn_patches(y, rate)
+    if kind == AUDIOSET:
+        if settings.encoder is None:
+            raise ValueError(f"an {AUDIOSET} model needs the encoder's settings")
+        inputs[ENCODER_INPUT] = encoder_mel(y, rate, settings.encoder)
     return inputs
 
 
@@ -127,3 +141,46 @@ def resample(y: np.ndarray, sr: int, target: int) -> np.ndarray:
     """Mono audio ``y`` at ``sr`` resampled to ``target`` (unchanged when the rates agree)."""
     y = np.asarray(y, np.float32)
     return y if sr == target else soxr.resample(y, sr, target).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def kaldi_mel_banks(enc: EncoderSettings) -> np.ndarray:
+    """``[n_mels, n_fft // 2 + 1]`` Kaldi triangular mel filters (``torchaudio.compliance.
+    kaldi.get_mel_banks``, as EfficientAT builds them): triangles equally spaced on the mel
+    scale ``1127 ln(1 + f / 700)`` between ``fmin`` and ``fmax``, evaluated in mel at the
+    bins ``k sr / n_fft`` below Nyquist, and a zero column for the Nyquist bin."""
+    def mel(f: np.ndarray | float) -> np.ndarray:
+        return 1127.0 * np.log(1.0 + np.asarray(f, np.float64) / 700.0)
+
+    low = mel(enc.fmin)
+    delta = (mel(enc.fmax) - low) / (enc.n_mels + 1)
+    band = np.arange(enc.n_mels)[:, None]
+    left, centre, right = low + band * delta, low + (band + 1) * delta, low + (band + 2) * delta
+    bins = mel(enc.sample_rate / enc.n_fft * np.arange(enc.n_fft // 2))[None, :]
+    banks = np.maximum(0.0, np.minimum((bins - left) / (centre - left), (right - bins) / (right - centre)))
+    return np.pad(banks, ((0, 0), (0, 1))).astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _encoder_window(enc: EncoderSettings) -> np.ndarray:
+    """A symmetric Hann window of ``win_length`` points, zero-padded to ``n_fft``, centred
+    (``torch.stft``'s placement of a shorter window)."""
+    left = (enc.n_fft - enc.win_length) // 2
+    return np.pad(np.hanning(enc.win_length), (left, enc.n_fft - enc.win_length - left)).astype(np.float32)
+
+
+def encoder_mel(y: np.ndarray, sr: int, enc: EncoderSettings) -> np.ndarray:
+    """The AudioSet encoder's input ``[1, n_mels, frames]`` for mono audio ``y`` at ``sr``
+    (:class:`~music2emotion.config.EncoderSettings` says every step); 10 s make 1000 frames."""
+    y = resample(resample(y, sr, enc.band_rate), enc.band_rate, enc.sample_rate)
+    x = y[1:] - np.float32(enc.preemphasis) * y[:-1]
+    pad = enc.n_fft // 2
+    if len(x) <= pad:  # reflect padding needs more samples than it pads
+        x = np.pad(x, (0, pad + 1 - len(x)))
+    x = np.pad(x, pad, mode="reflect")
+    frames = sliding_window_view(x, enc.n_fft)[:: enc.hop_length] * _encoder_window(enc)
+    spec = scipy.fft.rfft(frames, axis=1)
+    power = spec.real**2 + spec.imag**2
+    mel = kaldi_mel_banks(enc) @ power.T
+    return ((np.log(mel + np.float32(enc.log_offset)) + np.float32(enc.shift)) / np.float32(enc.scale)
+            ).astype(np.float32)[np.newaxis]

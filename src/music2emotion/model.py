@@ -22,6 +22,7 @@ from .audio import LevelMeter, stream_array, stream_audio
 from .config import FeatureSettings
 from .frontends import window_inputs
 from .modelfile import (
+    AUDIOSET,
     FUSION,
     INPUTS,
     KIND,
@@ -96,8 +97,9 @@ class EmotionModel:
         # Windows per ONNX Runtime call (None: all that are given). A fusion window is six
         # tagger passes whose convolution activations take about 80 MB: 16 windows at once
         # peaked at 1.7 GB against 0.45 GB for one, and ran no faster per window (0.28 s
-        # against 0.32 s, within noise), so its windows go one at a time.
-        self.session_batch: int | None = 1 if self.kind == FUSION else None
+        # against 0.32 s, within noise), so its windows go one at a time; so do an audioset
+        # model's, whose encoder's activations grow with the batch in the same way.
+        self.session_batch: int | None = 1 if self.kind in (FUSION, AUDIOSET) else None
 
     def __repr__(self) -> str:
         return f"EmotionModel({str(self.path)!r}, kind={self.kind!r})"

@@ -5,9 +5,13 @@ A model is one ONNX file. Its graph maps each window's inputs to ``output`` ``[n
 
 - ``cnn`` (the seed CNN): ``input`` ``[n, 1, n_mels, frames]``, a log-mel window;
 - ``descriptors`` (the fast model): ``descriptors`` ``[n, N_DESCRIPTORS]``;
-- ``fusion`` (the accurate model): ``descriptors`` and ``patches`` ``[n, P, 187, 96]``, the
-  pretrained taggers' input; its graph also returns ``taggers``, the taggers' tags and
-  embeddings averaged over the window's patches.
+- ``audioset`` (the accurate model): ``descriptors`` and ``mel`` ``[n, 1, 128, frames]``, the
+  input of the pretrained AudioSet encoder inside the graph (EfficientAT ``mn04_as``, its
+  front end in the settings' ``encoder``); the graph also returns ``encoder``, the encoder's
+  embedding and AudioSet logits;
+- ``fusion`` (the accurate model of 0.2): ``descriptors`` and ``patches`` ``[n, P, 187,
+  96]``, the input of two pretrained musicnn taggers; its graph also returns ``taggers``,
+  their tags and embeddings averaged over the window's patches.
 
 Everything needed to run it travels inside the file, as JSON under the metadata key
 :data:`METADATA_KEY`: the kind, the :class:`~music2emotion.config.FeatureSettings` it was
@@ -31,13 +35,17 @@ from .config import TARGETS, FeatureSettings
 METADATA_KEY = "music2emotion.settings"
 
 # Model kinds, by what each window feeds the graph.
-CNN, FUSION, DESCRIPTORS = "cnn", "fusion", "descriptors"
-KINDS = (CNN, FUSION, DESCRIPTORS)
+CNN, FUSION, DESCRIPTORS, AUDIOSET = "cnn", "fusion", "descriptors", "audioset"
+KINDS = (CNN, FUSION, DESCRIPTORS, AUDIOSET)
 # The graphs' inputs and outputs, by name.
-LOG_MEL_INPUT, DESCRIPTORS_INPUT, PATCHES_INPUT = "input", "descriptors", "patches"
-INPUTS = {CNN: (LOG_MEL_INPUT,), FUSION: (DESCRIPTORS_INPUT, PATCHES_INPUT), DESCRIPTORS: (DESCRIPTORS_INPUT,)}
+LOG_MEL_INPUT, DESCRIPTORS_INPUT, PATCHES_INPUT, ENCODER_INPUT = "input", "descriptors", "patches", "mel"
+INPUTS = {CNN: (LOG_MEL_INPUT,), FUSION: (DESCRIPTORS_INPUT, PATCHES_INPUT), DESCRIPTORS: (DESCRIPTORS_INPUT,),
+          AUDIOSET: (DESCRIPTORS_INPUT, ENCODER_INPUT)}
 OUTPUT = "output"
 TAGGERS = "taggers"  # a fusion graph's second output
+ENCODER_OUTPUT = "encoder"  # an audioset graph's second output
+MOODS_OUTPUT = "moods"  # [n, 4] quadrant probabilities, in a graph with a mood head
+INTERVALS_KEY = "intervals"  # metadata: the conformal half-widths of the values
 
 # Keys of the metadata JSON that inference reads; the rest (training figures) is for people.
 KIND, SETTINGS, N_DESCRIPTORS_KEY = "kind", "settings", "n_descriptors"

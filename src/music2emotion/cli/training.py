@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, default=5, help="folds for cross-validation and out-of-fold baselines (default 5)")
     p.add_argument("--folds-file", help="folds.json from an earlier run, to reuse its folds")
     p.add_argument("--seed", type=int, default=42, help="seed of the fold assignment (default 42)")
-    p.add_argument("--encoder", action="append", default=[],
-                   help="musicnn encoder ONNX, once per tagger in recipe.ENCODERS order (scripts/reproduce_model.py builds them)")
+    p.add_argument("--encoder", metavar="ONNX",
+                   help="the pretrained AudioSet encoder (EfficientAT mn04_as.onnx), for the audioset candidates")
     p.add_argument("--candidates", help="comma-separated candidate names (default: all that the features allow)")
     p.add_argument("--out", default="evaluation", help="folder for the JSON report, tables and plots (default ./evaluation)")
     p.add_argument("--cache-dir", help="folder for cached descriptors/features")
@@ -96,7 +96,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.folds < 2:
         raise UsageError("--folds must be at least 2")
     for opt, path in (("--split", args.split), ("--folds-file", args.folds_file), ("--quadrants", args.quadrants),
-                      ("--annotations", args.annotations), *(("--encoder", e) for e in args.encoder)):
+                      ("--annotations", args.annotations), ("--encoder", args.encoder)):
         if path and not Path(path).exists():
             raise UsageError(f"{opt} {path}: file not found")
     for opt, path in (("--audio-dir", args.audio_dir), ("--quadrant-audio", args.quadrant_audio)):

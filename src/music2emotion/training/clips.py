@@ -20,14 +20,17 @@ from typing import Any
 import numpy as np
 
 from ..audio import AudioError, stream_audio
-from ..config import DEFAULT_WINDOW_SECONDS, DESCRIPTOR_RATE, FeatureSettings
+from ..config import DEFAULT_WINDOW_SECONDS, DESCRIPTOR_RATE, EncoderSettings, FeatureSettings
 from ..descriptors import DESCRIPTOR_NAMES, describe
-from ..frontends import PATCHES, descriptor_audio, musicnn_patches
+from ..frontends import PATCHES, descriptor_audio, encoder_mel, musicnn_patches
 from ..windows import TooShortError, iter_windows
 
 # The windows the regressors are fitted and run on: DEAM's 10 s clips, one window each,
 # heard at 16 kHz by the descriptors and the taggers alike.
 CLIP_SETTINGS = FeatureSettings(window_seconds=DEFAULT_WINDOW_SECONDS, descriptor_rate=DESCRIPTOR_RATE)
+# ...and those of models with the pretrained AudioSet encoder, which hears the same copy
+AUDIOSET_SETTINGS = FeatureSettings(window_seconds=DEFAULT_WINDOW_SECONDS, descriptor_rate=DESCRIPTOR_RATE,
+                                    encoder=EncoderSettings())
 
 
 def describe_file(
@@ -69,6 +72,16 @@ def _embedded(path: str) -> np.ndarray:
     for w in iter_windows(stream_audio(path, CLIP_SETTINGS.sample_rate), CLIP_SETTINGS):
         tags, emb = _encoder.run(None, {"patches": musicnn_patches(*descriptor_audio(w.samples, CLIP_SETTINGS))})
         rows.append(np.concatenate([tags.mean(0), emb.mean(0)]))
+    return np.mean(rows, 0).astype(np.float32)
+
+
+def _encoded(path: str) -> np.ndarray:
+    """Mean over the clip's windows of the AudioSet encoder's [embedding, logits]."""
+    rows = []
+    for w in iter_windows(stream_audio(path, AUDIOSET_SETTINGS.sample_rate), AUDIOSET_SETTINGS):
+        y, rate = descriptor_audio(w.samples, AUDIOSET_SETTINGS)
+        logits, embedding = _encoder.run(None, {"spec": encoder_mel(y, rate, AUDIOSET_SETTINGS.encoder)[np.newaxis]})
+        rows.append(np.concatenate([embedding[0], logits[0]]))
     return np.mean(rows, 0).astype(np.float32)
 
 
@@ -143,6 +156,20 @@ def clip_embeddings(
     """``[clips, 250]`` mean tags and embedding of one encoder (an ONNX file), cached."""
     digest = hashlib.sha1(Path(encoder).read_bytes()).hexdigest()
     return _cached_rows(paths, _embedded, [digest, str(PATCHES), CLIP_SETTINGS.to_json()], cache, max(1, jobs), progress,
+                        Path(encoder).stem, _load_encoder, (str(encoder),))
+
+
+def clip_encodings(
+    paths: Sequence[str | os.PathLike[str]],
+    encoder: str | os.PathLike[str],
+    cache: str | os.PathLike[str] | None = None,
+    jobs: int = 1,
+    progress: bool = True,
+) -> np.ndarray:
+    """``[clips, 384 + 527]`` mean embedding and AudioSet logits of the EfficientAT encoder
+    (its ONNX file, input ``spec``, outputs ``logits`` and ``features``), cached."""
+    digest = hashlib.sha1(Path(encoder).read_bytes()).hexdigest()
+    return _cached_rows(paths, _encoded, [digest, AUDIOSET_SETTINGS.to_json()], cache, max(1, jobs), progress,
                         Path(encoder).stem, _load_encoder, (str(encoder),))
 
 

@@ -117,3 +117,47 @@ def save_onnx(proto: Any, out: str | os.PathLike[str], meta: str | None = None) 
     onnx.save(proto, str(tmp))
     os.replace(tmp, out)
     return out
+
+
+# Operators whose ``axes`` moved from an attribute to an input in opset 18, with the attribute
+# added beside it there (only the value 0, the old behaviour, can be expressed before 18).
+_AXES_AS_INPUT_SINCE_18 = ("ReduceMean", "ReduceMax", "ReduceMin", "ReduceSum", "ReduceProd", "ReduceL2")
+
+
+def to_project_opset(model: Any) -> Any:
+    """An opset-18 graph rewritten for :data:`OPSETS`' opset 17, so it can join our graphs.
+
+    ``onnx.version_converter`` leaves opset 18's ``noop_with_empty_axes`` on the reductions,
+    which opset 17's checker refuses; the only change those operators need is their constant
+    ``axes`` input back as an attribute. Anything else newer than opset 17 is refused.
+    """
+    from onnx import helper
+
+    version = {o.domain: o.version for o in model.opset_import}.get("", 0)
+    if version <= OPSETS[""]:
+        return model
+    if version != 18:
+        raise ValueError(f"cannot rewrite an opset-{version} graph for opset {OPSETS['']}")
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type not in _AXES_AS_INPUT_SINCE_18:
+            continue
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        if attrs.pop("noop_with_empty_axes", 0):
+            raise ValueError(f"{node.name}: noop_with_empty_axes=1 has no opset-17 form")
+        if len(node.input) > 1:
+            if node.input[1] not in inits:
+                raise ValueError(f"{node.name}: axes are not a constant")
+            attrs["axes"] = [int(a) for a in inits[node.input[1]].ravel()]
+            del node.input[1]
+        del node.attribute[:]
+        node.attribute.extend(helper.make_attribute(k, v) for k, v in attrs.items())
+    del model.opset_import[:]
+    model.opset_import.extend([helper.make_opsetid("", OPSETS[""])])
+    used = {i for n in model.graph.node for i in n.input}
+    keep = [i for i in model.graph.initializer if i.name in used]
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(keep)
+    model.ir_version = IR_VERSION
+    onnx.checker.check_model(model)
+    return model

@@ -1,17 +1,17 @@
 """The bundled models' recipe: the candidates, the CV table, the final fit, one ONNX file.
 
-Training side only (scikit-learn, skl2onnx, onnx; torch to rebuild the musicnn encoder):
+Training side only (scikit-learn, skl2onnx, onnx):
 
-1. :func:`build_encoder` reads a pretrained musicnn tagger (:data:`ENCODERS`) out of the
-   ``musicnn`` wheel and exports it to ONNX (see :mod:`music2emotion.training.musicnn`).
-2. :func:`music2emotion.training.clips.clip_features` computes, for every clip, exactly what
-   inference computes (descriptors and musicnn patches per window, the encoders run by ONNX
-   Runtime), each part cached in its own ``.npz``.
-3. :func:`cv_table` cross-validates the baselines and every candidate on the same folds;
+1. :func:`audioset_features` computes, for every clip, exactly what inference computes (the
+   descriptors, and the pretrained AudioSet encoder's embedding and logits on its mel input,
+   run by ONNX Runtime), each part cached in its own ``.npz``.
+2. :func:`cv_table` cross-validates the baselines and every candidate on the same folds;
    :func:`cross_validation_report` writes the folds, the table and the out-of-fold
    predictions, for ``music2emotion evaluate`` and ``scripts/reproduce_model.py`` alike.
-4. :func:`export_fusion` writes the fitted candidate as one ONNX graph: patches -> encoders ->
-   mean over patches -> concat with descriptors -> average of the regressors.
+3. :func:`export_audioset` writes the fitted candidate as one ONNX graph: mel -> encoder ->
+   concat with descriptors -> average of the regressors, beside the calibrated quadrant head;
+   :func:`export_fusion` the descriptors-only model (and the musicnn fusion models of 0.2,
+   whose taggers :func:`build_encoder` rebuilds from the ``musicnn`` wheel).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from ..config import TARGETS
 from ..descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS
 from ..frontends import MUSICNN_MELS, PATCH_FRAMES, PATCHES
 from ..modelfile import (
+    AUDIOSET,
     DESCRIPTORS,
     DESCRIPTORS_INPUT,
     FUSION,
@@ -39,7 +40,7 @@ from ..modelfile import (
 )
 from . import evaluate as ev
 from . import regressors as rg
-from .clips import CLIP_SETTINGS, clip_features, describe_clips
+from .clips import CLIP_SETTINGS, clip_encodings, describe_clips
 from .quadrants import QuadrantLogistic, group_folds, load_quadrants, pseudo_ratings
 
 MUSICNN_WHEEL = "musicnn-0.1.0-py3-none-any.whl"
@@ -69,12 +70,22 @@ def build_encoder(wheel: str | os.PathLike[str], out: str | os.PathLike[str], na
 
 # ---------------------------------------------------------------- candidates
 
-def _columns(*blocks: str, encoders: Sequence[str] = ENCODERS) -> np.ndarray:
-    """Feature columns of the named blocks ("descriptors" or an encoder's name)."""
-    spans, start = {"descriptors": (0, N_DESCRIPTORS)}, N_DESCRIPTORS
-    for e in encoders:
-        spans[e] = (start, start + N_TAGS + N_EMBEDDING)
-        start += N_TAGS + N_EMBEDDING
+# ---------------------------------------------------------------- the AudioSet encoder
+
+# EfficientAT mn04_as (Schmid, Koutini & Widmer 2023): its pooled embedding and its AudioSet
+# logits, in this order after the descriptors in an audioset model's feature columns.
+N_AUDIOSET_EMBEDDING, N_AUDIOSET_LOGITS = 384, 527
+AUDIOSET_SOURCE = ("EfficientAT mn04_as (Schmid, Koutini & Widmer, ICASSP 2023), AudioSet-trained weights "
+                   "released with https://github.com/fschmid56/EfficientAT under the MIT licence, "
+                   "copyright 2022 Florian Schmid; exported to ONNX unchanged")
+
+
+def audioset_columns(*blocks: str) -> np.ndarray:
+    """Columns of an audioset feature row: ``descriptors``, ``embedding``, ``logits``."""
+    spans = {"descriptors": (0, N_DESCRIPTORS),
+             "embedding": (N_DESCRIPTORS, N_DESCRIPTORS + N_AUDIOSET_EMBEDDING),
+             "logits": (N_DESCRIPTORS + N_AUDIOSET_EMBEDDING,
+                        N_DESCRIPTORS + N_AUDIOSET_EMBEDDING + N_AUDIOSET_LOGITS)}
     return np.concatenate([np.arange(*spans[b]) for b in blocks])
 
 
@@ -126,29 +137,39 @@ def _ensemble(n_features: int, *members: str) -> Callable[[], rg.Average]:
     return lambda: rg.Average([(m, makers[m]()) for m in members])
 
 
-def candidates(encoders: Sequence[str] = ENCODERS) -> dict[str, Candidate]:
-    """Name -> :class:`Candidate`: every row of the CV table."""
-    every = _columns("descriptors", *encoders, encoders=encoders)
-    desc = _columns("descriptors")
-    light = (QUADRANT_WEIGHT[0] / 2, QUADRANT_WEIGHT[1])
-    heavy = (QUADRANT_WEIGHT[0] * 2, QUADRANT_WEIGHT[1])
-    return {
+def candidates() -> dict[str, Candidate]:
+    """Name -> :class:`Candidate`: every row of the CV table, on rows laid out as
+    :func:`audioset_columns` says (the descriptor candidates read the first columns only)."""
+    desc = audioset_columns("descriptors")
+    both = audioset_columns("descriptors", "embedding")
+    table = {
         "descriptors: ridge+pca-svr+hgb on DEAM": Candidate(desc, _ensemble(len(desc), "ridge", "pca-svr", "hgb")),
         "descriptors: ridge+pca-svr+hgb on DEAM+quadrants": Candidate(
             desc, _ensemble(len(desc), "ridge", "pca-svr", "hgb"), QUADRANT_WEIGHT),
-        "fusion: ridge+pca-svr on DEAM": Candidate(every, _ensemble(len(every), "ridge", "pca-svr")),
-        "fusion: ridge+pca-svr+hgb on DEAM": Candidate(every, _ensemble(len(every), "ridge", "pca-svr", "hgb")),
-        "fusion: ridge+pca-svr+hgb on DEAM+quadrants (light)": Candidate(
-            every, _ensemble(len(every), "ridge", "pca-svr", "hgb"), light),
-        "fusion: ridge+pca-svr+hgb on DEAM+quadrants": Candidate(
-            every, _ensemble(len(every), "ridge", "pca-svr", "hgb"), QUADRANT_WEIGHT),
-        "fusion: ridge+pca-svr+hgb on DEAM+quadrants (heavy)": Candidate(
-            every, _ensemble(len(every), "ridge", "pca-svr", "hgb"), heavy),
+        "audioset: ridge+pca-svr on DEAM": Candidate(both, _ensemble(len(both), "ridge", "pca-svr")),
+        "audioset: ridge+pca-svr+hgb on DEAM": Candidate(both, _ensemble(len(both), "ridge", "pca-svr", "hgb")),
     }
+    for weight, margin in AUDIOSET_FRONTIER:
+        table[audioset_candidate_name(weight, margin)] = Candidate(
+            both, _ensemble(len(both), "ridge", "pca-svr", "hgb"), (weight, QUADRANT_WEIGHT[1]),
+            (margin, MARGIN[1]))
+    return table
 
 
+def audioset_candidate_name(weight: float, margin: float) -> str:
+    return f"audioset: ridge+pca-svr+hgb on DEAM+quadrants (valence {weight:g} at 0.5 ± {margin:g})"
+
+
+# The quadrant songs' valence weight and margin along the frontier that the CV table walks:
+# every step of 4Q valence AUC costs DEAM valence R² (MODEL_CARD.md, "Valence beyond DEAM").
+AUDIOSET_FRONTIER = ((0.15, 0.2), (0.3, 0.25), (0.5, 0.3))
+# The quadrant head reads the descriptors and the encoder's embedding. On the artist-grouped 4Q
+# folds, C = 0.005 gave 0.719 quadrant accuracy (0.713 at 0.002, 0.700 on the embedding alone,
+# 0.69 with DEAM songs of clear ratings added as weak labels, so they are not).
+MOOD_C = 0.005
+MOOD_COLUMNS = audioset_columns("descriptors", "embedding")
 # the candidate that ships as the accurate model, and the one that ships as the fast model
-SHIPPED = "fusion: ridge+pca-svr+hgb on DEAM+quadrants"
+SHIPPED = audioset_candidate_name(0.3, 0.25)
 SHIPPED_FAST = "descriptors: ridge+pca-svr+hgb on DEAM+quadrants"
 
 
@@ -171,7 +192,7 @@ def cv_table(
                for n, make in ev.baselines(DESCRIPTOR_NAMES).items()]
     if quadrants is not None:
         results.append(ev.cross_validate(
-            "quadrants only: logistic on descriptors", lambda: QuadrantLogistic(_columns("descriptors")),
+            "quadrants only: logistic on descriptors", lambda: QuadrantLogistic(audioset_columns("descriptors")),
             x, y, ids, folds, log, quadrants, fit=lambda m, x_, y_, xq, q: m.fit(x_, y_, xq, q),
             rates_deam=False))
     table = candidates()
@@ -252,10 +273,26 @@ def cross_validation_report(
     return results
 
 
+def audioset_features(
+    paths: Sequence[str | os.PathLike[str]],
+    encoder: str | os.PathLike[str] | None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    jobs: int = 1,
+) -> np.ndarray:
+    """Rows laid out as :func:`audioset_columns` says: each clip's descriptors and, with the
+    AudioSet ``encoder`` (its ONNX file), its embedding and logits; each part cached in
+    ``cache_dir``."""
+    cache = Path(cache_dir) if cache_dir else None
+    parts = [describe_clips(paths, cache and cache / "descriptors.npz", jobs)]
+    if encoder:
+        parts.append(clip_encodings(paths, encoder, cache and cache / f"{Path(encoder).stem}.npz", jobs))
+    return np.hstack(parts)
+
+
 def load_quadrant_data(
     labels: str | os.PathLike[str],
     audio_dir: str | os.PathLike[str] | None,
-    encoders: Sequence[str | os.PathLike[str]],
+    encoder: str | os.PathLike[str] | None,
     folds: int,
     seed: int,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -263,12 +300,10 @@ def load_quadrant_data(
     log: Callable[[str], None] = print,
 ) -> ev.QuadrantData:
     """Features, labels and artist-grouped folds of a quadrant-labelled set, for
-    :func:`cv_table` (descriptors only when no ``encoders`` are given)."""
+    :func:`cv_table` (descriptors only without an ``encoder``)."""
     qs = load_quadrants(labels, audio_dir)
     log(qs.report())
-    cache = Path(cache_dir) if cache_dir else None
-    xq = clip_features(qs.paths, encoders, cache, jobs) if encoders else \
-        describe_clips(qs.paths, cache and cache / "descriptors.npz", jobs)
+    xq = audioset_features(qs.paths, encoder, cache_dir, jobs)
     return ev.QuadrantData(xq, qs.quadrants, qs.ids, group_folds(qs, folds, seed), qs.paths)
 
 
@@ -279,7 +314,7 @@ def run_cross_validation(
     folds: int = 5,
     seed: int = 42,
     folds_file: str | os.PathLike[str] | None = None,
-    encoders: Sequence[str | os.PathLike[str]] = (),
+    encoder: str | os.PathLike[str] | None = None,
     names: Sequence[str] | None = None,
     jobs: int = 1,
     cache_dir: str | os.PathLike[str] | None = None,
@@ -291,27 +326,24 @@ def run_cross_validation(
     on a DEAM-layout folder and, with ``quadrant_labels``, a quadrant-labelled set beside it
     (see :func:`cross_validation_report` for what it writes).
 
-    Without ``encoders`` (the musicnn ONNX files from :func:`build_encoder`, in
-    :data:`ENCODERS` order) only descriptor-based candidates can run; ``names`` picks
-    candidates (default: all that can run). ``folds_file`` reuses saved folds.
+    Without ``encoder`` (the EfficientAT ``mn04_as`` ONNX file) only descriptor-based
+    candidates can run; ``names`` picks candidates (default: all that can run).
+    ``folds_file`` reuses saved folds.
     """
     from .data import load_dataset
 
     data = load_dataset(audio_dir, annotations)
     log(data.report())
-    if encoders and len(encoders) != len(ENCODERS):
-        raise ValueError(f"--encoder takes {len(ENCODERS)} files, for {', '.join(ENCODERS)}")
     saved_q = None
     if folds_file:
         fold_ids, saved_q = ev.load_folds(folds_file, with_quadrants=True)
     else:
         fold_ids = ev.kfold(data.ids, folds, seed)
     cache = Path(cache_dir) if cache_dir else None
-    x = clip_features(data.paths, encoders, cache and cache / "deam", jobs) if encoders else \
-        describe_clips(data.paths, cache and cache / "deam" / "descriptors.npz", jobs)
+    x = audioset_features(data.paths, encoder, cache and cache / "deam", jobs)
     quadrants = None
     if quadrant_labels:
-        quadrants = load_quadrant_data(quadrant_labels, quadrant_audio, encoders, len(fold_ids), seed,
+        quadrants = load_quadrant_data(quadrant_labels, quadrant_audio, encoder, len(fold_ids), seed,
                                        cache and cache / "quadrants", jobs, log)
         if saved_q:
             quadrants.folds = saved_q
@@ -333,6 +365,39 @@ def _members(fitted: Any) -> list[list[Any]]:
     if not all(isinstance(m, rg.PerAxis) for m in members):
         raise ValueError("every member must be a regressors.PerAxis")
     return [m.estimators_ for m in members]
+
+
+def _regressor_nodes(fitted: Any, n_feat: int, features: str = "features") -> tuple[list[Any], list[Any]]:
+    """The nodes and constants that turn ``features [n, n_feat]`` into :data:`OUTPUT`: each
+    member's per-axis estimators converted by skl2onnx, and their mean."""
+    import onnx
+    from onnx import TensorProto, helper
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    from .onnx_format import OPSETS
+
+    nodes: list[Any] = []
+    inits: list[Any] = []
+    member_outputs = []
+    for i, axes in enumerate(_members(fitted)):
+        axis_outputs = []
+        for j, est in enumerate(axes):
+            with _tree_attributes_as_ints():
+                head = convert_sklearn(est, initial_types=[("features", FloatTensorType([None, n_feat]))],
+                                       target_opset=OPSETS)
+            head = onnx.compose.add_prefix(head, f"m{i}a{j}_")
+            for node in head.graph.node:
+                node.input[:] = [features if n == f"m{i}a{j}_features" else n for n in node.input]
+            nodes += head.graph.node
+            inits += head.graph.initializer
+            axis_outputs.append(head.graph.output[0].name)
+        nodes.append(helper.make_node("Concat", axis_outputs, [f"m{i}_output"], axis=1))
+        member_outputs.append(f"m{i}_output")
+    inits.append(helper.make_tensor("inv_members", TensorProto.FLOAT, [], [1.0 / len(member_outputs)]))
+    nodes += [helper.make_node("Sum", member_outputs, ["member_sum"]),
+              helper.make_node("Mul", ["member_sum", "inv_members"], [OUTPUT])]
+    return nodes, inits
 
 
 @contextmanager
@@ -370,8 +435,6 @@ def export_fusion(
     """
     import onnx
     from onnx import TensorProto, helper
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
 
     from .onnx_format import OPSETS, save_onnx
 
@@ -404,24 +467,9 @@ def export_fusion(
             helper.make_node("ReduceMean", ["window_patches"], ["window_embedding"], axes=[1], keepdims=0),
             helper.make_node("Concat", [DESCRIPTORS_INPUT, "window_embedding"], ["features"], axis=1),
         ]
-    member_outputs = []
-    for i, axes in enumerate(_members(fitted)):
-        axis_outputs = []
-        for j, est in enumerate(axes):
-            with _tree_attributes_as_ints():
-                head = convert_sklearn(est, initial_types=[("features", FloatTensorType([None, n_feat]))],
-                                       target_opset=OPSETS)
-            head = onnx.compose.add_prefix(head, f"m{i}a{j}_")
-            for node in head.graph.node:
-                node.input[:] = ["features" if n == f"m{i}a{j}_features" else n for n in node.input]
-            nodes += head.graph.node
-            inits += head.graph.initializer
-            axis_outputs.append(head.graph.output[0].name)
-        nodes.append(helper.make_node("Concat", axis_outputs, [f"m{i}_output"], axis=1))
-        member_outputs.append(f"m{i}_output")
-    inits.append(helper.make_tensor("inv_members", TensorProto.FLOAT, [], [1.0 / len(member_outputs)]))
-    nodes += [helper.make_node("Sum", member_outputs, ["member_sum"]),
-              helper.make_node("Mul", ["member_sum", "inv_members"], [OUTPUT])]
+    head_nodes, head_inits = _regressor_nodes(fitted, n_feat)
+    nodes += head_nodes
+    inits += head_inits
     outputs = [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["n", len(TARGETS)])]
     if encoders:
         # the taggers' tags and embeddings, averaged over the window's patches: free to return,
@@ -439,3 +487,80 @@ def export_fusion(
                                    "Group, Universitat Pompeu Fabra; ISC licence)")
     return save_onnx(model, out, metadata(FUSION if encoders else DESCRIPTORS, CLIP_SETTINGS,
                                           **about, **(extra or {})))
+
+
+def load_audioset_encoder(path: str | os.PathLike[str]) -> Any:
+    """The encoder's ONNX graph (input ``spec``, outputs ``logits``, ``features``) at the
+    project's opsets, checked to be the graph these models are built for."""
+    import onnx
+
+    from .onnx_format import to_project_opset
+
+    enc = onnx.load(str(path))
+    names = ([i.name for i in enc.graph.input], sorted(o.name for o in enc.graph.output))
+    if names != (["spec"], ["features", "logits"]):
+        raise ValueError(f"{path}: not the EfficientAT encoder (inputs/outputs {names})")
+    return to_project_opset(enc)
+
+
+def export_audioset(
+    fitted: Any,
+    columns: np.ndarray,
+    encoder: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    moods: Any = None,
+    intervals: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """One ONNX graph: ``descriptors [n, D]``, ``mel [n, 1, 128, frames]`` -> ``output [n, 2]``,
+    ``encoder [n, 384 + 527]`` and, with a ``moods`` head, ``moods [n, 4]``.
+
+    The encoder (its ONNX file) runs inside the graph on ``mel``; its embedding and logits
+    follow the descriptors (:func:`audioset_columns`), ``fitted`` reads ``columns`` of them
+    and ``moods`` (a :class:`~music2emotion.training.calibration.MoodHead`) its own.
+    ``intervals`` (the conformal half-widths) go into the metadata.
+    """
+    from onnx import TensorProto, helper
+
+    from ..modelfile import ENCODER_INPUT, ENCODER_OUTPUT, INTERVALS_KEY, MOODS_OUTPUT
+    from .clips import AUDIOSET_SETTINGS
+    from .onnx_format import OPSETS, save_onnx
+
+    enc_settings = AUDIOSET_SETTINGS.encoder
+    n_all = N_DESCRIPTORS + N_AUDIOSET_EMBEDDING + N_AUDIOSET_LOGITS
+    inputs = [helper.make_tensor_value_info(DESCRIPTORS_INPUT, TensorProto.FLOAT, ["n", N_DESCRIPTORS]),
+              helper.make_tensor_value_info(ENCODER_INPUT, TensorProto.FLOAT,
+                                            ["n", 1, enc_settings.n_mels, "frames"])]
+    enc = load_audioset_encoder(encoder)
+    for node in enc.graph.node:
+        node.input[:] = [ENCODER_INPUT if n == "spec" else n for n in node.input]
+        node.output[:] = [f"enc_{n}" if n in ("features", "logits") else n for n in node.output]
+    nodes: list[Any] = list(enc.graph.node)
+    inits: list[Any] = list(enc.graph.initializer)
+    nodes += [helper.make_node("Concat", ["enc_features", "enc_logits"], [ENCODER_OUTPUT], axis=1),
+              helper.make_node("Concat", [DESCRIPTORS_INPUT, ENCODER_OUTPUT], ["all_features"], axis=1)]
+    columns = np.asarray(columns, np.int64)
+    if np.array_equal(columns, np.arange(n_all)):
+        nodes.append(helper.make_node("Identity", ["all_features"], ["features"]))
+    else:
+        inits.append(helper.make_tensor("feature_columns", TensorProto.INT64, [len(columns)], columns.tolist()))
+        nodes.append(helper.make_node("Gather", ["all_features", "feature_columns"], ["features"], axis=1))
+    head_nodes, head_inits = _regressor_nodes(fitted, len(columns))
+    nodes += head_nodes
+    inits += head_inits
+    outputs = [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["n", len(TARGETS)]),
+               helper.make_tensor_value_info(ENCODER_OUTPUT, TensorProto.FLOAT,
+                                             ["n", N_AUDIOSET_EMBEDDING + N_AUDIOSET_LOGITS])]
+    about: dict[str, Any] = {"encoder_source": AUDIOSET_SOURCE,
+                             "feature_columns": [int(columns.min()), int(columns.max()) + 1, len(columns)]}
+    if moods is not None:
+        mood_nodes, mood_inits = moods.onnx_nodes("all_features", MOODS_OUTPUT)
+        nodes += mood_nodes
+        inits += mood_inits
+        outputs.append(helper.make_tensor_value_info(MOODS_OUTPUT, TensorProto.FLOAT, ["n", 4]))
+        about["mood_head"] = {"c": moods.c, "temperature": round(moods.temperature, 6)}
+    if intervals is not None:
+        about[INTERVALS_KEY] = intervals
+    graph = helper.make_graph(nodes, "music2emotion_audioset", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in OPSETS.items()])
+    return save_onnx(model, out, metadata(AUDIOSET, AUDIOSET_SETTINGS, **about, **(extra or {})))
