@@ -169,7 +169,7 @@ AUDIOSET_FRONTIER = ((0.15, 0.2), (0.3, 0.25), (0.5, 0.3))
 MOOD_C = 0.005
 MOOD_COLUMNS = audioset_columns("descriptors", "embedding")
 # the candidate that ships as the accurate model, and the one that ships as the fast model
-SHIPPED = audioset_candidate_name(0.3, 0.25)
+SHIPPED = audioset_candidate_name(0.5, 0.3)
 SHIPPED_FAST = "descriptors: ridge+pca-svr+hgb on DEAM+quadrants"
 
 
@@ -532,9 +532,10 @@ def export_audioset(
               helper.make_tensor_value_info(ENCODER_INPUT, TensorProto.FLOAT,
                                             ["n", 1, enc_settings.n_mels, "frames"])]
     enc = load_audioset_encoder(encoder)
+    renamed = {"spec": ENCODER_INPUT, "features": "enc_features", "logits": "enc_logits"}
     for node in enc.graph.node:
-        node.input[:] = [ENCODER_INPUT if n == "spec" else n for n in node.input]
-        node.output[:] = [f"enc_{n}" if n in ("features", "logits") else n for n in node.output]
+        node.input[:] = [renamed.get(n, n) for n in node.input]
+        node.output[:] = [renamed.get(n, n) for n in node.output]
     nodes: list[Any] = list(enc.graph.node)
     inits: list[Any] = list(enc.graph.initializer)
     nodes += [helper.make_node("Concat", ["enc_features", "enc_logits"], [ENCODER_OUTPUT], axis=1),
