@@ -401,13 +401,14 @@
       const r = e.result;
       const g = el("g", { class: "point-group" + (e.id === selected ? " selected" : "") }, svg);
       if (hasInterval(r)) {
-        // the intervals: a cross with end caps from low to high on each axis
+        // the intervals: a cross from low to high on each axis, with end caps
         const x0 = px(r.valence_low), x1 = px(r.valence_high), y0 = py(r.arousal_low), y1 = py(r.arousal_high);
         const cx = px(r.valence), cy = py(r.arousal), cap = 4;
-        const d = `M${x0},${cy}H${x1}M${cx},${y0}V${y1}` +
-                  `M${x0},${cy - cap}v${2 * cap}M${x1},${cy - cap}v${2 * cap}` +
-                  `M${cx - cap},${y0}h${2 * cap}M${cx - cap},${y1}h${2 * cap}`;
-        const cross = el("path", { d, class: "interval", stroke: e.color, "data-file": e.name }, g);
+        const cross = el("g", { class: "interval", stroke: e.color, "data-file": e.name }, g);
+        el("line", { x1: x0, x2: x1, y1: cy, y2: cy, class: "span-valence" }, cross);
+        el("line", { x1: cx, x2: cx, y1: y0, y2: y1, class: "span-arousal" }, cross);
+        el("path", { d: `M${x0},${cy - cap}v${2 * cap}M${x1},${cy - cap}v${2 * cap}` +
+                        `M${cx - cap},${y0}h${2 * cap}M${cx - cap},${y1}h${2 * cap}` }, cross);
         el("title", {}, cross, `${e.name}\nvalence ${fmt(r.valence_low)}–${fmt(r.valence_high)} · ` +
                                `arousal ${fmt(r.arousal_low)}–${fmt(r.arousal_high)}`);
       }
@@ -447,7 +448,8 @@
     box.textContent = "";
     if (!e || !e.result) { box.hidden = true; renderMoods(null); return; }
     const r = e.result, q = mood(r);
-    const range = (key) => hasInterval(r) ? `${fmt(r[key + "_low"])}–${fmt(r[key + "_high"])}` : "";
+    // the interval under the value, to two decimals so that it fits a phone's width
+    const range = (key) => hasInterval(r) ? `${r[key + "_low"].toFixed(2)}–${r[key + "_high"].toFixed(2)}` : "";
     const items = [["Valence", fmt(r.valence), "", range("valence")], ["Arousal", fmt(r.arousal), "", range("arousal")],
                    ["Length", fmtTime(r.duration), "", ""], ["Mood", q.label, q.cls, ""]];
     for (const [k, v, cls, sub] of items) {
@@ -469,7 +471,7 @@
     if (box.hidden) return;
     for (const word of MOOD_WORDS) {
       const q = QUADRANTS.find((x) => x.word === word), p = r[`p_${word}`];
-      const row = h("div", `mood-bar ${q.cls}` + (r.mood === word ? " top" : ""));
+      const row = h("div", `mood-bar ${q.cls}` + (r.mood === word ? " likeliest" : ""));
       row.dataset.mood = word;
       row.dataset.p = String(p);
       const track = h("span", "track"), fill = h("span", "fill");
