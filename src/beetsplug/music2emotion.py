@@ -30,7 +30,6 @@ from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 
 from music2emotion.config import MOOD_COLUMNS
-from music2emotion.prediction import top_mood
 
 FIELDS = ("valence", "arousal")
 MODEL_FIELD = "emotion_model"
@@ -152,6 +151,8 @@ class Music2EmotionPlugin(BeetsPlugin):
                 if field in item:
                     del item[field]
         else:
+            from music2emotion.prediction import top_mood
+
             for field, p in zip(MOOD_COLUMNS, probabilities):
                 item[field] = round(float(p), 4)
             item[MOOD_FIELD] = top_mood(probabilities)
