@@ -11,8 +11,8 @@ Fields (documented in docs/collection.md), one text value each:
 ``MUSIC2EMOTION_P_HAPPY``   the quadrant probabilities, 4 decimals, when the
 ``..._P_ANGRY``, ``_P_SAD``  model has a mood head
 ``MUSIC2EMOTION_P_TENDER``
-``MOOD``                    optional: happy, angry, sad or tender (``calm`` in
-                            tags written before 0.3 is read as ``tender``)
+``MOOD``                    optional: happy, angry, sad or tender (``calm``, as
+                            earlier versions wrote it, reads as ``tender``)
 ==========================  =================================================
 
 stored the way each container keeps custom fields: ID3 ``TXXX`` frames with that
