@@ -162,7 +162,7 @@ class EmotionModel:
         """
         n_moods = len(MOOD_CLASSES)
         if not windows:
-            return np.zeros((0, 2), np.float32), np.zeros((0, n_moods), np.float32) if self.mood_head else None
+            return np.zeros((0, 2), np.float32), (np.zeros((0, n_moods), np.float32) if self.mood_head else None)
         step = self.session_batch or len(windows)
         values, moods = [], []
         for i in range(0, len(windows), step):
