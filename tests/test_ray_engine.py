@@ -23,6 +23,7 @@ from music2emotion import (  # noqa: E402
 )
 from music2emotion.config import INTERVAL_COLUMNS, MOOD_COLUMNS  # noqa: E402
 from music2emotion.output import COLUMNS, TIMELINE_COLUMNS, journal_path  # noqa: E402
+from music2emotion.prediction import MOOD_FIELDS  # noqa: E402
 
 FLOAT_COLUMNS = ("valence", "arousal", "duration", "start", "end", *MOOD_COLUMNS, *INTERVAL_COLUMNS)
 # Ray Data's execution touches its own deprecated settings; nothing this project sets
@@ -149,8 +150,9 @@ def test_object_storage_paths_in_parquet_out(songs, model_path, local_rows, ray_
     uri = songs.as_uri()
     earlier = str(songs.as_uri()) + "/t0.wav"
     journal = journal_path(out)
-    journal.write_text(json.dumps({**local_rows[str(songs / "t0.wav")], "path": earlier,
-                                   "valence": 0.123, "arousal": 0.5, "duration": 1.3,
+    # a JSON Lines row as the writer makes it: the empty columns as null, not the CSV's ""
+    journal.write_text(json.dumps({**local_rows[str(songs / "t0.wav")], **dict.fromkeys(MOOD_FIELDS),
+                                   "path": earlier, "valence": 0.123, "arousal": 0.5, "duration": 1.3,
                                    "windows": 1}) + "\n" + '{"path": "cut', encoding="utf-8")
     rc = cli.main(["predict", uri, "--model", str(model_path), "--engine", "ray", "--resume",
                    "-o", str(out)])
