@@ -41,6 +41,88 @@ def model(tiny_model: Path) -> Any:
     return EmotionModel(tiny_model, threads=1)
 
 
+# The test mood model's interval half-widths (valence, arousal) on the 0-1 scale.
+MOOD_INTERVALS = (0.15, 0.1)
+
+
+@pytest.fixture(scope="session")
+def mood_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A descriptors model with a mood head and intervals, 2 s windows, fitted on generated
+    clips whose moods follow the sound (helpers.mood_clip): a multinomial logistic on the
+    descriptors gives ``moods``, and ``output`` follows from it (valence = p_happy +
+    p_tender, arousal = p_happy + p_angry), written with onnx.helper."""
+    onnx = pytest.importorskip("onnx")
+    import numpy as np
+    from helpers import MOOD_SOUNDS, mood_clip
+    from onnx import TensorProto, helper, numpy_helper
+
+    from music2emotion.config import DESCRIPTOR_RATE, FeatureSettings
+    from music2emotion.frontends import window_inputs
+    from music2emotion.modelfile import (
+        DESCRIPTORS,
+        DESCRIPTORS_INPUT,
+        INTERVALS_KEY,
+        MOODS_OUTPUT,
+        OUTPUT,
+        metadata,
+    )
+    from music2emotion.training.onnx_format import save_onnx
+
+    settings = FeatureSettings(window_seconds=TINY_WINDOW, descriptor_rate=DESCRIPTOR_RATE)
+    x, y = [], []
+    for k, mood in enumerate(MOOD_SOUNDS):
+        for seed in range(1, 6):
+            clip = mood_clip(mood, TINY_WINDOW, seed)
+            x.append(window_inputs(DESCRIPTORS, clip, settings)[DESCRIPTORS_INPUT])
+            y.append(k)
+    x, y = np.array(x, np.float64), np.eye(len(MOOD_SOUNDS))[y]
+    mean, std = x.mean(0), x.std(0) + 1e-6
+    z = (x - mean) / std
+    w, b = np.zeros((x.shape[1], len(MOOD_SOUNDS))), np.zeros(len(MOOD_SOUNDS))
+    for _ in range(300):  # softmax regression, a little L2
+        logits = z @ w + b
+        p = np.exp(logits - logits.max(1, keepdims=True))
+        p /= p.sum(1, keepdims=True)
+        w -= 0.5 * (z.T @ (p - y) / len(z) + 1e-2 * w)
+        b -= 0.5 * (p - y).mean(0)
+    # the standardisation folded into the weights
+    w_raw, b_raw = w / std[:, None], b - (mean / std) @ w
+    to_values = np.array([[1, 1], [0, 1], [0, 0], [1, 0]], np.float64)  # happy, angry, sad, tender
+
+    def const(name: str, a: np.ndarray) -> Any:
+        return numpy_helper.from_array(np.asarray(a, np.float32), name)
+
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", [DESCRIPTORS_INPUT, "w"], ["xw"]),
+         helper.make_node("Add", ["xw", "b"], ["logits"]),
+         helper.make_node("Softmax", ["logits"], [MOODS_OUTPUT], axis=1),
+         helper.make_node("MatMul", [MOODS_OUTPUT, "to_values"], [OUTPUT])],
+        "mood_test",
+        [helper.make_tensor_value_info(DESCRIPTORS_INPUT, TensorProto.FLOAT, ["n", x.shape[1]])],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["n", 2]),
+         helper.make_tensor_value_info(MOODS_OUTPUT, TensorProto.FLOAT, ["n", len(MOOD_SOUNDS)])],
+        [const("w", w_raw), const("b", b_raw), const("to_values", to_values)],
+    )
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    hv, ha = MOOD_INTERVALS
+    meta = metadata(DESCRIPTORS, settings, **{INTERVALS_KEY: {
+        "valence": hv, "arousal": ha, "coverage": 0.9, "method": "test: fixed half-widths"}})
+    assert onnx is not None
+    return save_onnx(proto, tmp_path_factory.mktemp("mood_model") / "moods.onnx", meta)
+
+
+@pytest.fixture(scope="session")
+def mood_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One clip per mood (``happy.wav``, ...), 4.8 s (two 2 s windows and an end-aligned
+    third), seeds the mood model was not fitted on."""
+    from helpers import MOOD_SOUNDS, mood_clip, write
+
+    d = tmp_path_factory.mktemp("moods") / "songs"
+    for mood in MOOD_SOUNDS:
+        write(d / f"{mood}.wav", mood_clip(mood, 4.8, seed=11))
+    return d
+
+
 @pytest.fixture()
 def audio_dir(tmp_path: Path) -> Path:
     """A few good files in a folder (WAV and MP3, stereo and mono, odd sample rates)."""

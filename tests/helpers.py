@@ -252,3 +252,28 @@ def square_or_segfault(x: int) -> int:
     if x == 3:
         os.kill(os.getpid(), signal.SIGSEGV)
     return x * x
+
+
+# Clips "whose moods follow the sound", one per quadrant of MOOD_CLASSES (happy, angry, sad,
+# tender): the test mood model is fitted on them, so each should come out as its own mood.
+MOOD_SOUNDS = ("happy", "angry", "sad", "tender")
+
+
+def mood_clip(mood: str, seconds: float, seed: int = 0, sr: int = SR) -> np.ndarray:
+    """A generated clip of one quadrant: ``happy`` a bright major chord with fast clicks,
+    ``angry`` loud fast clicks over noise, ``sad`` a slow, quiet, low minor chord, ``tender``
+    a soft, slow major chord high up; ``seed`` moves the pitch and the tempo a little."""
+    rng = np.random.default_rng(seed)
+    shift = float(rng.uniform(0.94, 1.06))
+    rate = float(rng.uniform(0.9, 1.1))
+    if mood == "happy":
+        y = tone(tuple(2 * f * shift for f in MAJOR), seconds, sr, 0.3) + clicks(8 * rate, seconds, sr, 0.4)
+    elif mood == "angry":
+        y = clicks(12 * rate, seconds, sr, 0.9) + noise(seconds, 0.25, seed, sr)
+    elif mood == "sad":
+        y = tone(tuple(f * shift / 2 for f in MINOR), seconds, sr, 0.08) + clicks(1 * rate, seconds, sr, 0.05)
+    elif mood == "tender":
+        y = tone(tuple(f * shift for f in MAJOR), seconds, sr, 0.1) + clicks(1.5 * rate, seconds, sr, 0.03)
+    else:
+        raise ValueError(mood)
+    return np.clip(y, -1, 1).astype(np.float32)

@@ -120,3 +120,20 @@ def test_bad_model_is_one_line(tmp_path, music):
     proc = subprocess.run([sys.executable, "-m", "beets", "emotion"], capture_output=True, text=True, env=env,
                           timeout=120)
     assert proc.returncode != 0 and "model file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_mood_fields_from_a_model_with_a_mood_head(tmp_path, mood_model, mood_folder):
+    import shutil
+
+    d = tmp_path / "moods"
+    shutil.copytree(mood_folder, d)
+    for path in d.iterdir():
+        name_song(path, "Tester", path.stem)
+    env = _library(tmp_path, model=str(mood_model), jobs="1")
+    beet(env, "import", "-A", "-q", str(d))
+    assert "4 items analysed, 0 failed" in beet(env, "emotion", "-w")
+    assert titles(env, "p_sad:0.5..") == {"sad"}
+    moods = dict(line.split(" ", 1) for line in beet(env, "ls", "-f", "$title $emotion_mood").splitlines())
+    assert moods == {m: m for m in ("happy", "angry", "sad", "tender")}
+    stored = read_tags(d / "tender.wav")
+    assert stored.probabilities is not None and max(stored.probabilities) == stored.probabilities[3]

@@ -166,8 +166,12 @@ def test_drop_a_song_and_see_the_same_numbers_as_predict(browser, model_path, tm
         assert bad.get_attribute("data-state") == "error"
         assert "not an audio file" in bad.locator("td.status").inner_text()
 
+        # a model without a mood head or intervals: no bars, no crosses
+        assert page.locator("#plane .interval").count() == 0
+
         # the longer file's emotion-over-time curve: one dot per window and per series
         page.click(f"#results tbody tr[data-file='{picked.name}']")
+        assert page.locator("#moods").is_hidden()
         windows = expected[picked.name]["windows"]
         assert windows > 1
         assert page.locator("#timeline path.series").count() == 2
@@ -207,4 +211,51 @@ def test_drop_a_song_and_see_the_same_numbers_as_predict(browser, model_path, tm
         context.close()
 
     assert foreign == [], f"the page loaded from elsewhere: {foreign}"
+    assert errors == [], f"script errors on the page: {errors}"
+
+
+def test_moods_and_intervals_on_the_page(browser, mood_model, mood_folder, tmp_path):
+    """A model with a mood head and intervals: a cross around each point spans its
+    intervals, the selected file shows four bars, the CSV has predict's columns."""
+    files = sorted(mood_folder.iterdir())
+    expected = cli_predict(mood_model, files)
+    with running(create_app(mood_model, ServerSettings(workers=1))) as url:
+        context = browser.new_context(viewport={"width": 1200, "height": 900}, accept_downloads=True)
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(url + "/")
+        page.wait_for_selector("#model-info a")
+        page.set_input_files("#file-input", [str(f) for f in files])
+        page.wait_for_function("n => document.querySelectorAll('#results tbody tr[data-state=done]').length === n",
+                               arg=len(files), timeout=60_000)
+        area = page.locator("#plane rect.plot-area").bounding_box()
+        for f in files:
+            want = expected[f.name]
+            cross = page.locator(f"#plane g.interval[data-file='{f.name}']")
+            across, up = (cross.locator(f"line.span-{k}").bounding_box() for k in ("valence", "arousal"))
+            # the cross spans the valence interval across and the arousal interval up
+            assert (across["x"] - area["x"]) / area["width"] == pytest.approx(want["valence_low"], abs=0.01)
+            assert (across["x"] + across["width"] - area["x"]) / area["width"] == pytest.approx(want["valence_high"], abs=0.01)
+            assert 1 - (up["y"] + up["height"] - area["y"]) / area["height"] == pytest.approx(want["arousal_low"], abs=0.01)
+            assert 1 - (up["y"] - area["y"]) / area["height"] == pytest.approx(want["arousal_high"], abs=0.01)
+            assert page.locator(f"#results tbody tr[data-file='{f.name}'] td.mood").inner_text().startswith(
+                {"happy": "happy", "angry": "tense", "sad": "sad", "tender": "calm"}[want["mood"]])
+        page.click("#results tbody tr[data-file='sad.wav']")
+        bars = page.locator("#moods .mood-bar")
+        assert bars.count() == 4
+        shown = {bars.nth(i).get_attribute("data-mood"): float(bars.nth(i).get_attribute("data-p")) for i in range(4)}
+        assert shown == {m: expected["sad.wav"][f"p_{m}"] for m in ("happy", "angry", "sad", "tender")}
+        assert page.locator("#moods .mood-bar.likeliest").get_attribute("data-mood") == "sad"
+        with page.expect_download() as dl:
+            page.click("#download")
+        rows = list(csv.DictReader(io.StringIO(Path(dl.value.path()).read_text())))
+        from music2emotion.output import COLUMNS
+
+        assert list(rows[0]) == COLUMNS
+        for r in rows:
+            want = expected[r["path"]]
+            assert r["mood"] == want["mood"] and float(r["p_sad"]) == want["p_sad"]
+            assert float(r["arousal_high"]) == want["arousal_high"]
+        context.close()
     assert errors == [], f"script errors on the page: {errors}"

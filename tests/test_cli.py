@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from helpers import write_music
 
+from music2emotion.prediction import MOOD_FIELDS
 from music2emotion.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +117,7 @@ def test_output_formats_on_stdout(tiny_model, tmp_path, capfd):
     objs = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
     assert [Path(o["path"]).name for o in objs] == ["b.wav", "a.wav"]  # input order
     assert [len(o["timeline"]) for o in objs] == [o["windows"] for o in objs] == [3, 2]
-    assert all(1 <= s["valence"] <= 9 and set(s) == {"start", "end", "valence", "arousal"}
+    assert all(1 <= s["valence"] <= 9 and set(s) == {"start", "end", "valence", "arousal", *MOOD_FIELDS}
                for o in objs for s in o["timeline"])
     assert main([*base, "--timeline"]) == 0
     rows = list(csv.DictReader(io.StringIO(capfd.readouterr().out)))

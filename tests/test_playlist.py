@@ -14,7 +14,7 @@ import pytest
 from helpers import tone, write
 
 from music2emotion.cli import main
-from music2emotion.collection.moods import MOODS, mood_word, parse_point
+from music2emotion.collection.moods import MOODS, mood_word, parse_point, quadrant_word
 from music2emotion.collection.playlist import Song, in_region, journey, m3u8_text, nearest, write_m3u8
 from music2emotion.output import COLUMNS
 
@@ -46,13 +46,13 @@ def parse_m3u8(path: Path) -> list[tuple[int, str, Path]]:
 
 def test_mood_words_cover_the_quadrants():
     assert [mood_word(v, a) for v, a in [(0.9, 0.9), (0.1, 0.9), (0.1, 0.1), (0.9, 0.1)]] == \
-        ["happy", "angry", "sad", "calm"]
+        ["happy", "angry", "sad", "tender"]
     assert mood_word(0.5, 0.5) == "happy"  # the middle counts as the upper side
     for m in MOODS.values():
         (v0, v1), (a0, a1) = m.region
         assert v0 <= m.point[0] <= v1 and a0 <= m.point[1] <= a1
         if m.name != "energetic":
-            assert mood_word(*m.point) == m.name
+            assert mood_word(*m.point) == quadrant_word(m.name)  # calm: tender's old name
 
 
 def test_parse_point():
@@ -187,9 +187,7 @@ def test_cli_journey_from_calm_to_energetic(tagged_grid, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["--mood", "calm"], {(0.5, 0.1), (0.5, 0.3), (0.7, 0.1), (0.7, 0.3), (0.9, 0.1), (0.9, 0.3)}),
     (["--valence", "0.6:", "--arousal", ":0.4"], {(0.7, 0.1), (0.7, 0.3), (0.9, 0.1), (0.9, 0.3)}),
-    (["--mood", "happy", "--arousal", "0.8:1"], {(0.5, 0.9), (0.7, 0.9), (0.9, 0.9)}),
     (["--valence", "1:3", "--arousal", "1:3", "--scale", "deam"], {(0.1, 0.1)}),
     (["--near", "0.3,0.7", "--length", "1"], {(0.3, 0.7)}),
     (["--near", "sad", "--radius", "0.05"], set()),
@@ -231,7 +229,7 @@ def test_cli_from_prediction_files(tmp_path, capsys, monkeypatch):
         {"path": rel[0], "valence": 1.0, "arousal": 9.0},  # listed twice: the first source wins
     ], "jsonl")
     out = tmp_path / "calm.m3u8"
-    assert main(["playlist", str(unit), str(deam), "-o", str(out), "--mood", "calm"]) == 0
+    assert main(["playlist", str(unit), str(deam), "-o", str(out), "--valence", "0.5:", "--arousal", ":0.5"]) == 0
     entries = parse_m3u8(out)
     assert [e[2].name for e in entries] == ["t0.flac", "t3.flac"]  # t0 (0.8, 0.2) is the more central
     assert entries[0][0] == 1  # the file's own length (mutagen) wins over the CSV's
@@ -259,7 +257,7 @@ def test_cli_predicts_files_without_tags(tagged_grid, tiny_model, tmp_path, caps
     (["--near", "sleepy"], "neither a mood"),
     (["--valence", "0.6"], "give a range LO:HI"),
     (["--valence", "0.8:0.2"], "low end is above"),
-    (["--mood", "calm", "--valence", "0:0.3"], "do not overlap"),
+    (["--mood", "tender"], "none of the 25 songs has them (their model has no mood head)"),
     (["--near", "calm", "--length", "0"], "--length must be at least 1"),
     (["--mood", "calm", "--radius", "0.2"], "--radius goes with --near"),
 ])

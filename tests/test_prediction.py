@@ -9,6 +9,7 @@ from music2emotion import Prediction, Segment
 from music2emotion.audio import AudioError
 from music2emotion.config import to_deam
 from music2emotion.prediction import (
+    MOOD_FIELDS,
     NO_VALUES,
     SILENT_WARNING,
     failure_reason,
@@ -55,7 +56,7 @@ def test_rows_on_both_scales_round_alike():
     deam = pred.row("deam")
     assert (deam["valence"], deam["arousal"]) == (float(to_deam(0.25)), 5.0) == (3.0, 5.0)
     assert pred.segment_rows() == [{"path": "x.wav", "start": 0.0, "end": 2.0,
-                                    "valence": 0.1235, "arousal": 0.5}]
+                                    "valence": 0.1235, "arousal": 0.5, **dict.fromkeys(MOOD_FIELDS)}]
     assert pred.timeline[0].row("deam")["valence"] == round(on_scale(0.123456, "deam"), 4) == 1.9876
     failed = Prediction("y.mp3", error="empty file (0 bytes)").row("deam")
     assert failed["valence"] is None and failed["error"] == "empty file (0 bytes)"

@@ -21,9 +21,11 @@ from music2emotion import (  # noqa: E402
     cli,
     ray_engine,
 )
-from music2emotion.output import COLUMNS, journal_path  # noqa: E402
+from music2emotion.config import INTERVAL_COLUMNS, MOOD_COLUMNS  # noqa: E402
+from music2emotion.output import COLUMNS, TIMELINE_COLUMNS, journal_path  # noqa: E402
+from music2emotion.prediction import MOOD_FIELDS  # noqa: E402
 
-FLOAT_COLUMNS = ("valence", "arousal", "duration")
+FLOAT_COLUMNS = ("valence", "arousal", "duration", "start", "end", *MOOD_COLUMNS, *INTERVAL_COLUMNS)
 # Ray Data's execution touches its own deprecated settings; nothing this project sets
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 
@@ -64,6 +66,27 @@ def assert_same(row: dict[str, object], ref: dict[str, str]) -> None:
             assert float(a) == pytest.approx(float(b), abs=2e-4), (ref["path"], col)
         else:
             assert str(a) == b, (ref["path"], col)
+
+
+@pytest.mark.slow
+def test_ray_engine_carries_moods_and_intervals(mood_model, mood_folder, ray_instance, tmp_path):
+    """A model with a mood head: the same probabilities and intervals, per song and per
+    window, as the local engine."""
+    outputs = {}
+    for engine in ("local", "ray"):
+        out = tmp_path / f"{engine}.csv"
+        assert cli.main(["predict", str(mood_folder), "--model", str(mood_model), "--engine", engine,
+                         "--jobs", "1", "--timeline", "-o", str(out)]) == 0
+        with out.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        outputs[engine] = {(r["path"], r["kind"], r["start"]): r for r in rows}
+    assert outputs["ray"].keys() == outputs["local"].keys() and len(outputs["ray"]) == 4 * 4
+    for key, ref in outputs["local"].items():
+        row = outputs["ray"][key]
+        assert ref["p_sad"] != "" and row["mood"] == ref["mood"]
+        for col in TIMELINE_COLUMNS:
+            if col in FLOAT_COLUMNS and ref[col] != "":
+                assert float(row[col]) == pytest.approx(float(ref[col]), abs=2e-4), (key, col)
 
 
 @pytest.mark.slow
@@ -127,8 +150,9 @@ def test_object_storage_paths_in_parquet_out(songs, model_path, local_rows, ray_
     uri = songs.as_uri()
     earlier = str(songs.as_uri()) + "/t0.wav"
     journal = journal_path(out)
-    journal.write_text(json.dumps({**local_rows[str(songs / "t0.wav")], "path": earlier,
-                                   "valence": 0.123, "arousal": 0.5, "duration": 1.3,
+    # a JSON Lines row as the writer makes it: the empty columns as null, not the CSV's ""
+    journal.write_text(json.dumps({**local_rows[str(songs / "t0.wav")], **dict.fromkeys(MOOD_FIELDS),
+                                   "path": earlier, "valence": 0.123, "arousal": 0.5, "duration": 1.3,
                                    "windows": 1}) + "\n" + '{"path": "cut', encoding="utf-8")
     rc = cli.main(["predict", uri, "--model", str(model_path), "--engine", "ray", "--resume",
                    "-o", str(out)])

@@ -32,7 +32,7 @@ from music2emotion.collection.tags import (  # noqa: E402
     write_tags,
 )
 
-VALUES = EmotionTags(0.6235, 0.1875, "test-model (music2emotion 0.1.0, sha256 00000000)", "unit", "calm")
+VALUES = EmotionTags(0.6235, 0.1875, "test-model (music2emotion 0.1.0, sha256 00000000)", "unit", "tender")
 EXTENSIONS = [".mp3", ".flac", ".ogg", ".opus", ".wav", ".aiff", ".m4a", ".alac.m4a"]
 
 
@@ -147,7 +147,7 @@ def test_rewriting_replaces_the_fields(tmp_path, ext):
     write_tags(path, newer)
     stored = read_tags(path)
     assert (stored.valence, stored.arousal, stored.model, stored.scale) == (0.9, 0.8, newer.model, "deam")
-    assert stored.mood == "calm"  # a MOOD written earlier stays unless a new one is given
+    assert stored.mood == "tender"  # a MOOD written earlier stays unless a new one is given
     assert stored.unit() == pytest.approx(((0.9 - 1) / 8, (0.8 - 1) / 8))
 
 
@@ -158,7 +158,7 @@ def test_field_names_are_the_documented_ones(tmp_path):
     id3 = mutagen.File(mp3).tags
     assert id3.getall(f"TXXX:{FIELD_VALENCE}")[0].text == ["0.6235"]
     assert id3.getall(f"TXXX:{FIELD_AROUSAL}")[0].text == ["0.1875"]
-    assert id3.getall("TMOO")[0].text == ["calm"]  # ID3v2.4's mood frame
+    assert id3.getall("TMOO")[0].text == ["tender"]  # ID3v2.4's mood frame
     assert mutagen.File(flac).tags[FIELD_MODEL] == [VALUES.model]
     assert bytes(mutagen.File(m4a).tags[f"----:com.apple.iTunes:{FIELD_VALENCE}"][0]) == b"0.6235"
 
@@ -173,7 +173,7 @@ def test_id3v23_stays_v23(tmp_path):
     write_tags(path, VALUES)
     tags = mutagen.id3.ID3(path)
     assert tags.version[:2] == (2, 3)
-    assert tags.getall("TXXX:MOOD")[0].text == ["calm"]  # no TMOO frame in v2.3
+    assert tags.getall("TXXX:MOOD")[0].text == ["tender"]  # no TMOO frame in v2.3
     assert read_tags(path) == VALUES
 
 

@@ -11,7 +11,9 @@ Enable it in beets' config.yaml (install with ``pip install 'music2emotion[beets
         jobs: 0       # worker processes; 0: every core
 
 Then ``beet emotion [-f] [-w] [QUERY]`` fills ``valence`` and ``arousal`` (0-1, 4
-decimals) and ``emotion_model``; ``beet ls arousal:0.7..1`` and
+decimals) and ``emotion_model``, and from a model with a mood head the quadrant
+probabilities ``p_happy``, ``p_angry``, ``p_sad``, ``p_tender`` and the most probable word
+``emotion_mood``; ``beet ls arousal:0.7..1``, ``beet ls p_sad:0.5..`` and
 ``beet ls -f '$title $valence'`` use them. Values already in a file's tags from the same
 model (``music2emotion tag``) are taken as they are instead of predicting again.
 docs/collection.md has the whole story.
@@ -27,13 +29,16 @@ from beets import ui
 from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 
+from music2emotion.config import MOOD_COLUMNS
+
 FIELDS = ("valence", "arousal")
 MODEL_FIELD = "emotion_model"
+MOOD_FIELD = "emotion_mood"  # the most probable quadrant word, beside emotion_model
 
 
 class Music2EmotionPlugin(BeetsPlugin):
-    # floats, so that range queries (arousal:0.5..) compare numbers, not text
-    item_types = {"valence": types.Float(4), "arousal": types.Float(4)}
+    # floats, so that range queries (arousal:0.5.., p_sad:0.6..) compare numbers, not text
+    item_types = {f: types.Float(4) for f in (*FIELDS, *MOOD_COLUMNS)}
 
     def __init__(self) -> None:
         super().__init__()
@@ -113,7 +118,7 @@ class Music2EmotionPlugin(BeetsPlugin):
                 except TagError:
                     pass
             if stored is not None and stored.model == mid:
-                self._store(item, *stored.unit(), mid, "from its tags")
+                self._store(item, *stored.unit(), stored.probabilities, mid, "from its tags")
                 done += 1
             else:
                 to_predict.append(item)
@@ -126,7 +131,9 @@ class Music2EmotionPlugin(BeetsPlugin):
                     self._log.error("{}: {}", pred.path, pred.error)
                     failed += 1
                     continue
-                self._store(item, pred.valence, pred.arousal, mid, "predicted")
+                probs = pred.probabilities
+                self._store(item, pred.valence, pred.arousal, None if probs is None else tuple(probs.values()),
+                            mid, "predicted")
                 fresh.append(item)
                 done += 1
         except RuntimeError as exc:  # the worker processes keep dying: the setup is broken
@@ -135,9 +142,20 @@ class Music2EmotionPlugin(BeetsPlugin):
             failed += self.write_items(fresh)
         return done, failed
 
-    def _store(self, item: Any, valence: float, arousal: float, mid: str, how: str) -> None:
+    def _store(self, item: Any, valence: float, arousal: float,
+               probabilities: tuple[float, ...] | None, mid: str, how: str) -> None:
         item["valence"], item["arousal"] = round(float(valence), 4), round(float(arousal), 4)
         item[MODEL_FIELD] = mid
+        if probabilities is None:  # a model without a mood head: none of an earlier model's
+            for field in (*MOOD_COLUMNS, MOOD_FIELD):
+                if field in item:
+                    del item[field]
+        else:
+            from music2emotion.prediction import top_mood
+
+            for field, p in zip(MOOD_COLUMNS, probabilities):
+                item[field] = round(float(p), 4)
+            item[MOOD_FIELD] = top_mood(probabilities)
         item.store()
         self._log.info("{}: valence {:.4f}, arousal {:.4f} ({})",
                        os.fsdecode(item.path), item["valence"], item["arousal"], how)
@@ -150,7 +168,10 @@ class Music2EmotionPlugin(BeetsPlugin):
         failed = 0
         for item in items:
             path = os.fsdecode(item.path)
-            tags = EmotionTags(float(item["valence"]), float(item["arousal"]), str(item.get(MODEL_FIELD, "")))
+            probs = tuple(float(item[f]) for f in MOOD_COLUMNS) if all(
+                item.get(f) is not None for f in MOOD_COLUMNS) else None
+            tags = EmotionTags(float(item["valence"]), float(item["arousal"]), str(item.get(MODEL_FIELD, "")),
+                               probabilities=probs)
             try:
                 write_tags(path, tags)
             except TagError as exc:

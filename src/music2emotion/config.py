@@ -43,6 +43,14 @@ NEUTRAL = 0.5
 Scale = Literal["unit", "deam"]
 SCALES: tuple[str, ...] = get_args(Scale)
 
+# The four quadrants of Russell's plane as the 4Q data set names them, in the order of a
+# mood head's probabilities (Q1 happy/excited, Q2 angry/tense, Q3 sad/depressed, Q4
+# calm/tender), and the output columns that carry them; the one list of quadrant words.
+MOOD_CLASSES = ("happy", "angry", "sad", "tender")
+MOOD_COLUMNS = tuple(f"p_{m}" for m in MOOD_CLASSES)
+# Each value's interval, as the columns name its bounds.
+INTERVAL_COLUMNS = ("valence_low", "valence_high", "arousal_low", "arousal_high")
+
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf"}
 )

@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .audio import LevelMeter, stream_array, stream_audio
-from .config import FeatureSettings
+from .config import MOOD_CLASSES, FeatureSettings
 from .frontends import window_inputs
 from .modelfile import (
     AUDIOSET,
@@ -28,8 +28,10 @@ from .modelfile import (
     KIND,
     LOG_MEL_INPUT,
     METADATA_KEY,
+    MOODS_OUTPUT,
     OUTPUT,
     SETTINGS,
+    read_intervals,
     read_metadata,
     resolve_model,
 )
@@ -61,6 +63,11 @@ class EmotionModel:
         Sample rate, mel settings and window length the model was trained with.
     info : dict
         The file's metadata: settings, validation figures, provenance.
+    mood_head : bool
+        Whether the graph also returns quadrant probabilities (``moods``).
+    intervals : tuple of float, or None
+        The ``(valence, arousal)`` half-widths of the values' intervals on the 0-1 scale,
+        when the file has them.
 
     Raises
     ------
@@ -94,6 +101,9 @@ class EmotionModel:
         if sorted(self.input_names) != sorted(INPUTS[self.kind]):
             raise ValueError(f"{self.path}: a {self.kind} model takes {', '.join(INPUTS[self.kind])}, "
                              f"this file {', '.join(self.input_names)}")
+        self.mood_head: bool = MOODS_OUTPUT in {o.name for o in self.session.get_outputs()}
+        self.intervals: tuple[float, float] | None = read_intervals(self.info, self.path)
+        self._outputs = [OUTPUT, MOODS_OUTPUT] if self.mood_head else [OUTPUT]
         # Windows per ONNX Runtime call (None: all that are given). A fusion window is six
         # tagger passes whose convolution activations take about 80 MB: 16 windows at once
         # peaked at 1.7 GB against 0.45 GB for one, and ran no faster per window (0.28 s
@@ -132,16 +142,44 @@ class EmotionModel:
         numpy.ndarray
             ``[len(windows), 2]`` valence and arousal in [0, 1], float32.
         """
+        return self.run_windows(windows)[0]
+
+    def run_windows(self, windows: list[dict[str, np.ndarray]]
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Run windows' inputs through the model: the values and, from the same session
+        call, the mood head's probabilities.
+
+        Parameters
+        ----------
+        windows : list of dict
+            Each window's inputs, as :meth:`window_inputs` makes them.
+
+        Returns
+        -------
+        values : numpy.ndarray
+            ``[len(windows), 2]`` valence and arousal in [0, 1], float32.
+        moods : numpy.ndarray or None
+            ``[len(windows), 4]`` quadrant probabilities (``MOOD_CLASSES`` order), each row
+            summing to 1; ``None`` when the model has no mood head.
+        """
+        n_moods = len(MOOD_CLASSES)
         if not windows:
-            return np.zeros((0, 2), np.float32)
+            return np.zeros((0, 2), np.float32), (np.zeros((0, n_moods), np.float32) if self.mood_head else None)
         step = self.session_batch or len(windows)
-        out = []
+        values, moods = [], []
         for i in range(0, len(windows), step):
             feed = {name: np.ascontiguousarray(np.stack([w[name] for w in windows[i : i + step]]),
                                                np.float32)
                     for name in self.input_names}
-            out.append(self.session.run([OUTPUT], feed)[0])
-        return np.clip(np.concatenate(out), 0.0, 1.0)
+            out = self.session.run(self._outputs, feed)
+            values.append(out[0])
+            if self.mood_head:
+                moods.append(np.asarray(out[1], np.float32).reshape(-1, n_moods))
+        if not self.mood_head:
+            return np.clip(np.concatenate(values), 0.0, 1.0), None
+        p = np.clip(np.concatenate(moods), 0.0, 1.0)
+        # a graph's softmax sums to 1 within float32 rounding; make it exact
+        return np.clip(np.concatenate(values), 0.0, 1.0), p / np.maximum(p.sum(1, keepdims=True), 1e-12)
 
     def predict_features(self, x: np.ndarray) -> np.ndarray:
         """CNN models: the seed's contract, ``[batch, 1, n_mels, frames] -> [batch, 2]``.
@@ -249,7 +287,7 @@ class EmotionModel:
         check_options(window_seconds=window_seconds, hop_seconds=hop_seconds, batch_size=batch_size)
         settings = self.window_settings(window_seconds)
         spans: list[tuple[float, float]] = []
-        outputs: list[np.ndarray] = []
+        outputs: list[tuple[np.ndarray, np.ndarray | None]] = []
         pending: list[dict[str, np.ndarray]] = []
         try:
             meter = LevelMeter(source(settings.sample_rate))
@@ -257,14 +295,16 @@ class EmotionModel:
                 spans.append((w.start, w.end))
                 pending.append(self.window_inputs(w.samples, settings))
                 if len(pending) >= batch_size:
-                    outputs.append(self.predict_windows(pending))
+                    outputs.append(self.run_windows(pending))
                     pending.clear()
-            outputs.append(self.predict_windows(pending))
+            outputs.append(self.run_windows(pending))
         except Exception as exc:  # a decoder or feature bug must not take other files down
             return Prediction(name, error=failure_reason(exc))
-        return song_prediction(name, spans, np.concatenate(outputs),
+        return song_prediction(name, spans, np.concatenate([v for v, _ in outputs]),
                                duration=meter.samples / settings.sample_rate,
-                               silent=meter.silent, timeline=timeline)
+                               silent=meter.silent, timeline=timeline,
+                               moods=np.concatenate([m for _, m in outputs]) if self.mood_head else None,
+                               intervals=self.intervals)
 
 
 _models: dict[str, EmotionModel] = {}

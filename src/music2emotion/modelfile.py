@@ -44,12 +44,14 @@ INPUTS = {CNN: (LOG_MEL_INPUT,), FUSION: (DESCRIPTORS_INPUT, PATCHES_INPUT), DES
 OUTPUT = "output"
 TAGGERS = "taggers"  # a fusion graph's second output
 ENCODER_OUTPUT = "encoder"  # an audioset graph's second output
-MOODS_OUTPUT = "moods"  # [n, 4] quadrant probabilities, in a graph with a mood head
-INTERVALS_KEY = "intervals"  # metadata: the conformal half-widths of the values
+MOODS_OUTPUT = "moods"  # optional, any kind: [n, 4] quadrant probabilities per window
 
 # Keys of the metadata JSON that inference reads; the rest (training figures) is for people.
 KIND, SETTINGS, N_DESCRIPTORS_KEY = "kind", "settings", "n_descriptors"
 SCALE_NOTE = "0-1 (DEAM rating r maps to (r - 1) / 8)"
+# Optional: {"valence": hv, "arousal": ha, "coverage": 0.9, "method": "..."}, half-widths on
+# the 0-1 scale; a value v has the interval [clip(v - hv, 0, 1), clip(v + hv, 0, 1)].
+INTERVALS_KEY = "intervals"
 
 # The models shipped inside the package, by the name ``--model`` accepts (README, "Models";
 # MODEL_CARD.md): the fusion model (descriptors + two pretrained taggers; the default), a
@@ -181,4 +183,39 @@ def read_metadata(text: str | None, path: str | os.PathLike[str]) -> dict[str, A
         if info.get(N_DESCRIPTORS_KEY) != N_DESCRIPTORS:
             raise ValueError(f"{path}: made for {info.get(N_DESCRIPTORS_KEY)} descriptors, "
                              f"this version computes {N_DESCRIPTORS}")
+    read_intervals(info, path)
     return info
+
+
+def read_intervals(info: dict[str, Any], path: str | os.PathLike[str] = "model"
+                   ) -> tuple[float, float] | None:
+    """The half-widths of a model's intervals, from its metadata.
+
+    Parameters
+    ----------
+    info : dict
+        The metadata (:func:`read_metadata`).
+    path : str or os.PathLike
+        The file, for messages.
+
+    Returns
+    -------
+    tuple of float, or None
+        ``(valence, arousal)`` half-widths on the 0-1 scale; ``None`` for a model without
+        :data:`INTERVALS_KEY`.
+
+    Raises
+    ------
+    ValueError
+        The entry is there but does not hold two half-widths between 0 and 1.
+    """
+    entry = info.get(INTERVALS_KEY)
+    if entry is None:
+        return None
+    try:
+        widths = tuple(float(entry[t]) for t in TARGETS)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: unreadable {INTERVALS_KEY} metadata ({exc!r})") from None
+    if not all(0.0 <= w <= 1.0 for w in widths):
+        raise ValueError(f"{path}: {INTERVALS_KEY} half-widths {widths} lie outside 0-1")
+    return widths[0], widths[1]

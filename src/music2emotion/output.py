@@ -3,7 +3,9 @@ resuming: the one writer of every engine (:class:`Output`).
 
 Output layout (documented for users in docs/usage.md, "Output columns"):
 
-* CSV without a timeline: one row per file, columns :data:`COLUMNS`.
+* CSV without a timeline: one row per file, columns :data:`COLUMNS` (the quadrant
+  probabilities and intervals last, empty for a model without them; a CSV written before
+  they existed is resumed with its own, shorter header).
 * CSV with a timeline: columns :data:`TIMELINE_COLUMNS`; each file gives its ``window`` rows
   (``kind=window``, with ``start``/``end``) and then its ``song`` row (``kind=song``), all
   in one write. A row for the song is therefore the mark that the file is complete.
@@ -35,15 +37,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any
 
-from .config import Scale
-from .prediction import Prediction
+from .config import INTERVAL_COLUMNS, MOOD_COLUMNS, Scale
+from .prediction import MOOD_FIELDS, Prediction
 
 if TYPE_CHECKING:
     import pyarrow
 
-COLUMNS = ["path", "valence", "arousal", "duration", "windows", "warning", "error"]
+# The columns every model fills come first, as files written before the mood head and the
+# intervals have them; the MOOD_FIELDS follow (empty for a model without them).
+COLUMNS = ["path", "valence", "arousal", "duration", "windows", "warning", "error", *MOOD_FIELDS]
 TIMELINE_COLUMNS = ["path", "kind", "start", "end", "valence", "arousal", "duration",
-                    "windows", "warning", "error"]
+                    "windows", "warning", "error", *MOOD_FIELDS]
 SONG, WINDOW = "song", "window"
 ENCODING, ERRORS = "utf-8", "surrogateescape"
 FORMATS = ("csv", "jsonl", "parquet")
@@ -68,6 +72,13 @@ def columns_for(fmt: str, timeline: bool) -> list[str]:
     if fmt == "jsonl":
         return []
     return TIMELINE_COLUMNS if timeline else COLUMNS
+
+
+def compatible_header(header: list[str], columns: list[str]) -> bool:
+    """Whether rows of ``columns`` may be appended under ``header``: the same columns, or
+    the same without the :data:`~music2emotion.prediction.MOOD_FIELDS` (a file written
+    before them: its rows go on without them)."""
+    return header == columns or header == [c for c in columns if c not in MOOD_FIELDS]
 
 
 @dataclass
@@ -170,8 +181,9 @@ def read_output(
     keep_rows : bool
         Also return the song rows.
     columns : list of str, optional
-        The header this run will write: a CSV whose header differs raises before anything
-        is changed, since appending would make it unreadable.
+        The header this run will write: a CSV whose header differs (other than by lacking
+        the mood columns, :func:`compatible_header`) raises before anything is changed,
+        since appending would make it unreadable.
 
     Returns
     -------
@@ -190,7 +202,7 @@ def read_output(
     text = data.decode(ENCODING, ERRORS)
     scan = _scan_jsonl if format_for(p, fmt) == "jsonl" else _scan_csv
     state, good_end = scan(text, keep_rows)
-    if columns and state.columns and state.columns != columns:
+    if columns and state.columns and not compatible_header(state.columns, columns):
         raise ValueError(
             f"{p}: its columns ({','.join(state.columns)}) differ from this run's "
             f"({','.join(columns)}); resume with the same --timeline option, or write a new file"
@@ -215,9 +227,11 @@ class RowWriter:
         scale: Scale = "unit",
         timeline: bool = False,
         header: bool = True,
+        columns: list[str] | None = None,
     ):
         self.stream, self.fmt, self.scale, self.timeline = stream, fmt, scale, timeline
-        self.columns = columns_for(fmt, timeline)
+        # an existing file's header when appending to it (other columns are left out)
+        self.columns = columns or columns_for(fmt, timeline)
         if fmt == "csv" and header:
             self._write([dict(zip(self.columns, self.columns))])
 
@@ -263,7 +277,18 @@ def _parquet_schema() -> pyarrow.Schema:
 
     return pa.schema([("path", pa.string()), ("valence", pa.float64()), ("arousal", pa.float64()),
                       ("duration", pa.float64()), ("windows", pa.int64()),
-                      ("warning", pa.string()), ("error", pa.string())])
+                      ("warning", pa.string()), ("error", pa.string()), ("mood", pa.string()),
+                      *((c, pa.float64()) for c in (*MOOD_COLUMNS, *INTERVAL_COLUMNS))])
+
+
+def _with_schema(table: pyarrow.Table, schema: pyarrow.Schema) -> pyarrow.Table:
+    """``table`` in ``schema``'s columns and types; columns it lacks (a file written before
+    the mood columns) are null."""
+    import pyarrow as pa
+
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
+               else pa.nulls(table.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def journal_path(output: str | os.PathLike[str]) -> Path:
@@ -282,7 +307,7 @@ def finish_parquet(output: str | os.PathLike[str], keep_existing: bool) -> int:
     schema = _parquet_schema()
     tables = []
     if keep_existing and out.exists():
-        tables.append(pq.read_table(out).select(schema.names).cast(schema))
+        tables.append(_with_schema(pq.read_table(out), schema))
     if journal.exists():
         read_output(journal, "jsonl")  # cuts off a last line a killed run left half-written
         with journal.open(encoding=ENCODING, errors=ERRORS) as f:
@@ -379,12 +404,14 @@ class Output:
         self._row_fmt = "jsonl" if self.parquet else self.fmt
         self.scale, self.timeline = scale, timeline
         self.done: set[str] = set()
-        if resume:
-            if self.parquet:
-                self.done = _parquet_done(path)
-            else:
-                self.done = read_output(self._target, self._row_fmt,
-                                        columns=columns_for(self._row_fmt, timeline)).done
+        # resuming a CSV: append under its header (it may predate the mood columns)
+        self._columns: list[str] | None = None
+        if resume and not self.parquet:
+            state = read_output(self._target, self._row_fmt,
+                                columns=columns_for(self._row_fmt, timeline))
+            self.done, self._columns = state.done, state.columns or None
+        elif resume:
+            self.done = _parquet_done(path)
         self._stream: IO[str] | None = None
         self._writer: RowWriter | None = None
 
@@ -392,7 +419,8 @@ class Output:
         """Create (or, resuming, append to) the file; :meth:`write` does it when needed."""
         if self._stream is None:
             self._stream, header = open_output(self._target, self.resume)
-            self._writer = RowWriter(self._stream, self._row_fmt, self.scale, self.timeline, header)
+            self._writer = RowWriter(self._stream, self._row_fmt, self.scale, self.timeline, header,
+                                     None if header else self._columns)
         return self
 
     def write(self, pred: Prediction) -> None:

@@ -11,7 +11,10 @@ by one window takes that window's value, a second covered by several (the last w
 aligned to the end of the file, overlaps its neighbour; a hop shorter than the window
 overlaps them all) takes their mean. With the default hop (one window length) that is the
 plain mean of the windows, except that the overlapping last window counts only for the
-audio it adds.
+audio it adds. A model with a mood head gives each window the probabilities of the four
+quadrants; the song's are the same time-weighted mean of the windows' (so they still sum
+to 1). A model with intervals gives each value, the song's and each window's, its interval
+``[clip(v - h, 0, 1), clip(v + h, 0, 1)]`` for the model's half-width ``h``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .audio import AudioError
-from .config import Scale, to_deam
+from .config import INTERVAL_COLUMNS, MOOD_CLASSES, MOOD_COLUMNS, Scale, to_deam
 from .windows import TooShortError
 
 SILENT_WARNING = "silent: the audio is digital silence, so the values mean nothing"
@@ -43,9 +46,105 @@ def output_value(value: float | None, scale: Scale = "unit") -> float | None:
     return None if value is None else round(on_scale(value, scale), DECIMALS)
 
 
+# What a mood head and intervals add to a song's or a window's row, in this order, after
+# the columns every model gives.
+MOOD_FIELDS = ("mood", *MOOD_COLUMNS, *INTERVAL_COLUMNS)
+
+
+def top_mood(probabilities: Sequence[float]) -> str:
+    """The word of the most probable quadrant (the first of a tie).
+
+    Parameters
+    ----------
+    probabilities : sequence of float
+        The four quadrant probabilities, in the order of ``MOOD_CLASSES``.
+
+    Returns
+    -------
+    str
+        ``happy``, ``angry``, ``sad`` or ``tender``.
+    """
+    return MOOD_CLASSES[int(np.argmax(np.asarray(probabilities, np.float64)))]
+
+
+@dataclass(kw_only=True)
+class MoodEstimates:
+    """The quadrant probabilities and the intervals of a song or a window, all ``None`` for
+    a model without a mood head (the probabilities) or without intervals (the bounds).
+
+    Attributes
+    ----------
+    p_happy, p_angry, p_sad, p_tender : float or None
+        Probabilities of the quadrants of :data:`~music2emotion.config.MOOD_CLASSES`,
+        summing to 1.
+    valence_low, valence_high, arousal_low, arousal_high : float or None
+        The bounds of each value's interval on the 0-1 scale (the model's coverage, 90 % for
+        the bundled models), clipped to [0, 1].
+    """
+
+    p_happy: float | None = None
+    p_angry: float | None = None
+    p_sad: float | None = None
+    p_tender: float | None = None
+    valence_low: float | None = None
+    valence_high: float | None = None
+    arousal_low: float | None = None
+    arousal_high: float | None = None
+
+    @property
+    def probabilities(self) -> dict[str, float] | None:
+        """``{mood: probability}`` in the order of ``MOOD_CLASSES``; ``None`` without a head."""
+        if self.p_happy is None:
+            return None
+        return {m: getattr(self, c) for m, c in zip(MOOD_CLASSES, MOOD_COLUMNS)}
+
+    @property
+    def mood(self) -> str | None:
+        """The most probable quadrant's word (:func:`top_mood`); ``None`` without a head."""
+        probs = self.probabilities
+        return None if probs is None else top_mood(list(probs.values()))
+
+    def mood_row(self, scale: Scale = "unit") -> dict[str, Any]:
+        """The :data:`MOOD_FIELDS`: the word, the probabilities rounded to
+        :data:`DECIMALS`, the bounds on ``scale`` rounded like the values."""
+        return {"mood": self.mood,
+                **{c: None if getattr(self, c) is None else round(float(getattr(self, c)), DECIMALS)
+                   for c in MOOD_COLUMNS},
+                **{c: output_value(getattr(self, c), scale) for c in INTERVAL_COLUMNS}}
+
+
+def mood_estimates(values: Sequence[float], moods: Sequence[float] | None,
+                   intervals: tuple[float, float] | None) -> dict[str, float]:
+    """The :class:`MoodEstimates` fields of one value pair, as keyword arguments.
+
+    Parameters
+    ----------
+    values : sequence of float
+        Valence and arousal, 0-1.
+    moods : sequence of float, optional
+        The four quadrant probabilities (``None``: no mood head).
+    intervals : tuple of float, optional
+        The model's ``(valence, arousal)`` half-widths (``None``: no intervals).
+
+    Returns
+    -------
+    dict
+        Only the fields that are known.
+    """
+    out: dict[str, float] = {}
+    if moods is not None:
+        out.update(zip(MOOD_COLUMNS, (float(p) for p in moods)))
+    if intervals is not None:
+        for name, value, half in zip(("valence", "arousal"), values, intervals):
+            out[f"{name}_low"] = float(np.clip(value - half, 0.0, 1.0))
+            out[f"{name}_high"] = float(np.clip(value + half, 0.0, 1.0))
+    return out
+
+
 @dataclass
-class Segment:
-    """Valence and arousal of one window, ``start``-``end`` in seconds."""
+class Segment(MoodEstimates):
+    """Valence and arousal of one window, ``start``-``end`` in seconds, with the
+    probabilities and intervals of :class:`MoodEstimates` (keyword arguments)."""
 
     start: float
     end: float
@@ -53,14 +152,15 @@ class Segment:
     arousal: float
 
     def row(self, scale: Scale = "unit") -> dict[str, Any]:
-        """``{start, end, valence, arousal}`` with the values on ``scale``, rounded."""
+        """``{start, end, valence, arousal}`` with the values on ``scale``, rounded, then the
+        :data:`MOOD_FIELDS`."""
         return {"start": self.start, "end": self.end,
                 "valence": output_value(self.valence, scale),
-                "arousal": output_value(self.arousal, scale)}
+                "arousal": output_value(self.arousal, scale), **self.mood_row(scale)}
 
 
 @dataclass
-class Prediction:
+class Prediction(MoodEstimates):
     """The result for one file (or one array of audio).
 
     Attributes
@@ -79,6 +179,9 @@ class Prediction:
         Set when a result needs care (digital silence).
     timeline : list of Segment
         Each window's values, when asked for.
+    p_happy, p_angry, p_sad, p_tender, valence_low, valence_high, arousal_low, arousal_high
+        The song's quadrant probabilities and intervals (:class:`MoodEstimates`; keyword
+        arguments), ``None`` when the model has no mood head or no intervals.
     """
 
     path: str
@@ -95,7 +198,8 @@ class Prediction:
         return not self.error
 
     def row(self, scale: Scale = "unit") -> dict[str, Any]:
-        """A flat record for CSV/JSON output (the ``COLUMNS`` of :mod:`music2emotion.output`)."""
+        """A flat record for CSV/JSON output (the ``COLUMNS`` of :mod:`music2emotion.output`):
+        the values every model gives, then the :data:`MOOD_FIELDS`."""
         return {
             "path": self.path,
             "valence": output_value(self.valence, scale),
@@ -104,10 +208,11 @@ class Prediction:
             "windows": self.windows,
             "warning": self.warning,
             "error": self.error,
+            **self.mood_row(scale),
         }
 
     def segment_rows(self, scale: Scale = "unit") -> list[dict[str, Any]]:
-        """One record per window of the timeline (``path, start, end, valence, arousal``)."""
+        """One record per window of the timeline (``path``, then :meth:`Segment.row`)."""
         return [{"path": self.path, **s.row(scale)} for s in self.timeline]
 
 
@@ -150,6 +255,8 @@ def song_prediction(
     duration: float,
     silent: bool,
     timeline: bool = False,
+    moods: np.ndarray | None = None,
+    intervals: tuple[float, float] | None = None,
 ) -> Prediction:
     """A file's :class:`Prediction` from its windows.
 
@@ -167,6 +274,10 @@ def song_prediction(
         Whether the file is digital silence (the result then carries a warning).
     timeline : bool
         Keep each window's values in ``Prediction.timeline``.
+    moods : numpy.ndarray, optional
+        ``[windows, 4]`` quadrant probabilities of each window (a model's mood head).
+    intervals : tuple of float, optional
+        The model's ``(valence, arousal)`` interval half-widths on the 0-1 scale.
 
     Returns
     -------
@@ -174,15 +285,21 @@ def song_prediction(
         With ``error`` set when a window's values are not finite.
     """
     values = np.asarray(values, np.float64).reshape(len(spans), 2)
-    if len(spans) == 0 or not np.isfinite(values).all():
+    if moods is not None:
+        moods = np.asarray(moods, np.float64).reshape(len(spans), len(MOOD_CLASSES))
+    if len(spans) == 0 or not np.isfinite(values).all() or (
+            moods is not None and not np.isfinite(moods).all()):
         return Prediction(str(path), error=NO_VALUES)
     starts, ends = np.array(spans, np.float64).reshape(-1, 2).T
-    valence, arousal = (float(v) for v in time_weighted_mean(starts, ends, values))
+    song = time_weighted_mean(starts, ends, values if moods is None else np.hstack([values, moods]))
+    window_moods = [None] * len(spans) if moods is None else moods
     return Prediction(
-        str(path), valence=valence, arousal=arousal, duration=duration, windows=len(values),
-        warning=SILENT_WARNING if silent else "",
-        timeline=[Segment(round(a, 3), round(b, 3), float(v), float(ar))
-                  for (a, b), (v, ar) in zip(spans, values)] if timeline else [],
+        str(path), valence=float(song[0]), arousal=float(song[1]), duration=duration,
+        windows=len(values), warning=SILENT_WARNING if silent else "",
+        timeline=[Segment(round(a, 3), round(b, 3), float(v), float(ar),
+                          **mood_estimates((v, ar), p, intervals))
+                  for (a, b), (v, ar), p in zip(spans, values, window_moods)] if timeline else [],
+        **mood_estimates(song[:2], None if moods is None else song[2:], intervals),
     )
 
 

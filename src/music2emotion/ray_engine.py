@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 
 from .audio import AudioError, LevelMeter, quiet_decoder_messages, stream_audio
-from .config import AUDIO_EXTENSIONS, FeatureSettings
+from .config import AUDIO_EXTENSIONS, MOOD_COLUMNS, FeatureSettings
 from .frontends import window_inputs
 from .model import EmotionModel
 from .prediction import Prediction, failure_reason, song_prediction
@@ -232,30 +232,42 @@ class _ModelActor:
         features = batch.pop("features")
         windows = np.flatnonzero(batch["index"] >= 0)
         values = np.full((len(features), 2), np.nan)
+        moods = np.full((len(features), len(MOOD_COLUMNS)), np.nan)  # NaN: no mood head
         if windows.size:
-            values[windows] = self.model.predict_windows([pickle.loads(features[i]) for i in windows])
+            values[windows], head = self.model.run_windows([pickle.loads(features[i]) for i in windows])
+            if head is not None:
+                moods[windows] = head
         batch["valence"], batch["arousal"] = values[:, 0], values[:, 1]
+        for j, column in enumerate(MOOD_COLUMNS):
+            batch[column] = moods[:, j]
         return batch
 
 
 # --- stage 4: gathering files (this process) --------------------------------------------
 
+# what the gatherer keeps of each window row (and the MOOD_COLUMNS from a mood head)
+_WINDOW_VALUES = ("start", "end", "valence", "arousal")
+
 
 @dataclass
 class _Partial:
-    spans: dict[int, tuple[float, float, float, float]] = field(default_factory=dict)
+    # the _Gatherer's columns of each window, by its index
+    spans: dict[int, tuple[float, ...]] = field(default_factory=dict)
     summary: dict[str, Any] | None = None
 
 
 class _Gatherer:
     """Collects window values per file and hands back each file's :class:`Prediction` once
     its summary and all its windows have arrived. A window that arrives twice (a retried
-    task) counts once."""
+    task) counts once. ``mood_head`` and ``intervals`` are the model's (its
+    :class:`EmotionModel` attributes)."""
 
-    def __init__(self, timeline: bool = False) -> None:
+    def __init__(self, timeline: bool = False, mood_head: bool = False,
+                 intervals: tuple[float, float] | None = None) -> None:
         self.partial: dict[str, _Partial] = {}
         self.finished: set[str] = set()
-        self.timeline = timeline
+        self.timeline, self.mood_head, self.intervals = timeline, mood_head, intervals
+        self.columns = (*_WINDOW_VALUES, *MOOD_COLUMNS) if mood_head else _WINDOW_VALUES
 
     def add(self, batch: dict[str, np.ndarray]) -> list[Prediction]:
         touched = []
@@ -268,8 +280,7 @@ class _Gatherer:
             if index == _SUMMARY:
                 part.summary = {k: batch[k][i] for k in ("windows", "duration", "silent", "error")}
             else:
-                part.spans[index] = (float(batch["start"][i]), float(batch["end"][i]),
-                                     float(batch["valence"][i]), float(batch["arousal"][i]))
+                part.spans[index] = tuple(float(batch[c][i]) for c in self.columns)
             touched.append(path)
         done = []
         for path in dict.fromkeys(touched):
@@ -288,11 +299,12 @@ class _Gatherer:
         elif len(part.spans) < int(s["windows"]):
             return None
         else:
-            windows = [part.spans[i] for i in sorted(part.spans)]
-            pred = song_prediction(path, [(a, b) for a, b, _, _ in windows],
-                                   np.array([(v, ar) for _, _, v, ar in windows]),
+            windows = np.array([part.spans[i] for i in sorted(part.spans)]).reshape(-1, len(self.columns))
+            pred = song_prediction(path, [(float(a), float(b)) for a, b in windows[:, :2]], windows[:, 2:4],
                                    duration=float(s["duration"]), silent=bool(s["silent"]),
-                                   timeline=self.timeline)
+                                   timeline=self.timeline,
+                                   moods=windows[:, 4:] if self.mood_head else None,
+                                   intervals=self.intervals)
         del self.partial[path]
         self.finished.add(path)
         return pred
@@ -491,7 +503,7 @@ def _predict(names: list[str], model: EmotionModel, settings: FeatureSettings,
         return
     model_ref = ray.put(model.path.read_bytes())
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    gatherer = _Gatherer(timeline)
+    gatherer = _Gatherer(timeline, model.mood_head, model.intervals)
     todo = names
     # a first pass a few files a task; the files of tasks that died get a second pass one
     # file a task, so that a file that kills its worker takes only itself down

@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..collection.moods import MOODS, QUADRANT_MOODS, mood_word, parse_point, to_unit_checked
-from ..config import SCALES
+from ..collection.moods import MOODS, OLD_WORDS, QUADRANT_MOODS, mood_word, parse_point, quadrant_word, to_unit_checked
+from ..config import MOOD_COLUMNS, SCALES
 from .common import UsageError, add_model, check, load_model
 
 if TYPE_CHECKING:
@@ -64,13 +64,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "playlist", help="make an M3U8 playlist by mood, nearness or a journey between moods",
         description="Songs come from prediction files (CSV/JSONL written by predict), from the tags of audio "
-                    "files, or are predicted now (files without tags). Choose them by region (--mood, "
-                    "--valence/--arousal), by nearness (--near) or as a journey (--from/--to). Moods: "
+                    "files, or are predicted now (files without tags). Choose them by mood (--mood, the "
+                    "songs most likely of it by a model's mood head), by region (--valence/--arousal), "
+                    "by nearness (--near) or as a journey (--from/--to). Points: "
                     + ", ".join(f"{m.name} {m.point[0]:g},{m.point[1]:g}" for m in MOODS.values())
                     + "; a point is a mood or VALENCE,AROUSAL.")
     p.add_argument("sources", nargs="+", help="prediction CSV/JSONL files, audio files and/or folders")
     p.add_argument("-o", "--output", required=True, help="playlist to write (.m3u8)")
-    p.add_argument("--mood", choices=QUADRANT_MOODS, help="songs in this quadrant of the plane")
+    p.add_argument("--mood", choices=[*QUADRANT_MOODS, *OLD_WORDS],
+                   help="the songs most likely of this mood, most likely first (needs values from a model "
+                        "with a mood head; --valence/--arousal narrow it)")
     p.add_argument("--valence", metavar="LO:HI", help="songs with valence in this range (either end may be left out)")
     p.add_argument("--arousal", metavar="LO:HI", help="songs with arousal in this range")
     p.add_argument("--near", metavar="POINT", help="the songs nearest this point")
@@ -175,8 +178,10 @@ def cmd_tag(args: argparse.Namespace) -> int:
             row(i, f"error: {pred.error}")
             continue
         values = pred.row(args.scale)
+        probs = pred.probabilities
         tags = EmotionTags(values["valence"], values["arousal"], mid, args.scale,
-                           mood_word(pred.valence, pred.arousal) if args.mood_tag else None)
+                           (pred.mood or mood_word(pred.valence, pred.arousal)) if args.mood_tag else None,
+                           None if probs is None else tuple(values[c] for c in MOOD_COLUMNS))
         if args.dry_run:
             row(i, "would tag" + (f" (mood {tags.mood})" if tags.mood else ""), tags.valence, tags.arousal)
             continue
@@ -201,7 +206,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 # --- read-tags ----------------------------------------------------------------------------------
 
-READ_COLUMNS = ["path", "valence", "arousal", "scale", "model", "mood", "error"]
+# the probabilities last, after the columns of files tagged before them
+READ_COLUMNS = ["path", "valence", "arousal", "scale", "model", "mood", "error", *MOOD_COLUMNS]
 
 
 def cmd_read_tags(args: argparse.Namespace) -> int:
@@ -224,6 +230,8 @@ def cmd_read_tags(args: argparse.Namespace) -> int:
             if stored is not None:
                 row.update(valence=stored.valence, arousal=stored.arousal, scale=SCALE_TAGS[stored.scale],
                            model=stored.model, mood=stored.mood or "")
+                if stored.probabilities is not None:
+                    row.update(zip(MOOD_COLUMNS, stored.probabilities))
         rows.append(row)
     if args.format == "csv":
         if hasattr(sys.stdout, "reconfigure"):
@@ -235,10 +243,11 @@ def cmd_read_tags(args: argparse.Namespace) -> int:
         _print("\n".join(json.dumps({k: (v if v != "" else None) for k, v in r.items()}, ensure_ascii=False)
                          for r in rows))
     else:
-        shown = [{**r, **{k: f"{r[k]:.4f}" for k in ("valence", "arousal") if r[k] != ""},
+        shown = [{**r, **{k: f"{r[k]:.4f}" for k in ("valence", "arousal", *MOOD_COLUMNS) if r[k] != ""},
                   "model": r["model"] or ("" if r["error"] or r["valence"] != "" else "(no emotion tags)")}
                  for r in rows]
-        _print(_table(shown, ["path", "valence", "arousal", "scale", "mood", "model", "error"]))
+        probabilities = list(MOOD_COLUMNS) if any(r[MOOD_COLUMNS[0]] != "" for r in rows) else []
+        _print(_table(shown, ["path", "valence", "arousal", "scale", "mood", *probabilities, "model", "error"]))
     return 1 if any(r["error"] for r in rows) else 0
 
 
@@ -269,10 +278,10 @@ def _point(text: str, scale: str, what: str) -> tuple[float, float]:
 
 def _selection(args: argparse.Namespace) -> Callable[[Sequence[Song]], list[Song]]:
     """What the options ask for, as a function from candidate songs to the playlist."""
-    from ..collection.playlist import in_region, journey, nearest
+    from ..collection.playlist import in_region, journey, most_likely, nearest
 
-    region = args.mood or args.valence or args.arousal
-    modes = [name for name, given in (("--mood/--valence/--arousal", region), ("--near", args.near),
+    region = args.valence or args.arousal
+    modes = [name for name, given in (("--mood/--valence/--arousal", args.mood or region), ("--near", args.near),
                                       ("--from/--to", args.start or args.end)) if given]
     if not modes:
         raise UsageError("say which songs: --mood, --valence/--arousal, --near or --from/--to")
@@ -285,18 +294,20 @@ def _selection(args: argparse.Namespace) -> Callable[[Sequence[Song]], list[Song
     if args.radius is not None and not args.radius > 0:
         raise UsageError("--radius must be positive")
     length = args.length
+    valence, arousal = _range(args.valence, args.scale, "--valence"), _range(args.arousal, args.scale, "--arousal")
+    if args.mood:
+        mood = quadrant_word(args.mood)
+
+        def by_mood(songs: Sequence[Song]) -> list[Song]:
+            if not any(s.probabilities is not None for s in songs):
+                raise UsageError(f"--mood needs mood probabilities, and none of the {len(songs)} songs has "
+                                 "them (their model has no mood head); choose by --valence/--arousal instead")
+            inside = in_region(songs, valence, arousal) if region else songs
+            return most_likely(inside, mood, length)
+
+        return by_mood
     if region:
-        valence, arousal = _range(args.valence, args.scale, "--valence"), _range(args.arousal, args.scale, "--arousal")
-        if not args.mood:
-            return lambda songs: in_region(songs, valence, arousal, length)
-        (mv0, mv1), (ma0, ma1) = MOODS[args.mood].region
-        valence = (max(valence[0], mv0), min(valence[1], mv1))
-        arousal = (max(arousal[0], ma0), min(arousal[1], ma1))
-        if valence[0] > valence[1] or arousal[0] > arousal[1]:
-            raise UsageError(f"--mood {args.mood} and the ranges given do not overlap")
-        # a song on the middle line belongs to one mood only, the one its MOOD tag names
-        return lambda songs: in_region([s for s in songs if mood_word(*s.point) == args.mood],
-                                       valence, arousal, length)
+        return lambda songs: in_region(songs, valence, arousal, length)
     if args.near:
         point = _point(args.near, args.scale, "--near")
         return lambda songs: nearest(songs, point, length or DEFAULT_LENGTH, args.radius)
@@ -315,6 +326,17 @@ def _file_details(path: str, tags_available: bool) -> tuple[float | None, str | 
     from ..collection.tags import describe_file
 
     return describe_file(path)
+
+
+def _probabilities(row: dict[str, Any], path: Path) -> tuple[float, ...] | None:
+    """A prediction row's quadrant probabilities; ``None`` when it has none (a model without
+    a mood head, or a file written before them)."""
+    if any(row.get(c) in (None, "") for c in MOOD_COLUMNS):
+        return None
+    try:
+        return tuple(float(row[c]) for c in MOOD_COLUMNS)
+    except (TypeError, ValueError):
+        raise UsageError(f"{path}: {', '.join(MOOD_COLUMNS)} columns that are not numbers") from None
 
 
 def _songs_from_predictions(path: Path, tags_available: bool) -> tuple[list[Song], int]:
@@ -345,7 +367,7 @@ def _songs_from_predictions(path: Path, tags_available: bool) -> tuple[list[Song
         duration, name = _file_details(r["path"], tags_available)
         if duration is None and r.get("duration") not in (None, ""):
             duration = float(r["duration"])
-        songs.append(Song(str(r["path"]), v, a, duration, name))
+        songs.append(Song(str(r["path"]), v, a, duration, name, _probabilities(r, path)))
     return songs, missing
 
 
@@ -391,7 +413,7 @@ def cmd_playlist(args: argparse.Namespace) -> int:
                 untagged.append(f)
                 continue
             v, a = stored.unit()
-            songs.append(Song(str(f), v, a, *_file_details(str(f), True)))
+            songs.append(Song(str(f), v, a, *_file_details(str(f), True), stored.probabilities))
         if untagged and args.no_predict:
             notes.append(f"{len(untagged)} files without tags left out (--no-predict)")
         elif untagged:
@@ -401,8 +423,9 @@ def cmd_playlist(args: argparse.Namespace) -> int:
                     failed += 1
                     print(f"error: {pred.path}: {pred.error}", file=sys.stderr)
                     continue
-                songs.append(Song(pred.path, pred.valence, pred.arousal,
-                                  *_file_details(pred.path, True)))
+                probs = pred.probabilities
+                songs.append(Song(pred.path, pred.valence, pred.arousal, *_file_details(pred.path, True),
+                                  None if probs is None else tuple(probs.values())))
             notes.append(f"{len(untagged) - failed} of {len(files)} audio files predicted now (no tags)")
     # the same file from two sources counts once: the first source given wins
     seen: set[str] = set()
@@ -413,13 +436,19 @@ def cmd_playlist(args: argparse.Namespace) -> int:
             seen.add(key)
             unique.append(s)
     picked = select(unique)
+    unrated = sum(s.probabilities is None for s in unique)
+    if args.mood and unrated:
+        notes.append(f"songs without mood probabilities (their model has no mood head), left out: {unrated}")
     if not picked:
         for n in notes:
             print(f"note: {n}", file=sys.stderr)
         raise UsageError(f"none of the {len(unique)} songs fits; nothing written")
     out = write_m3u8(picked, args.output, args.absolute)
-    _print(_table([{"path": s.path, "valence": f"{s.valence:.4f}", "arousal": f"{s.arousal:.4f}"} for s in picked],
-                  ["path", "valence", "arousal"]))
+    shown = [{"path": s.path, "valence": f"{s.valence:.4f}", "arousal": f"{s.arousal:.4f}",
+              **({c: f"{p:.4f}" for c, p in zip(MOOD_COLUMNS, s.probabilities)} if s.probabilities else {})}
+             for s in picked]
+    # with --mood, the probability the songs are ranked by
+    _print(_table(shown, ["path", "valence", "arousal", *([f"p_{quadrant_word(args.mood)}"] if args.mood else [])]))
     for n in notes:
         print(f"note: {n}", file=sys.stderr)
     print(f"wrote {out}: {len(picked)} of {len(unique)} songs", file=sys.stderr)

@@ -59,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _table(rows: list[dict[str, object]]) -> str:
-    cols = ["path", "valence", "arousal", "error"]
+    # the quadrant word only from a model with a mood head
+    cols = ["path", "valence", "arousal", *(["mood"] if any(r.get("mood") for r in rows) else []), "error"]
 
     def cell(row: dict[str, object], col: str) -> str:
         value = (row["error"] or row["warning"]) if col == "error" else row[col]

@@ -1,10 +1,13 @@
 """Mood words as places on the valence-arousal plane (0-1 scale), defined once for the
 ``MOOD`` tag, playlist regions and playlist journeys.
 
-The four quadrant words follow Russell's circumplex as the 4Q data set names its quadrants
-(Q1 happy, Q2 angry, Q3 sad, Q4 calm): the plane is cut at 0.5 on both axes. Each word's
-point is the middle of its quadrant. ``energetic`` is the top of the plane whatever the
-valence, the usual end of a calm-to-energetic journey.
+The four quadrant words are :data:`music2emotion.config.MOOD_CLASSES`, Russell's circumplex
+as the 4Q data set names its quadrants (Q1 happy, Q2 angry, Q3 sad, Q4 tender), the same
+words a mood head's probabilities carry: the plane is cut at 0.5 on both axes. Each word's
+point is the middle of its quadrant. ``calm``, Q4's word before models had a mood head (and
+in ``MOOD`` tags written then), stays a name of the same place (:data:`OLD_WORDS`).
+``energetic`` is the top of the plane whatever the valence, the usual end of a
+calm-to-energetic journey.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from music2emotion import to_unit
-from music2emotion.config import DEAM_MAX, DEAM_MIN, NEUTRAL
+from music2emotion.config import DEAM_MAX, DEAM_MIN, MOOD_CLASSES, NEUTRAL
 
 # the two scales values are given on: the model's 0-1, and DEAM's 1-9 ratings
 SCALE_RANGES = {"unit": (0.0, 1.0), "deam": (DEAM_MIN, DEAM_MAX)}
@@ -30,25 +33,41 @@ class Mood:
 
 _LOW, _HIGH = (0.0, NEUTRAL), (NEUTRAL, 1.0)
 
+# the words a song's MOOD tag can take and a mood head's classes: one per quadrant
+QUADRANT_MOODS = MOOD_CLASSES
+# words of earlier versions, by the quadrant word they stand for now
+OLD_WORDS = {"calm": "tender"}
+_happy, _angry, _sad, _tender = QUADRANT_MOODS
+_QUADRANTS = {_happy: (_HIGH, _HIGH), _angry: (_LOW, _HIGH), _sad: (_LOW, _LOW), _tender: (_HIGH, _LOW)}
+
+
+
+def _quadrant(word: str, name: str | None = None) -> Mood:
+    (v0, v1), (a0, a1) = _QUADRANTS[word]
+    return Mood(name or word, ((v0 + v1) / 2, (a0 + a1) / 2), ((v0, v1), (a0, a1)))
+
+
 MOODS: dict[str, Mood] = {
     m.name: m
     for m in (
-        Mood("happy", (0.75, 0.75), (_HIGH, _HIGH)),
-        Mood("angry", (0.25, 0.75), (_LOW, _HIGH)),
-        Mood("sad", (0.25, 0.25), (_LOW, _LOW)),
-        Mood("calm", (0.75, 0.25), (_HIGH, _LOW)),
+        *(_quadrant(word) for word in QUADRANT_MOODS),
+        *(_quadrant(new, old) for old, new in OLD_WORDS.items()),
         Mood("energetic", (0.5, 0.9), ((0.0, 1.0), _HIGH)),
     )
 }
-# the words a song's MOOD tag can take: one per quadrant
-QUADRANT_MOODS = ("happy", "angry", "sad", "calm")
+
+
+def quadrant_word(word: str) -> str:
+    """``word`` with an old quadrant word (``calm``, in any case) replaced by today's
+    (``tender``); any other word comes back as it is."""
+    return OLD_WORDS.get(word.strip().lower(), word)
 
 
 def mood_word(valence: float, arousal: float) -> str:
-    """The quadrant word for a song on the 0-1 scale: happy, angry, sad or calm."""
+    """The quadrant word for a song on the 0-1 scale: happy, angry, sad or tender."""
     if arousal >= NEUTRAL:
-        return "happy" if valence >= NEUTRAL else "angry"
-    return "calm" if valence >= NEUTRAL else "sad"
+        return _happy if valence >= NEUTRAL else _angry
+    return _tender if valence >= NEUTRAL else _sad
 
 
 def parse_point(text: str, scale: str = "unit") -> tuple[float, float]:

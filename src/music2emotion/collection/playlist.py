@@ -1,5 +1,6 @@
 """Playlists from valence and arousal: a region of the plane, the songs nearest a point, or a
-journey from one mood to another; written as extended M3U in UTF-8 (``.m3u8``).
+journey from one mood to another; or from a mood head's probabilities: the songs most
+likely of one mood. Written as extended M3U in UTF-8 (``.m3u8``).
 
 Everything here works on the 0-1 scale. A journey from ``start`` to ``end`` takes
 ``length`` evenly spaced stops on the straight line between them and picks one song per
@@ -19,19 +20,24 @@ from pathlib import Path
 
 import numpy as np
 
+from music2emotion.config import MOOD_CLASSES
+
 Range = tuple[float, float]
 
 
 @dataclass(frozen=True)
 class Song:
     """One playlist candidate: its file, valence and arousal (0-1), length in seconds
-    (``None`` when unknown) and the name players show (``None``: the file name)."""
+    (``None`` when unknown), the name players show (``None``: the file name) and the
+    quadrant probabilities in the order of ``MOOD_CLASSES`` (``None``: its model has no
+    mood head)."""
 
     path: str
     valence: float
     arousal: float
     duration: float | None = None
     name: str | None = None
+    probabilities: tuple[float, ...] | None = None
 
     @property
     def point(self) -> tuple[float, float]:
@@ -49,6 +55,16 @@ def in_region(songs: Sequence[Song], valence: Range = (0.0, 1.0), arousal: Range
     (v0, v1), (a0, a1) = valence, arousal
     inside = [s for s in songs if v0 <= s.valence <= v1 and a0 <= s.arousal <= a1]
     return nearest(inside, ((v0 + v1) / 2, (a0 + a1) / 2), length)
+
+
+def most_likely(songs: Sequence[Song], mood: str, length: int | None = None) -> list[Song]:
+    """The ``length`` songs (all when ``None``) most likely of ``mood`` (one of
+    ``MOOD_CLASSES``), the most likely first; songs without probabilities are left out.
+    Ties keep the input order."""
+    k = MOOD_CLASSES.index(mood)
+    rated = [s for s in songs if s.probabilities is not None]
+    order = np.argsort([-s.probabilities[k] for s in rated], kind="stable")  # type: ignore[index]
+    return [rated[i] for i in order[:length]]
 
 
 def nearest(songs: Sequence[Song], point: tuple[float, float], length: int | None = None,

@@ -8,7 +8,11 @@ Fields (documented in docs/collection.md), one text value each:
 ``MUSIC2EMOTION_SCALE``     ``0-1`` (the model's scale) or ``1-9`` (DEAM's)
 ``MUSIC2EMOTION_MODEL``     the model that made them, e.g.
                             ``accurate (music2emotion 0.1.0, sha256 1a2b3c4d)``
-``MOOD``                    optional: happy, angry, sad or calm
+``MUSIC2EMOTION_P_HAPPY``   the quadrant probabilities, 4 decimals, when the
+``..._P_ANGRY``, ``_P_SAD``  model has a mood head
+``MUSIC2EMOTION_P_TENDER``
+``MOOD``                    optional: happy, angry, sad or tender (``calm``, as
+                            earlier versions wrote it, reads as ``tender``)
 ==========================  =================================================
 
 stored the way each container keeps custom fields: ID3 ``TXXX`` frames with that
@@ -48,15 +52,18 @@ from mutagen.oggvorbis import OggVorbis
 from mutagen.wave import WAVE
 
 from music2emotion import EmotionModel, __version__, to_unit
+from music2emotion.config import MOOD_COLUMNS
 from music2emotion.modelfile import BUNDLED_MODELS
 
-from .moods import QUADRANT_MOODS
+from .moods import quadrant_word
 
 FIELD_VALENCE = "MUSIC2EMOTION_VALENCE"
 FIELD_AROUSAL = "MUSIC2EMOTION_AROUSAL"
 FIELD_SCALE = "MUSIC2EMOTION_SCALE"
 FIELD_MODEL = "MUSIC2EMOTION_MODEL"
 FIELD_MOOD = "MOOD"
+# the mood head's probabilities, in the order of MOOD_CLASSES
+FIELDS_PROBABILITY = tuple(f"MUSIC2EMOTION_{c.upper()}" for c in MOOD_COLUMNS)
 FIELDS = (FIELD_VALENCE, FIELD_AROUSAL, FIELD_SCALE, FIELD_MODEL)
 # how the scale is written in the tag, by the name the library's ``scale`` options use
 SCALE_TAGS = {"unit": "0-1", "deam": "1-9"}
@@ -83,13 +90,20 @@ class BadTagValue(TagError):
 @dataclass(frozen=True)
 class EmotionTags:
     """What the fields hold: values on ``scale`` ("unit" for 0-1, "deam" for 1-9), the
-    ``model`` that made them and, when written, the ``mood`` word."""
+    ``model`` that made them, when written the ``mood`` word, and the quadrant
+    ``probabilities`` (in the order of ``MOOD_CLASSES``) of a model with a mood head."""
 
     valence: float
     arousal: float
     model: str
     scale: str = "unit"
     mood: str | None = None
+    probabilities: tuple[float, float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        # a MOOD of an earlier version (calm) is stored and read as today's word (tender)
+        if self.mood:
+            object.__setattr__(self, "mood", quadrant_word(self.mood))
 
     def unit(self) -> tuple[float, float]:
         """(valence, arousal) on the 0-1 scale, whatever scale they are stored on."""
@@ -101,6 +115,8 @@ class EmotionTags:
         """The field values as written: 4 decimals, the scale and model, the mood if set."""
         out = {FIELD_VALENCE: f"{self.valence:.4f}", FIELD_AROUSAL: f"{self.arousal:.4f}",
                FIELD_SCALE: SCALE_TAGS[self.scale], FIELD_MODEL: self.model}
+        if self.probabilities is not None:
+            out.update({f: f"{p:.4f}" for f, p in zip(FIELDS_PROBABILITY, self.probabilities)})
         if self.mood:
             out[FIELD_MOOD] = self.mood
         return out
@@ -167,10 +183,20 @@ def _get(f: mutagen.FileType, field: str) -> str | None:
     return str(values[0]) if values else None
 
 
-def _set(f: mutagen.FileType, values: dict[str, str]) -> None:
+def _set(f: mutagen.FileType, values: dict[str, str], remove: tuple[str, ...] = ()) -> None:
+    """Set ``values``, and drop the fields of ``remove`` that ``values`` does not set."""
     if f.tags is None:
         f.add_tags()
     tags = f.tags
+    for field in remove:
+        if field in values:
+            continue
+        if isinstance(f, ID3_TYPES):
+            tags.delall(f"TXXX:{field}")
+        else:
+            key = MP4_PREFIX + field if isinstance(f, MP4_TYPES) else field
+            if key in tags:
+                del tags[key]
     if isinstance(f, ID3_TYPES):
         v23 = tags.version < (2, 4, 0)
         for field, text in values.items():
@@ -200,7 +226,7 @@ def _save(f: mutagen.FileType, target: str) -> None:
 
 
 def _parse(f: mutagen.FileType) -> EmotionTags | None:
-    raw = {field: _get(f, field) for field in (*FIELDS, FIELD_MOOD)}
+    raw = {field: _get(f, field) for field in (*FIELDS, *FIELDS_PROBABILITY, FIELD_MOOD)}
     if raw[FIELD_VALENCE] is None and raw[FIELD_AROUSAL] is None:
         return None
     values = []
@@ -213,9 +239,16 @@ def _parse(f: mutagen.FileType) -> EmotionTags | None:
     scale = scales.get((raw[FIELD_SCALE] or "0-1").strip())
     if scale is None:
         raise BadTagValue(f"{FIELD_SCALE} holds {raw[FIELD_SCALE]!r}, not 0-1 or 1-9")
+    probabilities = None
+    if any(raw[field] is not None for field in FIELDS_PROBABILITY):
+        try:
+            probabilities = tuple(float(raw[field] or "") for field in FIELDS_PROBABILITY)
+        except ValueError:
+            raise BadTagValue(f"{', '.join(FIELDS_PROBABILITY)} hold "
+                              f"{[raw[field] for field in FIELDS_PROBABILITY]}, not four numbers") from None
     mood = raw[FIELD_MOOD]
     return EmotionTags(values[0], values[1], raw[FIELD_MODEL] or "", scale,
-                       mood if mood in QUADRANT_MOODS else mood or None)
+                       mood or None, probabilities)
 
 
 def read_tags(path: str | os.PathLike[str]) -> EmotionTags | None:
@@ -339,7 +372,7 @@ def write_tags(path: str | os.PathLike[str], tags: EmotionTags) -> None:
             while block := src.read(1 << 20):
                 dst.write(block)
         copy = type(original)(os.fsencode(temp))
-        _set(copy, tags.fields())
+        _set(copy, tags.fields(), remove=FIELDS_PROBABILITY)  # none of another model's
         _save(copy, os.fsencode(temp))
         check = type(original)(os.fsencode(temp))
         stored = _parse(check)

@@ -61,7 +61,7 @@ from ..audio import format_seconds, too_long
 from ..config import AUDIO_EXTENSIONS, Scale
 from ..engine import WORKER_DIED, Cancelled, WorkerDied
 from ..model import EmotionModel
-from ..prediction import Prediction
+from ..prediction import MOOD_FIELDS, Prediction
 from .analysis import Analysis
 from .guard import CLOSE, Guard, json_error
 from .settings import ServerSettings
@@ -94,14 +94,33 @@ def web_dir() -> Path:
 # ---- response schemas (they also document the API at /docs) -------------------------
 
 
-class SegmentOut(BaseModel):
+class MoodsOut(BaseModel):
+    """What a mood head and intervals add, after the values (null for a model without them)."""
+
+    mood: str | None = Field(None, description="the most probable quadrant: happy, angry, sad or tender")
+    p_happy: float | None = Field(None, description="probability of Q1, happy/excited (the four sum to 1)")
+    p_angry: float | None = Field(None, description="probability of Q2, angry/tense")
+    p_sad: float | None = Field(None, description="probability of Q3, sad/depressed")
+    p_tender: float | None = Field(None, description="probability of Q4, calm/tender")
+    valence_low: float | None = Field(None, description="the valence interval's lower bound, on the "
+                                                        "values' scale (the model's coverage, e.g. 90 %)")
+    valence_high: float | None = None
+    arousal_low: float | None = None
+    arousal_high: float | None = None
+
+
+class _SegmentValues(BaseModel):
     start: float = Field(description="window start, seconds")
     end: float = Field(description="window end, seconds")
     valence: float
     arousal: float
 
 
-class FileResult(BaseModel):
+class SegmentOut(MoodsOut, _SegmentValues):
+    """One window: its values, then its probabilities and intervals."""
+
+
+class _FileValues(BaseModel):
     file: str = Field(description="the uploaded file's name, as the client sent it")
     status: int = Field(description="200, or 413 (too long) / 415 (not audio) / 422 (undecodable, "
                                     "too short) / 500 (its worker died)")
@@ -114,6 +133,10 @@ class FileResult(BaseModel):
     timeline: list[SegmentOut] = Field(
         default_factory=list, description="one entry per window when the file is longer than one window"
     )
+
+
+class FileResult(MoodsOut, _FileValues):
+    """One file: its values and timeline, then its probabilities and intervals."""
 
 
 class PredictResponse(BaseModel):
@@ -205,6 +228,7 @@ def file_result(up: Upload, outcome: Prediction | BaseException | None, scale: S
         warning=row["warning"],
         error=error,
         timeline=[s.row(scale) for s in outcome.timeline] if outcome.windows > 1 else [],
+        **{k: row[k] for k in MOOD_FIELDS},
     )
 
 

@@ -10,12 +10,17 @@
   const SVG = "http://www.w3.org/2000/svg";
   const PALETTE = ["#4f46e5", "#e11d48", "#0891b2", "#d97706", "#16a34a", "#9333ea",
                    "#db2777", "#0d9488", "#ea580c", "#2563eb", "#65a30d", "#7c3aed"];
-  const QUADRANTS = [ // [valence >= .5, arousal >= .5] -> label
-    { v: false, a: true, label: "tense / angry", cls: "q-tense" },
-    { v: true, a: true, label: "happy / excited", cls: "q-happy" },
-    { v: false, a: false, label: "sad / depressed", cls: "q-sad" },
-    { v: true, a: false, label: "calm / relaxed", cls: "q-calm" },
+  const QUADRANTS = [ // [valence >= .5, arousal >= .5] -> label; word: the API's mood
+    { v: false, a: true, word: "angry", label: "tense / angry", cls: "q-tense" },
+    { v: true, a: true, word: "happy", label: "happy / excited", cls: "q-happy" },
+    { v: false, a: false, word: "sad", label: "sad / depressed", cls: "q-sad" },
+    { v: true, a: false, word: "tender", label: "calm / tender", cls: "q-calm" },
   ];
+  // the mood head's probabilities, in the API's order (config.MOOD_CLASSES)
+  const MOOD_WORDS = ["happy", "angry", "sad", "tender"];
+  // the CSV's columns: those of `music2emotion predict -o file.csv`
+  const CSV_COLUMNS = ["path", "valence", "arousal", "duration", "windows", "warning", "error", "mood",
+                       ...MOOD_WORDS.map((m) => `p_${m}`), "valence_low", "valence_high", "arousal_low", "arousal_high"];
 
   const $ = (id) => document.getElementById(id);
   const input = $("file-input"), drop = $("drop"), tbody = document.querySelector("#results tbody");
@@ -57,9 +62,13 @@
   function fmtBytes(n) {
     return n >= 1e6 ? `${(n / 1e6).toFixed(n >= 1e7 ? 0 : 1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`;
   }
-  function mood(v, a) {
-    return QUADRANTS.find((q) => q.v === (v >= 0.5) && q.a === (a >= 0.5));
+  // a result's quadrant: the mood head's most probable one, else where its point lies
+  function mood(r) {
+    if (r.mood) return QUADRANTS.find((q) => q.word === r.mood);
+    return QUADRANTS.find((q) => q.v === (r.valence >= 0.5) && q.a === (r.arousal >= 0.5));
   }
+  const hasInterval = (r) => r.valence_low !== null && r.valence_low !== undefined;
+  const hasMoods = (r) => r.p_happy !== null && r.p_happy !== undefined;
 
   // ---------- server info ----------
   async function loadHealth() {
@@ -226,13 +235,12 @@
   }
   function downloadCsv() {
     // same columns as `music2emotion predict -o file.csv`
-    const cols = ["path", "valence", "arousal", "duration", "windows", "warning", "error"];
-    const lines = [cols.join(",")];
+    const lines = [CSV_COLUMNS.join(",")];
     for (const e of entries) {
       if (e.state !== "done" && e.state !== "error") continue;
       const r = e.result || {};
-      lines.push([e.name, r.valence, r.arousal, r.duration, r.windows ?? 0, r.warning || "", e.error || r.error || ""]
-        .map(csvCell).join(","));
+      const row = { ...r, path: e.name, windows: r.windows ?? 0, warning: r.warning || "", error: e.error || r.error || "" };
+      lines.push(CSV_COLUMNS.map((c) => csvCell(row[c])).join(","));
     }
     const blob = new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" });
     const a = h("a");
@@ -303,7 +311,7 @@
 
   // the line under the file name on phones, where the mood and status columns are hidden
   function fillSubline(entry, node) {
-    const q = entry.result ? mood(entry.result.valence, entry.result.arousal) : null;
+    const q = entry.result ? mood(entry.result) : null;
     node.className = `subline s-${entry.state}` + (q ? ` ${q.cls}` : "");
     if (q) node.textContent = q.label;
     else fillStatus(entry, node);
@@ -333,7 +341,7 @@
       name.append(dot, h("span", "fname", e.name));
       name.title = e.name;
       const r = e.result;
-      const q = r ? mood(r.valence, r.arousal) : null;
+      const q = r ? mood(r) : null;
       const sub = h("span", "subline");
       fillSubline(e, sub);
       name.appendChild(sub);
@@ -392,6 +400,18 @@
     for (const e of done) {
       const r = e.result;
       const g = el("g", { class: "point-group" + (e.id === selected ? " selected" : "") }, svg);
+      if (hasInterval(r)) {
+        // the intervals: a cross from low to high on each axis, with end caps
+        const x0 = px(r.valence_low), x1 = px(r.valence_high), y0 = py(r.arousal_low), y1 = py(r.arousal_high);
+        const cx = px(r.valence), cy = py(r.arousal), cap = 4;
+        const cross = el("g", { class: "interval", stroke: e.color, "data-file": e.name }, g);
+        el("line", { x1: x0, x2: x1, y1: cy, y2: cy, class: "span-valence" }, cross);
+        el("line", { x1: cx, x2: cx, y1: y0, y2: y1, class: "span-arousal" }, cross);
+        el("path", { d: `M${x0},${cy - cap}v${2 * cap}M${x1},${cy - cap}v${2 * cap}` +
+                        `M${cx - cap},${y0}h${2 * cap}M${cx - cap},${y1}h${2 * cap}` }, cross);
+        el("title", {}, cross, `${e.name}\nvalence ${fmt(r.valence_low)}–${fmt(r.valence_high)} · ` +
+                               `arousal ${fmt(r.arousal_low)}–${fmt(r.arousal_high)}`);
+      }
       if (e.id === selected) el("circle", { cx: px(r.valence), cy: py(r.arousal), r: 13, class: "halo", stroke: e.color }, g);
       const c = el("circle", {
         cx: px(r.valence), cy: py(r.arousal), r: e.id === selected ? 8 : 6.5, fill: e.color, class: "point",
@@ -426,17 +446,40 @@
   function renderSummary(e) {
     const box = $("summary");
     box.textContent = "";
-    if (!e || !e.result) { box.hidden = true; return; }
-    const r = e.result, q = mood(r.valence, r.arousal);
-    const items = [["Valence", fmt(r.valence), ""], ["Arousal", fmt(r.arousal), ""],
-                   ["Length", fmtTime(r.duration), ""], ["Mood", q.label, q.cls]];
-    for (const [k, v, cls] of items) {
+    if (!e || !e.result) { box.hidden = true; renderMoods(null); return; }
+    const r = e.result, q = mood(r);
+    // the interval under the value, to two decimals so that it fits a phone's width
+    const range = (key) => hasInterval(r) ? `${r[key + "_low"].toFixed(2)}–${r[key + "_high"].toFixed(2)}` : "";
+    const items = [["Valence", fmt(r.valence), "", range("valence")], ["Arousal", fmt(r.arousal), "", range("arousal")],
+                   ["Length", fmtTime(r.duration), "", ""], ["Mood", q.label, q.cls, ""]];
+    for (const [k, v, cls, sub] of items) {
       const div = h("div", "stat");
       const dd = h("dd", cls, v);
+      if (sub) dd.append(h("span", "range", sub));
       div.append(h("dt", null, k), dd);
       box.appendChild(div);
     }
     box.hidden = false;
+    renderMoods(r);
+  }
+
+  // the mood head's four probabilities as bars (hidden for a model without one)
+  function renderMoods(r) {
+    const box = $("moods");
+    box.textContent = "";
+    box.hidden = !(r && hasMoods(r));
+    if (box.hidden) return;
+    for (const word of MOOD_WORDS) {
+      const q = QUADRANTS.find((x) => x.word === word), p = r[`p_${word}`];
+      const row = h("div", `mood-bar ${q.cls}` + (r.mood === word ? " likeliest" : ""));
+      row.dataset.mood = word;
+      row.dataset.p = String(p);
+      const track = h("span", "track"), fill = h("span", "fill");
+      fill.style.width = `${(100 * p).toFixed(1)}%`;
+      track.appendChild(fill);
+      row.append(h("span", "label", q.label), track, h("span", "pct", `${Math.round(100 * p)} %`));
+      box.appendChild(row);
+    }
   }
 
   function renderTimeline() {
