@@ -96,6 +96,11 @@ def record(folder: Path) -> dict[str, Any]:
             assert pred.ok, pred.error
             entry = {"song": _rounded([pred.valence, pred.arousal]),
                      "windows": _rounded([[s.valence, s.arousal] for s in pred.timeline])}
+            if model.mood_head:
+                entry["moods"] = _rounded([list(s.probabilities.values()) for s in pred.timeline])
+            if model.intervals is not None:
+                entry["intervals"] = _rounded([pred.valence_low, pred.valence_high,
+                                               pred.arousal_low, pred.arousal_high])
             if model.kind in PRETRAINED_OUTPUT:
                 blocks = stream_audio(path, model.settings.sample_rate)
                 outputs = []
@@ -165,7 +170,8 @@ def test_tagger_outputs_and_predictions(golden, now, model):
     assert got["kind"] == want["kind"]
     for clip, expected in want["clips"].items():
         actual = got["clips"][clip]
-        for key in set(PRETRAINED_OUTPUT.values()) & expected.keys():
+        assert ("moods" in actual) == ("moods" in expected) and ("intervals" in actual) == ("intervals" in expected)
+        for key in ({"moods", "intervals"} | set(PRETRAINED_OUTPUT.values())) & expected.keys():
             _close(actual[key], expected[key])
         _close(actual["windows"], expected["windows"])
         _close(actual["song"], expected["song"])
