@@ -91,7 +91,7 @@ SOUNDFILE_FORMATS = {
 AV_FORMATS = {
     ".m4a": ("mp4", "aac"), ".alac.m4a": ("mp4", "alac"), ".mp4": ("mp4", "aac"),
     ".webm": ("webm", "libopus"), ".mka": ("matroska", "libopus"), ".mkv": ("matroska", "flac"),
-    ".wma": ("asf", "wmav2"), ".aac": ("adts", "aac"), ".ogg": ("ogg", "libvorbis"),
+    ".wma": ("asf", "wmav2"), ".aac": ("adts", "aac"),
     ".opus": ("ogg", "libopus"), ".mp3": ("mp3", "libmp3lame"), ".flac": ("flac", "flac"),
     ".wav": ("wav", "pcm_s16le"),
 }
@@ -118,8 +118,8 @@ def write_av(path: Path, y: np.ndarray, sr: int = 44_100, codec: str | None = No
     layout = {1: "mono", 2: "stereo", 6: "5.1"}[y.shape[1]]
     with av.open(str(path), "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=sr, layout=layout)
-        if bitrate:
-            stream.bit_rate = bitrate
+        if bitrate or codec == "wmav2":  # wmav2 has no default bitrate
+            stream.bit_rate = bitrate or 128_000
         wanted = stream.codec_context.codec.audio_formats[0].name
         planar = wanted.endswith("p")
         kind = wanted.rstrip("p")

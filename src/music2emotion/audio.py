@@ -96,8 +96,11 @@ def _reason(exc: Exception) -> str:
     text = " ".join(str(text).split()).removeprefix("Error : ")
     low = text.lower()
     # libsndfile's MP3 probe reports an unrecognised file as "does not exist or is not a
-    # regular file"; _check_path has already ruled both out, so it is the format
-    if "format not recognised" in low or "unknown format" in low or "not a regular file" in low:
+    # regular file"; _check_path has already ruled both out, so it is the format. Beside a
+    # "._name" file (macOS's AppleDouble, on every song of a disk a Mac wrote) it takes an
+    # unrecognised file for a Sound Designer II one and reports its "bad resource fork".
+    if ("format not recognised" in low or "unknown format" in low or "not a regular file" in low
+            or "resource fork" in low):
         return NOT_AUDIO
     return text
 
@@ -377,6 +380,7 @@ class _FFmpegDecoder(_Decoder):
         self._pending = np.zeros((0, self.channels), np.float32)
         self._frames: Iterator[Any] = iter(())
         self._done = False
+        self._failure: _DecoderFailure | None = None
 
     @staticmethod
     def _open_failure(path: Path, exc: BaseException) -> str:
@@ -419,12 +423,31 @@ class _FFmpegDecoder(_Decoder):
                     raise _DecoderFailure(f"the channel count changes midway "
                                           f"({self.channels}, then {a.shape[1]})")
                 return a
-            packet = next(self._packets, None)
+            packet = self._packet()
             if packet is None:
                 return None
-            self._frames = iter(packet.decode())  # the last, empty packet flushes the decoder
+            try:
+                self._frames = iter(packet.decode())  # the last, empty packet flushes the decoder
+            except self._errors:
+                # a packet cut short by the end of a file that states its length: the end
+                # (stream_audio compares it with that length); anywhere else, a failure
+                if self.frames is None or getattr(self._packet(), "size", 0):
+                    raise  # more than the empty packet that marks the end follows
+                return None
+
+    def _packet(self) -> Any:
+        """The next packet, ``None`` at the end; a container that ends early (a cut file)
+        ends there when its header states the length, which then says how much is missing."""
+        try:
+            return next(self._packets, None)
+        except self._errors:
+            if self.frames is None:
+                raise
+            return None
 
     def read(self, out: np.ndarray) -> np.ndarray:
+        if self._failure is not None:
+            raise self._failure
         n = 0
         try:
             while n < len(out) and not self._done:
@@ -438,8 +461,11 @@ class _FFmpegDecoder(_Decoder):
                 out[n : n + take] = self._pending[:take]
                 self._pending = self._pending[take:]
                 n += take
-        except self._errors as exc:
-            raise _DecoderFailure(_ffmpeg_reason(exc)) from exc
+        except (*self._errors, _DecoderFailure) as exc:
+            failure = exc if isinstance(exc, _DecoderFailure) else _DecoderFailure(_ffmpeg_reason(exc))
+            if not n:
+                raise failure from exc
+            self._failure = failure  # raised on the next call, after the samples before it
         return out[:n]
 
     def _close_source(self) -> None:
