@@ -120,7 +120,9 @@ def write_av(path: Path, y: np.ndarray, sr: int = 44_100, codec: str | None = No
         stream = out.add_stream(codec, rate=sr, layout=layout)
         if bitrate or codec == "wmav2":  # wmav2 has no default bitrate
             stream.bit_rate = bitrate or 128_000
-        wanted = stream.codec_context.codec.audio_formats[0].name
+        # 16-bit where the codec takes it (ALAC: the same samples as a 16-bit WAV)
+        offered = [f.name for f in stream.codec_context.codec.audio_formats]
+        wanted = next((f for f in offered if f.rstrip("p") == "s16"), offered[0])
         planar = wanted.endswith("p")
         kind = wanted.rstrip("p")
         step = stream.codec_context.frame_size or 1024
@@ -130,7 +132,7 @@ def write_av(path: Path, y: np.ndarray, sr: int = 44_100, codec: str | None = No
             if kind == "s16":
                 data = (np.clip(chunk, -1, 1) * 32767).astype(np.int16)
             elif kind == "s32":
-                data = (np.clip(chunk, -1, 1) * (2**31 - 1)).astype(np.int32)
+                data = (np.clip(chunk.astype(np.float64), -1, 1) * (2**31 - 1)).astype(np.int32)
             else:
                 data = chunk
             data = data.T.copy() if planar else data.reshape(1, -1)
