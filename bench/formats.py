@@ -139,15 +139,24 @@ def parity(folders: list[str], n: int, model_name: str) -> None:
               f"MP3 {1000 * mp3 / windows:.1f} ms: AAC/MP3 = {aac / mp3:.2f}")
 
 
+def _hwm_mb() -> float:
+    """This process's peak resident set (VmHWM): unlike ``ru_maxrss``, it does not carry
+    the peak of the parent that forked it (which held the hour of audio it encoded)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _peak_child(path: str) -> None:
     from music2emotion.audio import stream_audio
 
     import av  # noqa: F401 - both children load both decoders before the baseline
 
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    baseline = _hwm_mb()
     t0 = time.process_time()
     samples = sum(len(b) for b in stream_audio(path))
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _hwm_mb()
     print(json.dumps({"baseline": baseline, "peak": peak, "samples": samples,
                       "cpu": time.process_time() - t0}))
 

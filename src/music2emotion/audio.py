@@ -359,7 +359,12 @@ class _FFmpegDecoder(_Decoder):
             source = open(path, "rb")  # noqa: SIM115 - closed with the container
         self._source = None if isinstance(source, str) else source
         try:
-            self.container = av.open(source, metadata_errors="ignore")
+            try:
+                # a tag that is not valid UTF-8 must not cost the audio (PyAV before 19
+                # decodes tags strictly by default; 19 has no such option and never fails)
+                self.container = av.open(source, metadata_errors="ignore")
+            except TypeError:
+                self.container = av.open(source)
         except self._errors as exc:
             self._close_source()
             raise AudioError(self._open_failure(path, exc)) from exc
