@@ -88,23 +88,67 @@ SOUNDFILE_FORMATS = {
 }
 
 
-def write_m4a(path: Path, y: np.ndarray, sr: int = 44_100, codec: str = "aac") -> Path:
-    """A real MP4 audio file (AAC or ALAC) made with PyAV's bundled FFmpeg: there is no
-    ffmpeg program here and libsndfile writes no MP4."""
+# PyAV's (FFmpeg's) encoders by extension: the container and the codec a test file gets
+AV_FORMATS = {
+    ".m4a": ("mp4", "aac"), ".alac.m4a": ("mp4", "alac"), ".mp4": ("mp4", "aac"),
+    ".webm": ("webm", "libopus"), ".mka": ("matroska", "libopus"), ".mkv": ("matroska", "flac"),
+    ".wma": ("asf", "wmav2"), ".aac": ("adts", "aac"),
+    ".opus": ("ogg", "libopus"), ".mp3": ("mp3", "libmp3lame"), ".flac": ("flac", "flac"),
+    ".wav": ("wav", "pcm_s16le"),
+}
+
+
+def av_suffix(path: Path) -> str:
+    return ".alac.m4a" if path.name.endswith(".alac.m4a") else path.suffix
+
+
+def write_av(path: Path, y: np.ndarray, sr: int = 44_100, codec: str | None = None,
+             container: str | None = None, bitrate: int | None = None) -> Path:
+    """Audio ``[n]`` or ``[n, channels]`` encoded by PyAV's bundled FFmpeg (there is no ffmpeg
+    program here, and libsndfile writes no MP4, WebM or WMA); the container and codec follow
+    the extension (:data:`AV_FORMATS`) unless given. Opus is encoded at 48 kHz, as it must be."""
     import pytest
 
     av = pytest.importorskip("av")
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w", format="mp4") as out:
-        stream = out.add_stream(codec, rate=sr, layout="mono")
-        if codec == "alac":
-            frame = av.AudioFrame.from_ndarray((y * 32767).astype(np.int16)[None, :], format="s16p", layout="mono")
-        else:
-            frame = av.AudioFrame.from_ndarray(y.astype(np.float32)[None, :], format="fltp", layout="mono")
-        frame.sample_rate = sr
-        for packet in [*stream.encode(frame), *stream.encode(None)]:
+    fmt, default_codec = AV_FORMATS[av_suffix(path)]
+    codec, fmt = codec or default_codec, container or fmt
+    y = np.asarray(y, np.float32)
+    y = y[:, None] if y.ndim == 1 else y
+    layout = {1: "mono", 2: "stereo", 6: "5.1"}[y.shape[1]]
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=sr, layout=layout)
+        if bitrate or codec == "wmav2":  # wmav2 has no default bitrate
+            stream.bit_rate = bitrate or 128_000
+        # 16-bit where the codec takes it (ALAC: the same samples as a 16-bit WAV)
+        offered = [f.name for f in stream.codec_context.codec.audio_formats]
+        wanted = next((f for f in offered if f.rstrip("p") == "s16"), offered[0])
+        planar = wanted.endswith("p")
+        kind = wanted.rstrip("p")
+        step = stream.codec_context.frame_size or 1024
+        packets = []
+        for i in range(0, len(y), step):
+            chunk = y[i : i + step]
+            if kind == "s16":
+                data = (np.clip(chunk, -1, 1) * 32767).astype(np.int16)
+            elif kind == "s32":
+                data = (np.clip(chunk.astype(np.float64), -1, 1) * (2**31 - 1)).astype(np.int32)
+            else:
+                data = chunk
+            data = data.T.copy() if planar else data.reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(data, format=wanted, layout=layout)
+            frame.sample_rate = sr
+            frame.pts = i
+            packets += stream.encode(frame)
+        for packet in [*packets, *stream.encode(None)]:
             out.mux(packet)
     return path
+
+
+def write_m4a(path: Path, y: np.ndarray, sr: int = 44_100, codec: str = "aac") -> Path:
+    """A real MP4 audio file (AAC or ALAC) made with PyAV's bundled FFmpeg."""
+    return write_av(path, y, sr, codec, "mp4")
 
 
 def make_song(path: Path, seconds: float = 2.0, seed: int = 0) -> Path:

@@ -2,7 +2,7 @@
 
 For each supported CPython (pyproject's classifiers) and once more at the lowest versions the
 package declares, a fresh venv outside the checkout pip-installs the built wheel with the
-``serve`` extra, then: ``predict`` a generated WAV and MP3 with each bundled model (the numbers
+``serve`` extra, then: ``predict`` a generated WAV, MP3 and M4A (ALAC) with each bundled model (the numbers
 must match this checkout's own), ``serve`` answers its page and API, and the ``golden`` tests
 run against the installed package. The wheel is built once, from the sdist (``python -m
 build``), so a file missing from either shows up here.
@@ -38,7 +38,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.version import Version
 
-from helpers import MAJOR, MINOR, clicks, tone, write
+from helpers import MAJOR, MINOR, clicks, tone, write, write_m4a
 from music2emotion import EmotionModel
 from music2emotion.modelfile import BUNDLED_MODELS
 
@@ -125,7 +125,10 @@ def dist(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def clips(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     d = tmp_path_factory.mktemp("clips")
     y = tone(MAJOR, 12.0) + clicks(6, 12.0, amp=0.3)
-    return [write(d / "song.wav", y), write(d / "song.mp3", 0.5 * tone(MINOR, 12.0))]
+    # the M4A goes through PyAV (at its lower bound in the lowest-versions cell); ALAC, since
+    # FFmpeg's AAC decoder moved predictions by 0.0016 between PyAV 18 and 19 (FFmpeg 7 and 8)
+    return [write(d / "song.wav", y), write(d / "song.mp3", 0.5 * tone(MINOR, 12.0)),
+            write_m4a(d / "song.m4a", 0.5 * tone(MAJOR, 12.0) + clicks(3, 12.0, amp=0.2), 22_050, "alac")]
 
 
 @pytest.fixture(scope="session")

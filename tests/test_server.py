@@ -214,7 +214,8 @@ def test_helpers_never_keep_a_client_path():
     assert server.audio_suffix("song.MP3", "") == ".mp3"
     assert server.audio_suffix("song.exe", "application/octet-stream") is None
     assert server.audio_suffix("song", "audio/mpeg") == ".mp3"
-    assert server.audio_suffix("song.m4a", "audio/mp4") == ""  # tried; the decoder decides
+    assert server.audio_suffix("song.m4a", "audio/mp4") == ".m4a"
+    assert server.audio_suffix("song", "audio/x-no-such-type") == ""  # tried; the decoder decides
 
 
 def test_cli_serve_reports_bad_options_in_one_line(tmp_path, capsys):

@@ -1,4 +1,10 @@
-"""Audio loading: any file libsndfile decodes, as mono float32 at the model's sample rate.
+"""Audio loading: any file libsndfile or FFmpeg decodes, as mono float32 at the model's rate.
+
+libsndfile (soundfile) reads what it knows (WAV, FLAC, Ogg Vorbis/Opus, MP3, AIFF, ...); every
+other file goes to FFmpeg through PyAV (AAC and ALAC in M4A/MP4, Opus and Vorbis in
+WebM/Matroska, WMA, APE, WavPack, AC-3, ...), which only decodes: mixing to mono and
+resampling are the same code for both, so a file gives the same samples whichever decoder
+reads it. An MP3 with bytes before its first frame is read by libsndfile from that frame.
 
 Files are decoded in blocks and resampled with a streaming resampler, so memory does not
 grow with the length of the file. ``load_audio`` is the same stream concatenated, which
@@ -12,11 +18,14 @@ finite numbers, or, when a limit is given, more audio than the limit.
 from __future__ import annotations
 
 import errno
+import io
 import os
 import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -79,7 +88,7 @@ def _check_path(path: Path) -> None:
         raise AudioError("empty file (0 bytes)")
 
 
-NOT_AUDIO = "not a supported audio format (libsndfile could not recognise it)"
+NOT_AUDIO = "not a supported audio format (neither libsndfile nor FFmpeg recognise it)"
 
 
 def _reason(exc: Exception) -> str:
@@ -87,31 +96,47 @@ def _reason(exc: Exception) -> str:
     text = " ".join(str(text).split()).removeprefix("Error : ")
     low = text.lower()
     # libsndfile's MP3 probe reports an unrecognised file as "does not exist or is not a
-    # regular file"; _check_path has already ruled both out, so it is the format
-    if "format not recognised" in low or "unknown format" in low or "not a regular file" in low:
+    # regular file"; _check_path has already ruled both out, so it is the format. Beside a
+    # "._name" file (macOS's AppleDouble, on every song of a disk a Mac wrote) it takes an
+    # unrecognised file for a Sound Designer II one and reports its "bad resource fork".
+    if ("format not recognised" in low or "unknown format" in low or "not a regular file" in low
+            or "resource fork" in low):
         return NOT_AUDIO
     return text
 
 
 def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
-    """Open ``path`` for reading, raising :class:`AudioError` with a clear reason."""
+    """Open ``path`` with libsndfile, raising :class:`AudioError` with a clear reason
+    (:data:`NOT_AUDIO` for a format libsndfile does not know; FFmpeg may still read it)."""
     p = Path(path)
     _check_path(p)
+    return _checked(_open_sndfile(os.fsencode(p)))
+
+
+def _open_sndfile(source: bytes | io.RawIOBase) -> sf.SoundFile:
     try:
         # bytes, because soundfile encodes a str name strictly and fails on names that
         # are not valid UTF-8 (they reach Python as surrogate escapes)
-        f = sf.SoundFile(os.fsencode(p))
+        return sf.SoundFile(source)
     except PermissionError as exc:
         raise AudioError("permission denied") from exc
     except (sf.SoundFileError, RuntimeError, OSError, ValueError) as exc:
         raise AudioError(_reason(exc)) from exc
-    if f.samplerate <= 0 or f.channels <= 0:
-        f.close()
+
+
+def _check_header(rate: int, channels: int) -> None:
+    if rate <= 0 or channels <= 0:
         raise AudioError("invalid header (no sample rate or channels)")
-    if not MIN_SAMPLE_RATE <= f.samplerate <= MAX_SAMPLE_RATE:
-        rate = f.samplerate
-        f.close()
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
         raise AudioError(f"invalid header (implausible sample rate {rate} Hz)")
+
+
+def _checked(f: sf.SoundFile) -> sf.SoundFile:
+    try:
+        _check_header(f.samplerate, f.channels)
+    except AudioError:
+        f.close()
+        raise
     return f
 
 
@@ -127,7 +152,7 @@ def declared_seconds(path: str | os.PathLike[str]) -> float | None:
     Parameters
     ----------
     path : str or os.PathLike
-        Any file libsndfile decodes.
+        Any file libsndfile or FFmpeg decodes.
 
     Returns
     -------
@@ -139,9 +164,351 @@ def declared_seconds(path: str | os.PathLike[str]) -> float | None:
     AudioError
         The file cannot be opened as audio.
     """
-    with open_audio(path) as f:
-        frames = declared_frames(f)
-        return None if frames is None else frames / f.samplerate
+    with _open_decoder(path) as f:
+        return None if f.frames is None else f.frames / f.samplerate
+
+
+# --- decoders: one interface over libsndfile and FFmpeg ---------------------------------
+
+
+class _Decoder:
+    """An open file: ``samplerate``, ``channels``, ``frames`` (what the header declares,
+    ``None`` when it does not say) and :meth:`read`, which fills ``out`` ``[n, channels]``
+    float32 and returns the part it filled (empty at the end)."""
+
+    samplerate: int
+    channels: int
+    frames: int | None
+
+    def read(self, out: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> _Decoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _SndfileDecoder(_Decoder):
+    def __init__(self, f: sf.SoundFile, raw: io.RawIOBase | None = None):
+        self.f, self.raw = f, raw
+        self.samplerate, self.channels, self.frames = f.samplerate, f.channels, declared_frames(f)
+
+    def read(self, out: np.ndarray) -> np.ndarray:
+        # read() returns only the frames it got; SoundFile.blocks() would hand back the
+        # whole buffer, stale samples included, when a file ends early
+        return self.f.read(len(out), dtype="float32", always_2d=True, out=out)
+
+    def close(self) -> None:
+        self.f.close()
+        if self.raw is not None:
+            self.raw.close()
+
+
+class _FileFrom(io.RawIOBase):
+    """A file seen from ``offset`` on, as if the bytes before it were not there."""
+
+    def __init__(self, path: Path, offset: int):
+        self.file = open(path, "rb")  # noqa: SIM115 - closed with this object
+        self.offset = offset
+        self.file.seek(offset)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        return self.file.readinto(b)
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            pos += self.offset
+        return max(0, self.file.seek(pos, whence) - self.offset)
+
+    def tell(self) -> int:
+        return self.file.tell() - self.offset
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()
+
+
+# MPEG audio frame headers, to find where an MP3's frames really start: kbit/s by
+# (MPEG-1?, layer) and bitrate index, and sample rates of MPEG-1 (MPEG-2 halves them,
+# MPEG-2.5 quarters them).
+_MPEG_KBPS = {
+    (True, 1): (0, 32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (0, 32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (0, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (0, 32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (0, 8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MPEG_RATES = (44_100, 48_000, 32_000)
+# Frames in a row that make a real start (junk rarely holds even two headers that chain),
+# and how far past the ID3 tag the first frame is looked for.
+MP3_CHAIN = 4
+MP3_SCAN_BYTES = 256 * 1024
+
+
+def _mpeg_frame(buf: bytes, i: int) -> tuple[int, int] | None:
+    """``(length in bytes, a key of version, layer and rate)`` of the MPEG audio frame
+    header at ``buf[i]``, or ``None`` when there is none."""
+    if i + 4 > len(buf) or buf[i] != 0xFF or buf[i + 1] & 0xE0 != 0xE0:
+        return None
+    version, layer = (buf[i + 1] >> 3) & 3, 4 - ((buf[i + 1] >> 1) & 3)
+    bitrate, rate, pad = buf[i + 2] >> 4, (buf[i + 2] >> 2) & 3, (buf[i + 2] >> 1) & 1
+    if version == 1 or layer == 4 or bitrate in (0, 15) or rate == 3:
+        return None
+    mpeg1 = version == 3
+    bps = _MPEG_KBPS[mpeg1, layer][bitrate] * 1000
+    hz = _MPEG_RATES[rate] >> (0 if mpeg1 else 1 if version == 2 else 2)
+    if layer == 1:
+        size = (12 * bps // hz + pad) * 4
+    else:
+        size = (144 if mpeg1 or layer == 2 else 72) * bps // hz + pad
+    return size, buf[i + 1] & 0xFE | (rate << 8)
+
+
+def _mpeg_chain(buf: bytes, i: int) -> bool:
+    key = None
+    for _ in range(MP3_CHAIN):
+        frame = _mpeg_frame(buf, i)
+        if frame is None or key not in (None, frame[1]):
+            return False
+        i, key = i + frame[0], frame[1]
+    return True
+
+
+def _mp3_junk_end(path: Path) -> int:
+    """Where the MPEG audio frames of ``path`` start when bytes that are not frames lie
+    between the start (or its ID3v2 tag) and the first frame; 0 when nothing does (or no
+    run of frames is found: the file is left to the decoders as it is)."""
+    with open(path, "rb") as f:
+        head = f.read(10)
+        start = 0
+        if len(head) == 10 and head[:3] == b"ID3":
+            size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | head[9] & 0x7F
+            start = 10 + size + (10 if head[5] & 0x10 else 0)
+        f.seek(start)
+        buf = f.read(MP3_SCAN_BYTES)
+    if _mpeg_chain(buf, 0):
+        return 0
+    i = buf.find(b"\xff", 1)
+    while i >= 0:
+        if _mpeg_chain(buf, i):
+            return start + i
+        i = buf.find(b"\xff", i + 1)
+    return 0
+
+
+# FFmpeg's demuxers whose header states the length (the sample tables of MP4, Matroska's
+# Duration, Ogg's last page, ASF's file properties, APE's and WavPack's totals). For the
+# rest (ADTS AAC, MP3, AC-3, ...) FFmpeg estimates the length from the bitrate, which is no
+# ground for refusing a file or calling it truncated.
+FFMPEG_DECLARED_LENGTH = frozenset({"mov", "mp4", "m4a", "matroska", "webm", "ogg", "asf", "ape", "wv"})
+
+
+def _ffmpeg_reason(exc: BaseException) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())
+
+
+class _DecoderFailure(RuntimeError):
+    """FFmpeg failed midway; ``str()`` is its reason."""
+
+
+# FFmpeg's sample formats that are integers: divide by this to get full scale 1.0
+_FFMPEG_INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2.0**31, "s64": 2.0**63}
+
+
+def _frame_samples(frame: Any) -> np.ndarray:
+    """A decoded PyAV audio frame as ``[n, channels]`` float32 (no resampling, no mixing)."""
+    a = frame.to_ndarray()
+    name = frame.format.name.rstrip("p")
+    if frame.format.is_planar:
+        a = a.T
+    else:
+        a = a.reshape(-1, len(frame.layout.channels))
+    if name == "u8":
+        return ((a.astype(np.float32) - 128.0) / 128.0)
+    if name in _FFMPEG_INT_SCALE:
+        return (a / _FFMPEG_INT_SCALE[name]).astype(np.float32)
+    return a.astype(np.float32, copy=False)
+
+
+class _FFmpegDecoder(_Decoder):
+    """The first audio stream of a file FFmpeg demuxes (PyAV), decoded frame by frame into
+    the caller's buffer: memory is one block whatever the file's length."""
+
+    def __init__(self, path: Path):
+        import av  # FFmpeg's libraries load only for files libsndfile does not read
+
+        self._errors: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError, ValueError)
+        name = os.fsdecode(path)
+        try:
+            name.encode("utf-8")
+            source: Any = name
+        except UnicodeEncodeError:  # a name that is not valid UTF-8: FFmpeg gets the file itself
+            source = open(path, "rb")  # noqa: SIM115 - closed with the container
+        self._source = None if isinstance(source, str) else source
+        try:
+            try:
+                # a tag that is not valid UTF-8 must not cost the audio (PyAV before 19
+                # decodes tags strictly by default; 19 has no such option and never fails)
+                self.container = av.open(source, metadata_errors="ignore")
+            except TypeError:
+                self.container = av.open(source)
+        except self._errors as exc:
+            self._close_source()
+            raise AudioError(self._open_failure(path, exc)) from exc
+        try:
+            streams = self.container.streams.audio
+            if not streams:
+                raise AudioError("no audio stream (the file holds only video or data)")
+            self.stream = streams[0]
+            ctx = self.stream.codec_context
+            self.samplerate = int(ctx.sample_rate or 0)
+            self.channels = int(ctx.channels or 0)
+            _check_header(self.samplerate, self.channels)
+            self.frames = self._declared()
+            self._packets = self.container.demux(self.stream)
+        except BaseException:
+            self.close()
+            raise
+        self._pending = np.zeros((0, self.channels), np.float32)
+        self._frames: Iterator[Any] = iter(())
+        self._done = False
+        self._failure: _DecoderFailure | None = None
+
+    @staticmethod
+    def _open_failure(path: Path, exc: BaseException) -> str:
+        """Why FFmpeg could not open ``path``: a container it knows but cannot read is
+        damaged (an MP4 cut before its index, a header overwritten), anything else is not
+        audio."""
+        with open(path, "rb") as f:
+            head = f.read(12)
+        known = {b"ftyp": "MP4", b"\x1aE\xdf\xa3": "Matroska/WebM", b"OggS": "Ogg",
+                 b"0&\xb2u": "ASF/WMA", b"MAC ": "APE", b"wvpk": "WavPack"}
+        for magic, kind in known.items():
+            if head[4:8] == magic or head.startswith(magic):
+                return (f"truncated or damaged {kind} file: FFmpeg cannot read it "
+                        f"({_ffmpeg_reason(exc)})")
+        return NOT_AUDIO
+
+    def _declared(self) -> int | None:
+        import av
+
+        if not FFMPEG_DECLARED_LENGTH & set(self.container.format.name.split(",")):
+            return None
+        s = self.stream
+        if s.duration and s.time_base:
+            seconds = float(s.duration * s.time_base)
+        elif self.container.duration:
+            seconds = self.container.duration / av.time_base
+        else:
+            return None
+        return round(seconds * self.samplerate) if seconds > 0 else None
+
+    def _next(self) -> np.ndarray | None:
+        """The next decoded frame's samples, ``None`` at the end."""
+        while True:
+            for frame in self._frames:
+                if frame.sample_rate != self.samplerate:
+                    raise _DecoderFailure(f"the sample rate changes midway "
+                                          f"({self.samplerate} Hz, then {frame.sample_rate} Hz)")
+                a = _frame_samples(frame)
+                if a.shape[1] != self.channels:
+                    raise _DecoderFailure(f"the channel count changes midway "
+                                          f"({self.channels}, then {a.shape[1]})")
+                return a
+            packet = self._packet()
+            if packet is None:
+                return None
+            try:
+                self._frames = iter(packet.decode())  # the last, empty packet flushes the decoder
+            except self._errors:
+                # a packet cut short by the end of a file that states its length: the end
+                # (stream_audio compares it with that length); anywhere else, a failure
+                if self.frames is None or getattr(self._packet(), "size", 0):
+                    raise  # more than the empty packet that marks the end follows
+                return None
+
+    def _packet(self) -> Any:
+        """The next packet, ``None`` at the end; a container that ends early (a cut file)
+        ends there when its header states the length, which then says how much is missing."""
+        try:
+            return next(self._packets, None)
+        except self._errors:
+            if self.frames is None:
+                raise
+            return None
+
+    def read(self, out: np.ndarray) -> np.ndarray:
+        if self._failure is not None:
+            raise self._failure
+        n = 0
+        try:
+            while n < len(out) and not self._done:
+                if not len(self._pending):
+                    got = self._next()
+                    if got is None:
+                        self._done = True
+                        break
+                    self._pending = got
+                take = min(len(out) - n, len(self._pending))
+                out[n : n + take] = self._pending[:take]
+                self._pending = self._pending[take:]
+                n += take
+        except (*self._errors, _DecoderFailure) as exc:
+            failure = exc if isinstance(exc, _DecoderFailure) else _DecoderFailure(_ffmpeg_reason(exc))
+            if not n:
+                raise failure from exc
+            self._failure = failure  # raised on the next call, after the samples before it
+        return out[:n]
+
+    def _close_source(self) -> None:
+        if self._source is not None:
+            self._source.close()
+
+    def close(self) -> None:
+        container = getattr(self, "container", None)
+        if container is not None:
+            container.close()
+        self._close_source()
+
+
+def _open_decoder(path: str | os.PathLike[str]) -> _Decoder:
+    """The file opened by the decoder that reads it: libsndfile for what it knows (an MP3
+    from its first real frame), FFmpeg for the rest."""
+    p = Path(path)
+    _check_path(p)
+    try:
+        f: sf.SoundFile | None = _checked(_open_sndfile(os.fsencode(p)))
+    except AudioError as exc:
+        if str(exc) != NOT_AUDIO:
+            raise
+        f = None
+    if f is None or f.format == "MP3":
+        offset = _mp3_junk_end(p)
+        if offset:
+            if f is not None:
+                f.close()
+            raw = _FileFrom(p, offset)
+            try:
+                return _SndfileDecoder(_checked(_open_sndfile(raw)), raw)
+            except BaseException:
+                raw.close()
+                raise
+    if f is not None:
+        return _SndfileDecoder(f)
+    return _FFmpegDecoder(p)
 
 
 class _Resampler:
@@ -188,7 +555,7 @@ def stream_audio(
     Parameters
     ----------
     path : str or os.PathLike
-        Any file libsndfile decodes.
+        Any file libsndfile or FFmpeg decodes.
     sample_rate : int
         The rate of the blocks yielded.
     block_seconds : float
@@ -209,9 +576,9 @@ def stream_audio(
         The file cannot be decoded, or is longer than ``max_seconds``; the message is a
         one-line reason.
     """
-    with open_audio(path) as f:
+    with _open_decoder(path) as f:
         in_rate, channels = f.samplerate, f.channels
-        declared = declared_frames(f)
+        declared = f.frames
         if max_seconds is not None and declared is not None and declared > max_seconds * in_rate:
             raise AudioError(too_long(declared / in_rate, max_seconds))
         limit = None if max_seconds is None else int(max_seconds * in_rate)
@@ -221,9 +588,7 @@ def stream_audio(
         decoded = 0
         try:
             while True:
-                # read() returns only the frames it got; SoundFile.blocks() would hand back
-                # the whole buffer, stale samples included, when a file ends early
-                block = f.read(blocksize, dtype="float32", always_2d=True, out=buf)
+                block = f.read(buf)
                 if len(block) == 0:
                     break
                 decoded += len(block)
@@ -335,7 +700,7 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> 
     Parameters
     ----------
     path : str or os.PathLike
-        Any file libsndfile decodes.
+        Any file libsndfile or FFmpeg decodes.
     sample_rate : int
         The rate of the array returned.
 
@@ -388,10 +753,44 @@ def quiet_decoder_messages() -> Iterator[None]:
         os.close(saved)
 
 
-def find_audio_files(
+class AudioScan:
+    """What :func:`scan_audio_files` found: ``files``, in order, and ``skipped``, the files
+    under folders left out as not audio, counted by kind (``.jpg``, ``.cue``, ``.DS_Store``;
+    ``._*`` for the AppleDouble files macOS leaves beside songs on other disks)."""
+
+    def __init__(self) -> None:
+        self.files: list[Path] = []
+        self.skipped: Counter[str] = Counter()
+
+    def summary(self) -> str:
+        """``"skipped 12 files that are not audio (8 .jpg, 3 .cue, 1 .DS_Store)"``, or ``""``."""
+        total = sum(self.skipped.values())
+        if not total:
+            return ""
+        kinds = sorted(self.skipped.items(), key=lambda kv: (-kv[1], kv[0]))
+        return (f"skipped {total} file{'s' if total != 1 else ''} that "
+                f"{'are' if total != 1 else 'is'} not audio ("
+                + ", ".join(f"{n} {kind}" for kind, n in kinds) + ")")
+
+
+def skipped_kind(name: str, extensions: frozenset[str] | None = None) -> str | None:
+    """``None`` when a folder walk takes the file ``name`` as audio, else the kind it is
+    counted under among the skipped files."""
+    if name.startswith("._"):
+        return "._*"
+    suffix = os.path.splitext(name)[1].lower()
+    if suffix in (extensions or AUDIO_EXTENSIONS):
+        return None
+    if suffix:
+        return suffix
+    return name if name.startswith(".") else "(no extension)"
+
+
+def scan_audio_files(
     paths: list[str | os.PathLike[str]], extensions: frozenset[str] | None = None
-) -> list[Path]:
-    """Expand files and folders (recursively, by extension) into a sorted, de-duplicated list.
+) -> AudioScan:
+    """Expand files and folders (recursively, by extension) into a sorted, de-duplicated
+    list, counting what folders hold that is not audio.
 
     Files named explicitly are kept whatever their extension, so that a bad one gets
     reported rather than silently dropped. Symbolic-link loops are visited once.
@@ -405,18 +804,17 @@ def find_audio_files(
 
     Returns
     -------
-    list of pathlib.Path
-        In the order given, each folder's files sorted.
+    AudioScan
+        ``files`` in the order given, each folder's files sorted; ``skipped`` counted.
     """
-    exts = extensions or AUDIO_EXTENSIONS
-    found: list[Path] = []
+    scan = AudioScan()
     seen: set[str] = set()
 
     def add(p: Path) -> None:
         key = os.path.abspath(p)
         if key not in seen:
             seen.add(key)
-            found.append(p)
+            scan.files.append(p)
 
     for raw in paths:
         p = Path(raw)
@@ -432,9 +830,19 @@ def find_audio_files(
             visited.add(real)
             dirs.sort()
             for name in sorted(files):
-                if Path(name).suffix.lower() in exts:
+                kind = skipped_kind(name, extensions)
+                if kind is None:
                     add(Path(root) / name)
-    return found
+                else:
+                    scan.skipped[kind] += 1
+    return scan
+
+
+def find_audio_files(
+    paths: list[str | os.PathLike[str]], extensions: frozenset[str] | None = None
+) -> list[Path]:
+    """The files of :func:`scan_audio_files`: files named, and audio files under folders."""
+    return scan_audio_files(paths, extensions).files
 
 
 class LevelMeter:

@@ -51,9 +51,16 @@ MOOD_COLUMNS = tuple(f"p_{m}" for m in MOOD_CLASSES)
 # Each value's interval, as the columns name its bounds.
 INTERVAL_COLUMNS = ("valence_low", "valence_high", "arousal_low", "arousal_high")
 
-AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf"}
-)
+# What a folder walk picks up (a file named explicitly is read whatever its name, and by
+# what it holds, not by its extension): libsndfile's formats, then the audio containers and
+# codecs a music library holds that FFmpeg decodes (AAC and ALAC in MP4, Opus and Vorbis in
+# WebM/Matroska, WMA, Monkey's Audio, WavPack, Dolby and DTS, Musepack, TTA, TAK, DSD, ...).
+# Video containers (.mkv, .avi, .mov) are left out: their audio is read when named.
+AUDIO_EXTENSIONS = frozenset({
+    ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".au", ".caf",
+    ".m4a", ".m4b", ".mp4", ".aac", ".webm", ".weba", ".mka", ".wma", ".ape", ".wv", ".ac3",
+    ".eac3", ".dts", ".mpc", ".tta", ".tak", ".mp2", ".spx", ".dsf", ".dff", ".w64", ".aifc",
+})
 
 
 def to_unit(rating: Any) -> Any:

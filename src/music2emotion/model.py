@@ -211,7 +211,7 @@ class EmotionModel:
         Parameters
         ----------
         path : str or os.PathLike
-            Any file libsndfile decodes (WAV, FLAC, OGG/Opus, MP3, AIFF, ...).
+            Any audio file libsndfile or FFmpeg decodes (WAV, FLAC, MP3, M4A, Opus, WMA, ...).
         window_seconds : float, optional
             Window length (default: the model's).
         hop_seconds : float, optional
@@ -334,7 +334,7 @@ def predict_file(
     Parameters
     ----------
     path : str or os.PathLike
-        Any file libsndfile decodes.
+        Any audio file libsndfile or FFmpeg decodes.
     model : EmotionModel, str or os.PathLike, optional
         A loaded model, a bundled model's name (``"accurate"``, the default; ``"fast"``;
         ``"seed"``) or a model file; loaded once per process and kept. It may also come

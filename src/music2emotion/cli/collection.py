@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..collection.moods import MOODS, OLD_WORDS, QUADRANT_MOODS, mood_word, parse_point, quadrant_word, to_unit_checked
 from ..config import MOOD_COLUMNS, SCALES
-from .common import UsageError, add_model, check, load_model
+from .common import UsageError, add_model, audio_files, check, load_model, no_audio_found, print_skipped
 
 if TYPE_CHECKING:
     from music2emotion import EmotionModel, Prediction
@@ -94,12 +94,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 # --- shared pieces ------------------------------------------------------------------------------
 
-def _audio_files(paths: Sequence[str]) -> list[Path]:
-    from music2emotion.audio import find_audio_files
-
-    return find_audio_files(list(paths))
-
-
 def _predict(files: Sequence[Path], model: EmotionModel, jobs: int | None, progress: bool) -> Iterator[Prediction]:
     """Predictions for ``files`` as each finishes, with a progress bar on a terminal."""
     from tqdm import tqdm
@@ -137,9 +131,10 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from ..collection.tags import BadTagValue, EmotionTags, TagError, check_writable, model_id, read_tags, write_tags
 
     check(jobs=args.jobs)
-    files = _audio_files(args.paths)
+    skipped: list[str] = []
+    files = audio_files(args.paths, skipped)
     if not files:
-        raise UsageError("no audio files found in " + ", ".join(args.paths))
+        raise no_audio_found(args.paths, "; ".join(skipped))
     model = load_model(args.model)
     mid = model_id(model)
     rows: dict[int, dict[str, Any]] = {}
@@ -201,6 +196,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         counts[key] = counts.get(key, 0) + 1
     print(f"{len(files)} files with model {mid}: "
           + ", ".join(f"{n} {k}" for k, n in counts.items()), file=sys.stderr)
+    print_skipped(skipped)
     return 1 if counts.get("error") else 0
 
 
@@ -214,9 +210,10 @@ def cmd_read_tags(args: argparse.Namespace) -> int:
     _require_tags()
     from ..collection.tags import SCALE_TAGS, TagError, read_tags
 
-    files = _audio_files(args.paths)
+    skipped: list[str] = []
+    files = audio_files(args.paths, skipped)
     if not files:
-        raise UsageError("no audio files found in " + ", ".join(args.paths))
+        raise no_audio_found(args.paths, "; ".join(skipped))
     rows = []
     for f in files:
         row: dict[str, Any] = dict.fromkeys(READ_COLUMNS, "")
@@ -248,6 +245,7 @@ def cmd_read_tags(args: argparse.Namespace) -> int:
                  for r in rows]
         probabilities = list(MOOD_COLUMNS) if any(r[MOOD_COLUMNS[0]] != "" for r in rows) else []
         _print(_table(shown, ["path", "valence", "arousal", "scale", "mood", *probabilities, "model", "error"]))
+    print_skipped(skipped)
     return 1 if any(r["error"] for r in rows) else 0
 
 
@@ -400,9 +398,11 @@ def cmd_playlist(args: argparse.Namespace) -> int:
     if audio_sources:
         from ..collection.tags import TagError, read_tags
 
-        files = _audio_files(audio_sources)
+        skipped: list[str] = []
+        files = audio_files(audio_sources, skipped)
         if not files:
-            raise UsageError("no audio files found in " + ", ".join(audio_sources))
+            raise no_audio_found(audio_sources, "; ".join(skipped))
+        notes += skipped
         untagged = []
         for f in files:
             try:

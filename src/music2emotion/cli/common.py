@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import SCALES
@@ -70,3 +72,24 @@ def require_plotting() -> None:
         require_matplotlib()
     except PlotUnavailable as exc:
         raise UsageError(str(exc)) from exc
+
+
+def audio_files(paths: Sequence[str], skipped: list[str]) -> list[Path]:
+    """Files named and audio files under folders: the one scan every command uses. The line
+    that counts what the folders held that is not audio is added to ``skipped``, for the
+    command's summary on stderr (:func:`print_skipped`)."""
+    from ..audio import scan_audio_files
+
+    scan = scan_audio_files(list(paths))
+    if scan.summary():
+        skipped.append(scan.summary())
+    return scan.files
+
+
+def no_audio_found(paths: Sequence[str], skipped: str = "") -> UsageError:
+    return UsageError("no audio files found in " + ", ".join(paths) + (f" ({skipped})" if skipped else ""))
+
+
+def print_skipped(skipped: Sequence[str]) -> None:
+    for line in skipped:
+        print(line, file=sys.stderr)

@@ -18,8 +18,11 @@ from .common import (
     add_model,
     add_scale,
     add_windows,
+    audio_files,
     check,
     load_model,
+    no_audio_found,
+    print_skipped,
     require_plotting,
 )
 
@@ -73,17 +76,16 @@ def _table(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
-def _input_files(paths: list[str], ray: bool) -> list[str]:
-    """Files named or found under folders; with Ray, object-storage URIs too."""
-    from ..audio import find_audio_files
-
+def _input_files(paths: list[str], ray: bool, skipped: list[str]) -> list[str]:
+    """Files named or found under folders; with Ray, object-storage URIs too. The line
+    counting what folders held that is not audio goes into ``skipped``."""
     if not ray:
-        return [str(f) for f in find_audio_files(paths)]
+        return [str(f) for f in audio_files(paths, skipped)]
     from .. import ray_engine
 
     local = [p for p in paths if not ray_engine.is_uri(p)]
     try:
-        files = [str(f) for f in find_audio_files(local)] if local else []
+        files = [str(f) for f in audio_files(local, skipped)] if local else []
         return files + ray_engine.expand_uris([p for p in paths if ray_engine.is_uri(p)])
     except (OSError, ValueError) as exc:
         raise UsageError(" ".join(str(exc).split())) from exc
@@ -135,9 +137,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     check(window_seconds=args.window, hop_seconds=args.hop, batch_size=args.batch_size, jobs=args.jobs)
     if args.plot:
         require_plotting()
-    files = _input_files(args.paths, ray)
+    skipped: list[str] = []
+    files = _input_files(args.paths, ray, skipped)
     if not files:
-        raise UsageError("no audio files found in " + ", ".join(args.paths))
+        raise no_audio_found(args.paths, "; ".join(skipped))
     model = load_model(args.model)
     out = None
     if args.output:
@@ -166,6 +169,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         print(f"wrote {written}", file=sys.stderr)
     if failed:
         print(f"{failed} of {len(files)} files failed", file=sys.stderr)
+    print_skipped(skipped)
     return 1 if failed else 0
 
 

@@ -106,9 +106,16 @@ def audio_suffix(name: str, content_type: str) -> str | None:
     if suffix in AUDIO_EXTENSIONS:
         return suffix
     if content_type.startswith("audio/"):
-        guessed = (mimetypes.guess_extension(content_type) or "").lower()
+        guessed = (BROWSER_AUDIO_TYPES.get(content_type)
+                   or mimetypes.guess_extension(content_type) or "").lower()
         return guessed if guessed in AUDIO_EXTENSIONS else ""
     return None
+
+
+# Types browsers and recorders send that Python's mimetypes does not map (the decoders go by
+# the content, so a suffix is only a hint and an unknown audio/* type is still accepted)
+BROWSER_AUDIO_TYPES = {"audio/x-m4a": ".m4a", "audio/m4a": ".m4a", "audio/webm": ".webm",
+                       "audio/x-matroska": ".mka", "audio/wav": ".wav", "audio/x-wav": ".wav"}
 
 
 def _not_audio(name: str, content_type: str) -> str:
