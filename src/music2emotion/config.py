@@ -73,6 +73,13 @@ def to_deam(value: Any) -> Any:
     return np.asarray(value, dtype=np.float64) * (DEAM_MAX - DEAM_MIN) + DEAM_MIN
 
 
+def _known_fields(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``data`` that name fields of the dataclass ``cls``: a file written by a
+    newer version may hold settings this one does not know, and they are left out."""
+    known = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k in known}
+
+
 @dataclass(frozen=True)
 class EncoderSettings:
     """The mel spectrogram a pretrained AudioSet encoder takes, and the band it hears.
@@ -104,8 +111,7 @@ class EncoderSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EncoderSettings:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        return cls(**_known_fields(cls, data))
 
 
 @dataclass(frozen=True)
@@ -145,8 +151,7 @@ class FeatureSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> FeatureSettings:
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
+        values = _known_fields(cls, data)
         if isinstance(values.get("encoder"), dict):
             values["encoder"] = EncoderSettings.from_dict(values["encoder"])
         return cls(**values)

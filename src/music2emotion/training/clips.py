@@ -153,10 +153,8 @@ def clip_embeddings(
     jobs: int = 1,
     progress: bool = True,
 ) -> np.ndarray:
-    """``[clips, 250]`` mean tags and embedding of one encoder (an ONNX file), cached."""
-    digest = hashlib.sha1(Path(encoder).read_bytes()).hexdigest()
-    return _cached_rows(paths, _embedded, [digest, str(PATCHES), CLIP_SETTINGS.to_json()], cache, max(1, jobs), progress,
-                        Path(encoder).stem, _load_encoder, (str(encoder),))
+    """``[clips, 250]`` mean tags and embedding of one musicnn encoder (an ONNX file), cached."""
+    return _encoder_rows(paths, encoder, _embedded, [str(PATCHES), CLIP_SETTINGS.to_json()], cache, jobs, progress)
 
 
 def clip_encodings(
@@ -168,8 +166,16 @@ def clip_encodings(
 ) -> np.ndarray:
     """``[clips, 384 + 527]`` mean embedding and AudioSet logits of the EfficientAT encoder
     (its ONNX file, input ``spec``, outputs ``logits`` and ``features``), cached."""
+    return _encoder_rows(paths, encoder, _encoded, [AUDIOSET_SETTINGS.to_json()], cache, jobs, progress)
+
+
+def _encoder_rows(paths: Sequence[str | os.PathLike[str]], encoder: str | os.PathLike[str],
+                  fn: Callable[[str], np.ndarray], key_parts: list[str], cache: str | os.PathLike[str] | None,
+                  jobs: int, progress: bool) -> np.ndarray:
+    """Rows of ``fn`` run with ``encoder`` loaded in each worker, cached under the encoder's
+    digest and ``key_parts``."""
     digest = hashlib.sha1(Path(encoder).read_bytes()).hexdigest()
-    return _cached_rows(paths, _encoded, [digest, AUDIOSET_SETTINGS.to_json()], cache, max(1, jobs), progress,
+    return _cached_rows(paths, fn, [digest, *key_parts], cache, max(1, jobs), progress,
                         Path(encoder).stem, _load_encoder, (str(encoder),))
 
 
