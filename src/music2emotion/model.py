@@ -58,7 +58,7 @@ class EmotionModel:
     path : pathlib.Path
         The model file.
     kind : str
-        ``"cnn"``, ``"descriptors"`` or ``"fusion"`` (:mod:`music2emotion.modelfile`).
+        ``"cnn"``, ``"descriptors"``, ``"fusion"`` or ``"audioset"`` (:mod:`music2emotion.modelfile`).
     settings : FeatureSettings
         Sample rate, mel settings and window length the model was trained with.
     info : dict

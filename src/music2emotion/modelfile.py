@@ -54,9 +54,9 @@ SCALE_NOTE = "0-1 (DEAM rating r maps to (r - 1) / 8)"
 INTERVALS_KEY = "intervals"
 
 # The models shipped inside the package, by the name ``--model`` accepts (README, "Models";
-# MODEL_CARD.md): the fusion model (descriptors + two pretrained taggers; the default), a
-# descriptors-only model several times faster per window, and the seed's CNN, which keeps
-# the seed's [batch, 1, 64, frames] ONNX contract.
+# MODEL_CARD.md): the audioset model (descriptors + the pretrained AudioSet encoder, with a
+# quadrant head and intervals; the default), a descriptors-only model, and the seed's CNN,
+# which keeps the seed's [batch, 1, 64, frames] ONNX contract.
 BUNDLED_MODELS = {
     "accurate": "emotion_model.onnx",
     "fast": "emotion_model_fast.onnx",
