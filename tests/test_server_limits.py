@@ -205,7 +205,10 @@ def test_a_short_file_does_not_wait_for_a_batch(served, worker, silences):
     """A request of one file takes its turn beside a batch, not after it."""
     url, _ = served
     done: list[str] = []
-    batch = [("files", (f"{i}.flac", silences["1min"], "audio/flac")) for i in range(5)]
+    # files of seconds of work each, so the single file arrives while the batch's first one is
+    # still being analysed even on a loaded machine (with 1-minute files, a whole batch once
+    # finished before the single file's upload did)
+    batch = [("files", (f"{i}.flac", silences["10min"], "audio/flac")) for i in range(3)]
 
     def post(name: str, files: list) -> None:
         r = httpx.post(url + "/api/predict", files=files, timeout=120)
