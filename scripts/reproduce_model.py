@@ -48,7 +48,7 @@ from music2emotion.training import calibration as cal
 from music2emotion.training import evaluate as ev
 from music2emotion.training import recipe
 from music2emotion.training.data import load_dataset
-from music2emotion.training.quadrants import TABLE_SCORES
+from music2emotion.training.quadrants import TABLE_SCORES, quadrant_of
 
 # the encoder file the shipped models were built from (../shared/encoders/efficientat_mn04)
 ENCODER_SHA256 = "23336cc4f5611bc9b2b927e14c7b0ab4408525d74119b36e24a9953f345e7f93"
@@ -95,8 +95,7 @@ def mood_figures(quadrants: ev.QuadrantData, deam_x: np.ndarray, deam_y: np.ndar
     head = cal.MoodHead(cols, recipe.MOOD_C).fit(quadrants.x, quadrants.quadrants)
     head.temperature = cal.fit_temperature(cv["logits"], quadrants.quadrants)
     clear = np.all(np.abs(deam_y - 0.5) >= 0.15, axis=1)
-    high = deam_y[clear] >= 0.5
-    truth = np.select([high[:, 0] & high[:, 1], ~high[:, 0] & high[:, 1], ~high[:, 0] & ~high[:, 1]], [1, 2, 3], 4)
+    truth = quadrant_of(deam_y[clear])
     p = head.predict_proba(deam_x[clear])
     figures = {k: cv[k] for k in ("accuracy", "accuracy_folds", "log_loss", "prior_log_loss", "ece", "temperatures")}
     figures["deam_clear_songs"] = {"songs": int(clear.sum()), "accuracy": float((p.argmax(1) + 1 == truth).mean()),

@@ -99,13 +99,19 @@ class MoodHead:
         return nodes, inits
 
 
-def expected_calibration_error(p: np.ndarray, quadrants: np.ndarray, bins: int = 10) -> float:
-    """Top-label ECE: over ``bins`` equal-width bins of the highest probability, the
-    song-weighted mean gap between that probability and how often its quadrant is right."""
+def _binned(p: np.ndarray, quadrants: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each song's highest probability, whether its quadrant is that one, and which of
+    ``bins`` equal-width bins of probability it falls in."""
     conf = p.max(1)
     right = p.argmax(1) + 1 == np.asarray(quadrants)
     edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    return conf, right, np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+
+
+def expected_calibration_error(p: np.ndarray, quadrants: np.ndarray, bins: int = 10) -> float:
+    """Top-label ECE: over ``bins`` equal-width bins of the highest probability, the
+    song-weighted mean gap between that probability and how often its quadrant is right."""
+    conf, right, which = _binned(p, quadrants, bins)
     return float(sum(abs(right[which == b].mean() - conf[which == b].mean()) * (which == b).mean()
                      for b in range(bins) if np.any(which == b)))
 
@@ -118,10 +124,7 @@ def reliability_plot(p: np.ndarray, quadrants: np.ndarray, out: str | os.PathLik
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    conf = p.max(1)
-    right = p.argmax(1) + 1 == np.asarray(quadrants)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, bins - 1)
+    conf, right, which = _binned(p, quadrants, bins)
     fig, ax = plt.subplots(figsize=(4.6, 4.2), dpi=120)
     ax.plot([0, 1], [0, 1], color="0.6", lw=1, ls="--", label="perfectly calibrated")
     used = [b for b in range(bins) if np.any(which == b)]
