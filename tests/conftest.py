@@ -41,16 +41,24 @@ def model(tiny_model: Path) -> Any:
     return EmotionModel(tiny_model, threads=1)
 
 
-# The test mood model's interval half-widths (valence, arousal) on the 0-1 scale.
+# The test mood model's scales: (valence, arousal) interval half-widths and logistic
+# spreads on the 0-1 scale, of its one answer and of its DEAM convention.
 MOOD_INTERVALS = (0.15, 0.1)
+MOOD_SPREAD = (0.08, 0.06)
+DEAM_INTERVALS = (0.2, 0.12)
+DEAM_SPREAD = (0.1, 0.07)
+# its DEAM convention: valence = (v + 0.5) / 2 + DEAM_BETA (a - 0.5), arousal = a
+DEAM_BETA = 0.2
 
 
-@pytest.fixture(scope="session")
-def mood_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A descriptors model with a mood head and intervals, 2 s windows, fitted on generated
-    clips whose moods follow the sound (helpers.mood_clip): a multinomial logistic on the
-    descriptors gives ``moods``, and ``output`` follows from it (valence = p_happy +
-    p_tender, arousal = p_happy + p_angry), written with onnx.helper."""
+def _mood_graph(tmp_path_factory: pytest.TempPathFactory, legacy: bool) -> Path:
+    """A descriptors model of 2 s windows fitted on generated clips whose moods follow the
+    sound (helpers.mood_clip): a multinomial logistic on the descriptors, whose
+    probabilities make ``output`` (valence = p_happy + p_tender, arousal = p_happy +
+    p_angry), written with onnx.helper. As models are made from 0.4 on, it has DEAM's
+    convention as a second output (``deam``) and both scales' spreads and intervals in its
+    metadata (``legacy=False``); as 0.3 made them, the probabilities are an output of their
+    own (``moods``) and the intervals sit at the top of the metadata."""
     onnx = pytest.importorskip("onnx")
     import numpy as np
     from helpers import MOOD_SOUNDS, mood_clip
@@ -59,11 +67,14 @@ def mood_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from music2emotion.config import DESCRIPTOR_RATE, FeatureSettings
     from music2emotion.frontends import window_inputs
     from music2emotion.modelfile import (
+        CONVENTIONS_KEY,
+        DEAM_OUTPUT,
         DESCRIPTORS,
         DESCRIPTORS_INPUT,
         INTERVALS_KEY,
         MOODS_OUTPUT,
         OUTPUT,
+        SPREAD_KEY,
         metadata,
     )
     from music2emotion.training.onnx_format import save_onnx
@@ -88,27 +99,56 @@ def mood_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # the standardisation folded into the weights
     w_raw, b_raw = w / std[:, None], b - (mean / std) @ w
     to_values = np.array([[1, 1], [0, 1], [0, 0], [1, 0]], np.float64)  # happy, angry, sad, tender
+    to_deam = np.array([[0.5, 0], [DEAM_BETA, 1]], np.float64)  # [v, a] @ to_deam + deam_shift
 
     def const(name: str, a: np.ndarray) -> Any:
         return numpy_helper.from_array(np.asarray(a, np.float32), name)
 
-    graph = helper.make_graph(
-        [helper.make_node("MatMul", [DESCRIPTORS_INPUT, "w"], ["xw"]),
-         helper.make_node("Add", ["xw", "b"], ["logits"]),
-         helper.make_node("Softmax", ["logits"], [MOODS_OUTPUT], axis=1),
-         helper.make_node("MatMul", [MOODS_OUTPUT, "to_values"], [OUTPUT])],
-        "mood_test",
-        [helper.make_tensor_value_info(DESCRIPTORS_INPUT, TensorProto.FLOAT, ["n", x.shape[1]])],
-        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["n", 2]),
-         helper.make_tensor_value_info(MOODS_OUTPUT, TensorProto.FLOAT, ["n", len(MOOD_SOUNDS)])],
-        [const("w", w_raw), const("b", b_raw), const("to_values", to_values)],
-    )
-    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    probabilities = MOODS_OUTPUT if legacy else "probabilities"
+    nodes = [helper.make_node("MatMul", [DESCRIPTORS_INPUT, "w"], ["xw"]),
+             helper.make_node("Add", ["xw", "b"], ["logits"]),
+             helper.make_node("Softmax", ["logits"], [probabilities], axis=1),
+             helper.make_node("MatMul", [probabilities, "to_values"], [OUTPUT])]
+    inits = [const("w", w_raw), const("b", b_raw), const("to_values", to_values)]
+    outputs = [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["n", 2])]
     hv, ha = MOOD_INTERVALS
-    meta = metadata(DESCRIPTORS, settings, **{INTERVALS_KEY: {
-        "valence": hv, "arousal": ha, "coverage": 0.9, "method": "test: fixed half-widths"}})
+    if legacy:
+        outputs.append(helper.make_tensor_value_info(MOODS_OUTPUT, TensorProto.FLOAT, ["n", len(MOOD_SOUNDS)]))
+        about = {INTERVALS_KEY: {"valence": hv, "arousal": ha, "coverage": 0.9, "method": "test: fixed half-widths"}}
+    else:
+        nodes += [helper.make_node("MatMul", [OUTPUT, "to_deam"], ["deam_raw"]),
+                  helper.make_node("Add", ["deam_raw", "deam_shift"], [DEAM_OUTPUT])]
+        inits += [const("to_deam", to_deam), const("deam_shift", np.array([0.25 - DEAM_BETA / 2, 0.0]))]
+        outputs.append(helper.make_tensor_value_info(DEAM_OUTPUT, TensorProto.FLOAT, ["n", 2]))
+
+        def scale(output: str, spread: tuple[float, float], half: tuple[float, float]) -> dict[str, Any]:
+            return {"output": output, SPREAD_KEY: dict(zip(("valence", "arousal"), spread)),
+                    INTERVALS_KEY: {"valence": half[0], "arousal": half[1], "coverage": 0.9,
+                                    "method": "test: fixed half-widths"}}
+
+        about = {CONVENTIONS_KEY: {"unit": scale(OUTPUT, MOOD_SPREAD, MOOD_INTERVALS),
+                                   "deam": scale(DEAM_OUTPUT, DEAM_SPREAD, DEAM_INTERVALS)}}
+    graph = helper.make_graph(nodes, "mood_test",
+                              [helper.make_tensor_value_info(DESCRIPTORS_INPUT, TensorProto.FLOAT, ["n", x.shape[1]])],
+                              outputs, inits)
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     assert onnx is not None
-    return save_onnx(proto, tmp_path_factory.mktemp("mood_model") / "moods.onnx", meta)
+    name = "moods_0.3" if legacy else "moods"
+    return save_onnx(proto, tmp_path_factory.mktemp("mood_model") / f"{name}.onnx",
+                     metadata(DESCRIPTORS, settings, **about))
+
+
+@pytest.fixture(scope="session")
+def mood_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model as 0.4 makes them (:func:`_mood_graph`): one answer whose mood word,
+    probabilities and intervals derive from its values, and DEAM's convention beside it."""
+    return _mood_graph(tmp_path_factory, legacy=False)
+
+
+@pytest.fixture(scope="session")
+def legacy_mood_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model as 0.3 made them (:func:`_mood_graph`): a quadrant head of its own."""
+    return _mood_graph(tmp_path_factory, legacy=True)
 
 
 @pytest.fixture(scope="session")

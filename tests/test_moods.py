@@ -1,6 +1,8 @@
 """Moods and intervals: a model with a mood head gives each song and window the
-probabilities of the four quadrants and each value its interval; a model without them
-leaves those fields empty. On generated clips whose moods follow the sound."""
+probabilities of the four quadrants, its mood word and each value's interval, all derived
+from its one pair of values; a model without them leaves those fields empty; a model of
+0.3, with a quadrant head of its own, still reads. On generated clips whose moods follow
+the sound."""
 
 from __future__ import annotations
 
@@ -8,12 +10,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MOOD_INTERVALS
+from conftest import DEAM_BETA, DEAM_INTERVALS, DEAM_SPREAD, MOOD_INTERVALS, MOOD_SPREAD
 from helpers import MOOD_SOUNDS
 
 from music2emotion import EmotionModel
 from music2emotion.config import INTERVAL_COLUMNS, MOOD_CLASSES, MOOD_COLUMNS
-from music2emotion.prediction import MOOD_FIELDS, MoodEstimates, Prediction, song_prediction
+from music2emotion.modelfile import Convention
+from music2emotion.prediction import (
+    MOOD_FIELDS,
+    MoodEstimates,
+    Prediction,
+    quadrant_mood,
+    quadrant_probabilities,
+    song_prediction,
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +40,16 @@ def test_the_names_are_defined_once():
     assert MOOD_CLASSES == MOOD_SOUNDS == ("happy", "angry", "sad", "tender")
     assert MOOD_COLUMNS == ("p_happy", "p_angry", "p_sad", "p_tender")
     fields = [f for f in MoodEstimates.__dataclass_fields__]
-    assert fields == [*MOOD_COLUMNS, *INTERVAL_COLUMNS]
+    assert fields == ["mood", *MOOD_COLUMNS, *INTERVAL_COLUMNS]
     assert MOOD_FIELDS == ("mood", *MOOD_COLUMNS, *INTERVAL_COLUMNS)
 
 
-def test_the_model_reads_its_head_and_intervals(moody, model):
+def test_the_model_reads_its_scales(moody, model):
     assert moody.mood_head and moody.intervals == MOOD_INTERVALS
-    assert not model.mood_head and model.intervals is None
+    assert moody.conventions["unit"] == Convention("output", MOOD_SPREAD, MOOD_INTERVALS)
+    assert moody.conventions["deam"] == Convention("deam", DEAM_SPREAD, DEAM_INTERVALS)
+    assert moody.window_outputs == ("output", "deam")
+    assert not model.mood_head and model.intervals is None and set(model.conventions) == {"unit"}
 
 
 def test_probabilities_sum_to_one_and_follow_the_sound(predictions):
@@ -44,60 +57,109 @@ def test_probabilities_sum_to_one_and_follow_the_sound(predictions):
         assert pred.ok, pred.error
         probs = pred.probabilities
         assert list(probs) == list(MOOD_CLASSES)
-        assert sum(probs.values()) == pytest.approx(1, abs=1e-6)
+        assert sum(probs.values()) == pytest.approx(1, abs=1e-9)
         assert pred.mood == mood, (mood, probs)
     # the sad clip is the saddest of all
     assert max(predictions, key=lambda m: predictions[m].p_sad) == "sad"
 
 
-def test_song_probabilities_are_the_time_weighted_mean_of_the_windows(predictions):
+def test_everything_derives_from_the_values(predictions):
+    for pred in predictions.values():
+        for item in (pred, *pred.timeline):
+            v, a = round(item.valence, 4), round(item.arousal, 4)  # as the rows show them
+            assert item.mood == quadrant_mood(v, a)
+            assert [item.p_happy, item.p_angry, item.p_sad, item.p_tender] == pytest.approx(
+                quadrant_probabilities(v, a, MOOD_SPREAD), abs=1e-12)
+            deam = item.deam
+            assert deam.mood == quadrant_mood(deam.valence, deam.arousal)
+            assert deam.valence_high - round(deam.valence, 4) <= DEAM_INTERVALS[0] + 1e-9
+
+
+def test_the_song_derives_from_its_time_weighted_values(predictions):
     pred = predictions["tender"]
     assert [(s.start, s.end) for s in pred.timeline] == [(0, 2), (2, 4), (2.8, 4.8)]
     weights = np.array([2, 1.4, 1.4])  # the last two share 2.8-4 s
-    for column in MOOD_COLUMNS:
-        windows = np.array([getattr(s, column) for s in pred.timeline])
-        assert getattr(pred, column) == pytest.approx(weights @ windows / weights.sum())
-    for s in pred.timeline:
-        assert sum(s.probabilities.values()) == pytest.approx(1, abs=1e-6)
+    for name in ("valence", "arousal"):
+        windows = np.array([getattr(s, name) for s in pred.timeline])
+        assert getattr(pred, name) == pytest.approx(weights @ windows / weights.sum())
+        deam = np.array([getattr(s.deam, name) for s in pred.timeline])
+        assert getattr(pred.deam, name) == pytest.approx(weights @ deam / weights.sum())
+    assert pred.p_tender == pytest.approx(quadrant_probabilities(pred.valence, pred.arousal, MOOD_SPREAD)[3], abs=1e-3)
+
+
+def test_the_deam_convention_is_an_output_of_its_own(predictions):
+    for pred in predictions.values():
+        for item in (pred, *pred.timeline):
+            # the test model's DEAM valence is its valence plus energy (conftest.DEAM_BETA)
+            assert item.deam.valence == pytest.approx((item.valence + 0.5) / 2 + DEAM_BETA * (item.arousal - 0.5), abs=2e-4)
+            row = item.row("deam")
+            assert row["valence"] == round(1 + 8 * item.deam.valence, 4)
+            assert row["mood"] == item.deam.mood and row["p_sad"] == round(item.deam.p_sad, 4)
 
 
 def test_intervals_hold_the_value_and_stay_on_the_scale(predictions):
     hv, ha = MOOD_INTERVALS
     for pred in predictions.values():
         for item in (pred, *pred.timeline):
-            for value, lo, hi, half in ((item.valence, item.valence_low, item.valence_high, hv),
-                                        (item.arousal, item.arousal_low, item.arousal_high, ha)):
+            for value, lo, hi, half in ((round(item.valence, 4), item.valence_low, item.valence_high, hv),
+                                        (round(item.arousal, 4), item.arousal_low, item.arousal_high, ha)):
                 assert 0 <= lo <= value <= hi <= 1
                 assert lo == pytest.approx(max(value - half, 0)) and hi == pytest.approx(min(value + half, 1))
 
 
 def test_intervals_are_clipped_and_scaled_like_values():
-    pred = song_prediction("x", [(0, 10)], np.array([[0.05, 0.97]]), duration=10, silent=False,
-                           moods=np.array([[0.1, 0.6, 0.2, 0.1]]), intervals=(0.1, 0.1))
+    conv = {"unit": Convention("output", (0.1, 0.1), (0.1, 0.1))}
+    pred = song_prediction("x", [(0, 10)], {"output": np.array([[0.05, 0.97]])}, conventions=conv,
+                           duration=10, silent=False)
     assert (pred.valence_low, pred.valence_high, pred.arousal_low, pred.arousal_high) == \
         pytest.approx((0.0, 0.15, 0.87, 1.0))
-    row = pred.row("deam")
+    row = pred.row("deam")  # no DEAM convention: the values on 1-9
     assert row["valence_low"] == 1.0 and row["arousal_high"] == 9.0 and row["valence_high"] == 2.2
-    assert row["p_angry"] == 0.6 and row["mood"] == "angry"  # probabilities keep their scale
+    assert row["mood"] == "angry" and row["p_angry"] == pred.row()["p_angry"]  # probabilities keep their scale
+
+
+def test_the_word_is_the_quadrant_on_the_lines_too():
+    # on 0.5 an axis counts as high, and the probabilities agree: a half each way
+    conv = {"unit": Convention("output", (0.05, 0.05), None)}
+    for v, a, word in ((0.5, 0.5, "happy"), (0.5, 0.2, "tender"), (0.2, 0.5, "angry"), (0.49995, 0.2, "tender"),
+                       (0.49994, 0.2, "sad")):
+        pred = song_prediction("x", [(0, 1)], {"output": np.array([[v, a]])}, conventions=conv,
+                               duration=1, silent=False)
+        row = pred.row()
+        assert pred.mood == word == row["mood"] == quadrant_mood(row["valence"], row["arousal"]), (v, a)
 
 
 def test_a_model_without_a_head_leaves_them_empty(model, mood_folder):
     pred = model.predict_file(mood_folder / "sad.wav", timeline=True)
-    assert pred.ok and pred.mood is None and pred.probabilities is None
+    assert pred.ok and pred.mood is None and pred.probabilities is None and pred.deam is None
     row = pred.row()
     assert all(row[c] is None for c in MOOD_FIELDS)
     assert all(s.row()[c] is None for s in pred.timeline for c in MOOD_FIELDS)
     assert Prediction("x", error="broken").row()["p_sad"] is None
 
 
-def test_predict_windows_keeps_its_contract(moody, mood_folder):
+def test_a_model_of_0_3_with_its_own_head_still_reads(legacy_mood_model, mood_folder):
+    old = EmotionModel(legacy_mood_model, threads=1)
+    assert old.mood_head and old.intervals == MOOD_INTERVALS and old.window_outputs == ("output", "moods")
+    pred = old.predict_file(mood_folder / "angry.wav", timeline=True)
+    assert pred.ok and pred.mood == "angry" and pred.deam is None
+    # its song probabilities are the time-weighted mean of its head's, its word their top
+    weights = np.array([2, 1.4, 1.4])
+    for column in MOOD_COLUMNS:
+        windows = np.array([getattr(s, column) for s in pred.timeline])
+        assert getattr(pred, column) == pytest.approx(weights @ windows / weights.sum())
+    assert pred.mood == max(pred.probabilities, key=pred.probabilities.get)
+    assert pred.row("deam")["valence"] == round(1 + 8 * pred.valence, 4)
+
+
+def test_run_windows_gives_every_output_and_predict_windows_keeps_its_contract(moody, mood_folder):
     from helpers import mood_clip
 
     inputs = [moody.window_inputs(mood_clip("angry", 2.0, 3))]
-    values, moods = moody.run_windows(inputs)
-    assert values.shape == (1, 2) and moods.shape == (1, 4)
-    np.testing.assert_array_equal(moody.predict_windows(inputs), values)
-    assert moody.run_windows([])[1].shape == (0, 4)
+    outputs = moody.run_windows(inputs)
+    assert set(outputs) == {"output", "deam"} and outputs["output"].shape == (1, 2)
+    np.testing.assert_array_equal(moody.predict_windows(inputs), outputs["output"])
+    assert moody.run_windows([])["deam"].shape == (0, 2)
 
 
 # --- outputs ----------------------------------------------------------------------------
@@ -187,9 +249,10 @@ def test_the_api_record_carries_them(predictions):
 
     pred = predictions["angry"]
     record = file_result(Upload("angry.wav"), pred, "deam").model_dump()
-    assert record["mood"] == "angry" and record["p_angry"] == pred.row()["p_angry"]
-    assert record["valence_low"] == pred.row("deam")["valence_low"]
-    assert [s["p_angry"] for s in record["timeline"]] == [s.row()["p_angry"] for s in pred.timeline]
+    # on DEAM's scale, DEAM's convention: its values, its word, its probabilities
+    assert record["mood"] == pred.deam.mood and record["p_angry"] == pred.row("deam")["p_angry"] != pred.row()["p_angry"]
+    assert record["valence"] == pred.row("deam")["valence"] and record["valence_low"] == pred.row("deam")["valence_low"]
+    assert [s["p_angry"] for s in record["timeline"]] == [s.row("deam")["p_angry"] for s in pred.timeline]
     assert list(FileResult.model_fields)[:9] == ["file", "status", "valence", "arousal", "duration", "windows",
                                                  "warning", "error", "timeline"]
 
@@ -222,7 +285,7 @@ def test_tags_carry_the_probabilities_and_read_back(tagged_moods, predictions, c
                                   "MUSIC2EMOTION_P_TENDER")
     for mood, pred in predictions.items():
         stored = read_tags(tagged_moods / f"{mood}.wav")
-        assert stored.mood == mood  # the head's most probable quadrant
+        assert stored.mood == mood == pred.mood
         assert stored.probabilities == tuple(pred.row()[c] for c in MOOD_COLUMNS)
     capsys.readouterr()
     assert main(["read-tags", str(tagged_moods), "--format", "csv"]) == 0

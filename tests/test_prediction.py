@@ -39,13 +39,13 @@ def test_time_weighted_mean_counts_every_second_once():
 def test_song_prediction_from_windows():
     spans = [(0.0, 2.0), (2.0, 4.0), (2.5, 4.5)]
     values = np.array([[0.0, 1.0], [1.0, 0.0], [0.5, 0.5]], np.float32)
-    pred = song_prediction("a.wav", spans, values, duration=4.5, silent=False, timeline=True)
+    pred = song_prediction("a.wav", spans, {"output": values}, duration=4.5, silent=False, timeline=True)
     assert pred.ok and pred.windows == 3 and pred.duration == 4.5 and pred.warning == ""
     assert [pred.valence, pred.arousal] == pytest.approx(time_weighted_mean(*zip(*spans), values))
     assert pred.timeline[2] == Segment(2.5, 4.5, 0.5, 0.5)
-    plain = song_prediction("a.wav", spans, values, duration=4.5, silent=True)
+    plain = song_prediction("a.wav", spans, {"output": values}, duration=4.5, silent=True)
     assert plain.timeline == [] and plain.warning == SILENT_WARNING
-    nan = song_prediction("a.wav", spans, np.full((3, 2), np.nan), duration=4.5, silent=False)
+    nan = song_prediction("a.wav", spans, {"output": np.full((3, 2), np.nan)}, duration=4.5, silent=False)
     assert nan.error == NO_VALUES and nan.valence is None
 
 

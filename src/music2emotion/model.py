@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .audio import LevelMeter, stream_array, stream_audio
-from .config import MOOD_CLASSES, FeatureSettings
+from .config import FeatureSettings
 from .frontends import window_inputs
 from .modelfile import (
     AUDIOSET,
@@ -29,9 +29,10 @@ from .modelfile import (
     LOG_MEL_INPUT,
     METADATA_KEY,
     MOODS_OUTPUT,
-    OUTPUT,
     SETTINGS,
-    read_intervals,
+    Convention,
+    output_width,
+    read_conventions,
     read_metadata,
     resolve_model,
 )
@@ -63,11 +64,18 @@ class EmotionModel:
         Sample rate, mel settings and window length the model was trained with.
     info : dict
         The file's metadata: settings, validation figures, provenance.
+    conventions : dict of str to Convention
+        The output scales the file defines (:func:`~music2emotion.modelfile.read_conventions`):
+        ``"unit"``, the one answer, and ``"deam"`` for a model with DEAM's convention as an
+        output of its own.
     mood_head : bool
-        Whether the graph also returns quadrant probabilities (``moods``).
+        Whether predictions carry a mood word and quadrant probabilities (derived from the
+        values, or from a 0.3 model's own head).
     intervals : tuple of float, or None
-        The ``(valence, arousal)`` half-widths of the values' intervals on the 0-1 scale,
-        when the file has them.
+        The ``(valence, arousal)`` half-widths of the unit values' intervals on the 0-1
+        scale, when the file has them.
+    window_outputs : tuple of str
+        The graph outputs each window is run for (:meth:`run_windows`).
 
     Raises
     ------
@@ -101,9 +109,16 @@ class EmotionModel:
         if sorted(self.input_names) != sorted(INPUTS[self.kind]):
             raise ValueError(f"{self.path}: a {self.kind} model takes {', '.join(INPUTS[self.kind])}, "
                              f"this file {', '.join(self.input_names)}")
-        self.mood_head: bool = MOODS_OUTPUT in {o.name for o in self.session.get_outputs()}
-        self.intervals: tuple[float, float] | None = read_intervals(self.info, self.path)
-        self._outputs = [OUTPUT, MOODS_OUTPUT] if self.mood_head else [OUTPUT]
+        self.conventions: dict[str, Convention] = read_conventions(self.info, self.path)
+        graph_outputs = {o.name for o in self.session.get_outputs()}
+        legacy_head = MOODS_OUTPUT in graph_outputs and self.conventions["unit"].spread is None
+        self.window_outputs: tuple[str, ...] = tuple(dict.fromkeys(
+            [c.output for c in self.conventions.values()] + ([MOODS_OUTPUT] if legacy_head else [])))
+        missing = [o for o in self.window_outputs if o not in graph_outputs]
+        if missing:
+            raise ValueError(f"{self.path}: its metadata names graph outputs it lacks: {', '.join(missing)}")
+        self.mood_head: bool = legacy_head or self.conventions["unit"].spread is not None
+        self.intervals: tuple[float, float] | None = self.conventions["unit"].intervals
         # Windows per ONNX Runtime call (None: all that are given). A fusion window is six
         # tagger passes whose convolution activations take about 80 MB: 16 windows at once
         # peaked at 1.7 GB against 0.45 GB for one, and ran no faster per window (0.28 s
@@ -140,14 +155,13 @@ class EmotionModel:
         Returns
         -------
         numpy.ndarray
-            ``[len(windows), 2]`` valence and arousal in [0, 1], float32.
+            ``[len(windows), 2]`` valence and arousal in [0, 1] (the unit scale's), float32.
         """
-        return self.run_windows(windows)[0]
+        return self.run_windows(windows)[self.conventions["unit"].output]
 
-    def run_windows(self, windows: list[dict[str, np.ndarray]]
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Run windows' inputs through the model: the values and, from the same session
-        call, the mood head's probabilities.
+    def run_windows(self, windows: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+        """Run windows' inputs through the model: every output a prediction reads, from one
+        session call per batch.
 
         Parameters
         ----------
@@ -156,30 +170,29 @@ class EmotionModel:
 
         Returns
         -------
-        values : numpy.ndarray
-            ``[len(windows), 2]`` valence and arousal in [0, 1], float32.
-        moods : numpy.ndarray or None
-            ``[len(windows), 4]`` quadrant probabilities (``MOOD_CLASSES`` order), each row
-            summing to 1; ``None`` when the model has no mood head.
+        dict of str to numpy.ndarray
+            By name of :attr:`window_outputs`: ``[len(windows), 2]`` valence and arousal in
+            [0, 1] for each convention's output, and a 0.3 model's ``moods``
+            ``[len(windows), 4]`` quadrant probabilities (``MOOD_CLASSES`` order, each row
+            summing to 1); float32.
         """
-        n_moods = len(MOOD_CLASSES)
+        widths = {name: output_width(name) for name in self.window_outputs}
         if not windows:
-            return np.zeros((0, 2), np.float32), (np.zeros((0, n_moods), np.float32) if self.mood_head else None)
+            return {name: np.zeros((0, w), np.float32) for name, w in widths.items()}
         step = self.session_batch or len(windows)
-        values, moods = [], []
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in self.window_outputs}
         for i in range(0, len(windows), step):
             feed = {name: np.ascontiguousarray(np.stack([w[name] for w in windows[i : i + step]]),
                                                np.float32)
                     for name in self.input_names}
-            out = self.session.run(self._outputs, feed)
-            values.append(out[0])
-            if self.mood_head:
-                moods.append(np.asarray(out[1], np.float32).reshape(-1, n_moods))
-        if not self.mood_head:
-            return np.clip(np.concatenate(values), 0.0, 1.0), None
-        p = np.clip(np.concatenate(moods), 0.0, 1.0)
-        # a graph's softmax sums to 1 within float32 rounding; make it exact
-        return np.clip(np.concatenate(values), 0.0, 1.0), p / np.maximum(p.sum(1, keepdims=True), 1e-12)
+            for name, out in zip(self.window_outputs, self.session.run(list(self.window_outputs), feed)):
+                parts[name].append(np.asarray(out, np.float32).reshape(-1, widths[name]))
+        result = {name: np.clip(np.concatenate(v), 0.0, 1.0) for name, v in parts.items()}
+        if MOODS_OUTPUT in result:
+            p = result[MOODS_OUTPUT]
+            # a graph's softmax sums to 1 within float32 rounding; make it exact
+            result[MOODS_OUTPUT] = p / np.maximum(p.sum(1, keepdims=True), 1e-12)
+        return result
 
     def predict_features(self, x: np.ndarray) -> np.ndarray:
         """CNN models: the seed's contract, ``[batch, 1, n_mels, frames] -> [batch, 2]``.
@@ -287,7 +300,7 @@ class EmotionModel:
         check_options(window_seconds=window_seconds, hop_seconds=hop_seconds, batch_size=batch_size)
         settings = self.window_settings(window_seconds)
         spans: list[tuple[float, float]] = []
-        outputs: list[tuple[np.ndarray, np.ndarray | None]] = []
+        outputs: list[dict[str, np.ndarray]] = []
         pending: list[dict[str, np.ndarray]] = []
         try:
             meter = LevelMeter(source(settings.sample_rate))
@@ -300,11 +313,9 @@ class EmotionModel:
             outputs.append(self.run_windows(pending))
         except Exception as exc:  # a decoder or feature bug must not take other files down
             return Prediction(name, error=failure_reason(exc))
-        return song_prediction(name, spans, np.concatenate([v for v, _ in outputs]),
-                               duration=meter.samples / settings.sample_rate,
-                               silent=meter.silent, timeline=timeline,
-                               moods=np.concatenate([m for _, m in outputs]) if self.mood_head else None,
-                               intervals=self.intervals)
+        return song_prediction(name, spans, {k: np.concatenate([o[k] for o in outputs]) for k in self.window_outputs},
+                               conventions=self.conventions, duration=meter.samples / settings.sample_rate,
+                               silent=meter.silent, timeline=timeline)
 
 
 _models: dict[str, EmotionModel] = {}

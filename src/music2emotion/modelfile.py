@@ -25,11 +25,12 @@ from __future__ import annotations
 import json
 import os
 from importlib import resources
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ._version import __version__
-from .config import TARGETS, FeatureSettings
+from .config import MOOD_CLASSES, SCALES, TARGETS, FeatureSettings
 
 # The ONNX metadata_props entry that holds the JSON below.
 METADATA_KEY = "music2emotion.settings"
@@ -44,7 +45,18 @@ INPUTS = {CNN: (LOG_MEL_INPUT,), FUSION: (DESCRIPTORS_INPUT, PATCHES_INPUT), DES
 OUTPUT = "output"
 TAGGERS = "taggers"  # a fusion graph's second output
 ENCODER_OUTPUT = "encoder"  # an audioset graph's second output
-MOODS_OUTPUT = "moods"  # optional, any kind: [n, 4] quadrant probabilities per window
+# Optional, any kind: [n, 2] valence and arousal as DEAM's listener panel rates them (its
+# convention, whose valence is half energy), beside OUTPUT's one answer.
+DEAM_OUTPUT = "deam"
+# Models of 0.3 only: [n, 4] quadrant probabilities per window from a head of their own.
+MOODS_OUTPUT = "moods"
+
+
+def output_width(name: str) -> int:
+    """Values per window of a graph output a prediction reads: 4 probabilities for
+    :data:`MOODS_OUTPUT`, else valence and arousal."""
+    return len(MOOD_CLASSES) if name == MOODS_OUTPUT else len(TARGETS)
+
 
 # Keys of the metadata JSON that inference reads; the rest (training figures) is for people.
 KIND, SETTINGS, N_DESCRIPTORS_KEY = "kind", "settings", "n_descriptors"
@@ -52,6 +64,16 @@ SCALE_NOTE = "0-1 (DEAM rating r maps to (r - 1) / 8)"
 # Optional: {"valence": hv, "arousal": ha, "coverage": 0.9, "method": "..."}, half-widths on
 # the 0-1 scale; a value v has the interval [clip(v - hv, 0, 1), clip(v + hv, 0, 1)].
 INTERVALS_KEY = "intervals"
+# Optional (models from 0.4 on): how each output scale reads the graph, by scale name
+# ("unit", the one answer; "deam", DEAM's convention):
+#   {"output": graph output, "spread": {"valence": s, "arousal": s}, INTERVALS_KEY: {...}}
+# "spread" is the scale of the logistic distribution centred on each predicted value: the
+# probability that an axis lies on its high side is 1 / (1 + exp(-(x - 0.5) / s)), and the
+# four quadrant probabilities are the distribution's mass in each quadrant
+# (:func:`music2emotion.prediction.estimate`). Without this key a model's "unit" scale is
+# OUTPUT with the top-level INTERVALS_KEY, and "deam" the same values mapped to 1-9.
+CONVENTIONS_KEY = "conventions"
+SPREAD_KEY = "spread"
 
 # The models shipped inside the package, by the name ``--model`` accepts (README, "Models";
 # MODEL_CARD.md): the audioset model (descriptors + the pretrained AudioSet encoder, with a
@@ -184,6 +206,7 @@ def read_metadata(text: str | None, path: str | os.PathLike[str]) -> dict[str, A
             raise ValueError(f"{path}: made for {info.get(N_DESCRIPTORS_KEY)} descriptors, "
                              f"this version computes {N_DESCRIPTORS}")
     read_intervals(info, path)
+    read_conventions(info, path)
     return info
 
 
@@ -212,10 +235,77 @@ def read_intervals(info: dict[str, Any], path: str | os.PathLike[str] = "model"
     entry = info.get(INTERVALS_KEY)
     if entry is None:
         return None
+    return _pair(entry, f"{INTERVALS_KEY} half-widths", path, positive=False)
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How one output scale reads a model: which graph output holds its values, and what
+    derives from them.
+
+    Attributes
+    ----------
+    output : str
+        The graph output, ``[n, 2]`` valence and arousal on the 0-1 scale.
+    spread : tuple of float, or None
+        ``(valence, arousal)`` scales of the logistic distribution centred on the values,
+        whose mass in each quadrant gives the quadrant probabilities; ``None``: the model
+        derives none (older models may have a head of their own, :data:`MOODS_OUTPUT`).
+    intervals : tuple of float, or None
+        ``(valence, arousal)`` half-widths of the values' intervals, 0-1 scale.
+    """
+
+    output: str = OUTPUT
+    spread: tuple[float, float] | None = None
+    intervals: tuple[float, float] | None = None
+
+
+def _pair(entry: Any, what: str, path: str | os.PathLike[str], positive: bool) -> tuple[float, float]:
+    """``(valence, arousal)`` from ``{"valence": x, "arousal": y}``, each in [0, 1] (above 0
+    when ``positive``), or ``ValueError`` naming the file."""
     try:
-        widths = tuple(float(entry[t]) for t in TARGETS)
+        pair = tuple(float(entry[t]) for t in TARGETS)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"{path}: unreadable {INTERVALS_KEY} metadata ({exc!r})") from None
-    if not all(0.0 <= w <= 1.0 for w in widths):
-        raise ValueError(f"{path}: {INTERVALS_KEY} half-widths {widths} lie outside 0-1")
-    return widths[0], widths[1]
+        raise ValueError(f"{path}: unreadable {what} metadata ({exc!r})") from None
+    if not all((w > 0.0 if positive else w >= 0.0) and w <= 1.0 for w in pair):
+        raise ValueError(f"{path}: {what} {pair} lie outside {'(0' if positive else '[0'}, 1]")
+    return pair[0], pair[1]
+
+
+def read_conventions(info: dict[str, Any], path: str | os.PathLike[str] = "model") -> dict[str, Convention]:
+    """The output scales a model's metadata defines, by scale name (``"unit"`` always).
+
+    Parameters
+    ----------
+    info : dict
+        The metadata (:func:`read_metadata`).
+    path : str or os.PathLike
+        The file, for messages.
+
+    Returns
+    -------
+    dict of str to Convention
+        ``"unit"``, and ``"deam"`` where the model has DEAM's convention as an output of
+        its own (else ``"deam"`` shows the unit values on 1-9, as models before 0.4 did).
+
+    Raises
+    ------
+    ValueError
+        The entry is there but malformed, names an unknown scale, or lacks ``"unit"``.
+    """
+    entry = info.get(CONVENTIONS_KEY)
+    if entry is None:
+        return {"unit": Convention(OUTPUT, None, read_intervals(info, path))}
+    if not isinstance(entry, dict) or "unit" not in entry or not set(entry) <= set(SCALES):
+        raise ValueError(f"{path}: {CONVENTIONS_KEY} metadata must map 'unit' (and optionally "
+                         f"{', '.join(repr(s) for s in SCALES if s != 'unit')}) to a convention")
+    out = {}
+    for scale, conv in entry.items():
+        if not isinstance(conv, dict) or not isinstance(conv.get("output"), str):
+            raise ValueError(f"{path}: the {scale!r} convention names no graph output")
+        spread = conv.get(SPREAD_KEY)
+        out[scale] = Convention(
+            conv["output"],
+            None if spread is None else _pair(spread, f"{scale} {SPREAD_KEY}", path, positive=True),
+            read_intervals(conv, path))
+    return out

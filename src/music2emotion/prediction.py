@@ -1,32 +1,43 @@
 """A file's result, and the one way its windows become it.
 
-:func:`song_prediction` turns a file's window values into its :class:`Prediction`: every
+:func:`song_prediction` turns a file's window outputs into its :class:`Prediction`: every
 engine (local worker processes, the Ray engine) and the server reach a result through it,
-and every output (CSV, JSON Lines, Parquet, the HTTP API, pictures) reads values through
-:meth:`Prediction.row` / :meth:`Segment.row` and :func:`on_scale`.
+and every output (CSV, JSON Lines, Parquet, the HTTP API, tags, pictures) reads values
+through :meth:`Prediction.row` / :meth:`Segment.row` and :func:`on_scale`.
 
-The song-level valence and arousal are the time-weighted mean of the window values in
-which every second of audio counts the same (:func:`time_weighted_mean`): a second covered
-by one window takes that window's value, a second covered by several (the last window,
-aligned to the end of the file, overlaps its neighbour; a hop shorter than the window
-overlaps them all) takes their mean. With the default hop (one window length) that is the
-plain mean of the windows, except that the overlapping last window counts only for the
-audio it adds. A model with a mood head gives each window the probabilities of the four
-quadrants; the song's are the same time-weighted mean of the windows' (so they still sum
-to 1). A model with intervals gives each value, the song's and each window's, its interval
-``[clip(v - h, 0, 1), clip(v + h, 0, 1)]`` for the model's half-width ``h``.
+**One answer per window and per song.** A model's graph gives each window one valence and
+one arousal per output scale (:class:`~music2emotion.modelfile.Convention`): the ``unit``
+scale's one answer, and for models with DEAM's convention as an output of its own, what
+DEAM's panel would rate (shown with ``scale="deam"`` on 1-9). Everything else derives from
+those two numbers (:func:`estimate`): the quadrant probabilities are the mass, in each
+quadrant, of a logistic distribution centred on them (its spread calibrated in the model
+file), the intervals are the values plus and minus the model's half-widths, and the mood
+word is the quadrant the values lie in. So the word can never contradict the values, on any
+row or window, on any scale. (Models of 0.3 carry a quadrant head of their own,
+``moods``; their word stays that head's most probable quadrant.)
+
+The song-level values are the time-weighted mean of the window values in which every
+second of audio counts the same (:func:`time_weighted_mean`): a second covered by one
+window takes that window's value, a second covered by several (the last window, aligned to
+the end of the file, overlaps its neighbour; a hop shorter than the window overlaps them
+all) takes their mean. With the default hop (one window length) that is the plain mean of
+the windows, except that the overlapping last window counts only for the audio it adds;
+the song's probabilities, intervals and word then derive from the song's values, as a
+window's from its own. They derive from the values rounded to :data:`DECIMALS`, as every
+output writes them, so what a row says is derived from exactly what the row shows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .audio import AudioError
-from .config import INTERVAL_COLUMNS, MOOD_CLASSES, MOOD_COLUMNS, Scale, to_deam
+from .config import INTERVAL_COLUMNS, MOOD_CLASSES, MOOD_COLUMNS, NEUTRAL, Scale, to_deam
+from .modelfile import MOODS_OUTPUT, Convention
 from .windows import TooShortError
 
 SILENT_WARNING = "silent: the audio is digital silence, so the values mean nothing"
@@ -51,6 +62,16 @@ def output_value(value: float | None, scale: Scale = "unit") -> float | None:
 MOOD_FIELDS = ("mood", *MOOD_COLUMNS, *INTERVAL_COLUMNS)
 
 
+def quadrant_mood(valence: float, arousal: float) -> str:
+    """The word of the quadrant of Russell's plane that a point on the 0-1 scale lies in:
+    ``happy``, ``angry``, ``sad`` or ``tender`` (:data:`~music2emotion.config.NEUTRAL`
+    counts as high). The one rule every mood word follows."""
+    happy, angry, sad, tender = MOOD_CLASSES
+    if arousal >= NEUTRAL:
+        return happy if valence >= NEUTRAL else angry
+    return tender if valence >= NEUTRAL else sad
+
+
 def top_mood(probabilities: Sequence[float]) -> str:
     """The word of the most probable quadrant (the first of a tie).
 
@@ -67,13 +88,28 @@ def top_mood(probabilities: Sequence[float]) -> str:
     return MOOD_CLASSES[int(np.argmax(np.asarray(probabilities, np.float64)))]
 
 
+def quadrant_probabilities(valence: float, arousal: float, spread: tuple[float, float]) -> np.ndarray:
+    """The mass in each quadrant (``MOOD_CLASSES`` order) of two independent logistic
+    distributions centred on ``valence`` and ``arousal`` with scales ``spread``.
+
+    Each axis lies on its high side with probability ``1 / (1 + exp(-(x - 0.5) / s))``,
+    above one half exactly when the value is above 0.5, so the most probable quadrant is the
+    one the values lie in.
+    """
+    hv, ha = (1.0 / (1.0 + np.exp(-(x - NEUTRAL) / s)) for x, s in zip((valence, arousal), spread))
+    return np.array([hv * ha, (1 - hv) * ha, (1 - hv) * (1 - ha), hv * (1 - ha)])
+
+
 @dataclass(kw_only=True)
 class MoodEstimates:
-    """The quadrant probabilities and the intervals of a song or a window, all ``None`` for
-    a model without a mood head (the probabilities) or without intervals (the bounds).
+    """The mood word, quadrant probabilities and intervals of a song or a window, ``None``
+    for a model without a mood head (word and probabilities) or without intervals.
 
     Attributes
     ----------
+    mood : str or None
+        ``happy``, ``angry``, ``sad`` or ``tender``: the quadrant the values lie in
+        (:func:`quadrant_mood`; for models of 0.3, their head's most probable quadrant).
     p_happy, p_angry, p_sad, p_tender : float or None
         Probabilities of the quadrants of :data:`~music2emotion.config.MOOD_CLASSES`,
         summing to 1.
@@ -82,6 +118,7 @@ class MoodEstimates:
         the bundled models), clipped to [0, 1].
     """
 
+    mood: str | None = None
     p_happy: float | None = None
     p_angry: float | None = None
     p_sad: float | None = None
@@ -98,12 +135,6 @@ class MoodEstimates:
             return None
         return {m: getattr(self, c) for m, c in zip(MOOD_CLASSES, MOOD_COLUMNS)}
 
-    @property
-    def mood(self) -> str | None:
-        """The most probable quadrant's word (:func:`top_mood`); ``None`` without a head."""
-        probs = self.probabilities
-        return None if probs is None else top_mood(list(probs.values()))
-
     def mood_row(self, scale: Scale = "unit") -> dict[str, Any]:
         """The :data:`MOOD_FIELDS`: the word, the probabilities rounded to
         :data:`DECIMALS`, the bounds on ``scale`` rounded like the values."""
@@ -113,54 +144,91 @@ class MoodEstimates:
                 **{c: output_value(getattr(self, c), scale) for c in INTERVAL_COLUMNS}}
 
 
-def mood_estimates(values: Sequence[float], moods: Sequence[float] | None,
-                   intervals: tuple[float, float] | None) -> dict[str, float]:
-    """The :class:`MoodEstimates` fields of one value pair, as keyword arguments.
+@dataclass(kw_only=True)
+class Estimate(MoodEstimates):
+    """Valence and arousal (0-1 scale) in one convention, with what derives from them
+    (:class:`MoodEstimates`): a :class:`Prediction`'s or :class:`Segment`'s ``deam``."""
+
+    valence: float
+    arousal: float
+
+
+def estimate(values: Sequence[float], convention: Convention,
+             moods: Sequence[float] | None = None) -> dict[str, Any]:
+    """The values of one window or song and everything that derives from them (from the
+    values rounded to :data:`DECIMALS`, as outputs show them), as keyword arguments of
+    :class:`Estimate`.
 
     Parameters
     ----------
     values : sequence of float
         Valence and arousal, 0-1.
+    convention : Convention
+        The scale's spread (quadrant probabilities and word) and half-widths (intervals).
     moods : sequence of float, optional
-        The four quadrant probabilities (``None``: no mood head).
-    intervals : tuple of float, optional
-        The model's ``(valence, arousal)`` half-widths (``None``: no intervals).
+        The four probabilities of a 0.3 model's own quadrant head, used where the
+        convention has no spread.
 
     Returns
     -------
     dict
-        Only the fields that are known.
+        ``valence``, ``arousal`` and the :class:`MoodEstimates` fields that are known.
     """
-    out: dict[str, float] = {}
-    if moods is not None:
-        out.update(zip(MOOD_COLUMNS, (float(p) for p in moods)))
-    if intervals is not None:
-        for name, value, half in zip(("valence", "arousal"), values, intervals):
+    out: dict[str, Any] = {"valence": float(values[0]), "arousal": float(values[1])}
+    # derived from the values as every output writes them, so that a value written as 0.5
+    # is on the high side for the word too
+    v, a = (round(float(x), DECIMALS) for x in values)
+    if convention.spread is not None:
+        out["mood"] = quadrant_mood(v, a)
+        out.update(zip(MOOD_COLUMNS, map(float, quadrant_probabilities(v, a, convention.spread))))
+    elif moods is not None:
+        out["mood"] = top_mood(moods)
+        out.update(zip(MOOD_COLUMNS, map(float, moods)))
+    if convention.intervals is not None:
+        for name, value, half in zip(("valence", "arousal"), (v, a), convention.intervals):
             out[f"{name}_low"] = float(np.clip(value - half, 0.0, 1.0))
             out[f"{name}_high"] = float(np.clip(value + half, 0.0, 1.0))
     return out
 
 
+class _Scaled:
+    """What every row shows, read from the estimate of the row's scale."""
+
+    valence: float | None
+    arousal: float | None
+    deam: Estimate | None
+
+    def on(self, scale: Scale = "unit") -> Any:
+        """The estimate shown on ``scale``: ``self``, or with ``"deam"`` the model's own
+        DEAM convention where it has one (else ``self``, its values shown on 1-9)."""
+        return self.deam if scale == "deam" and self.deam is not None else self
+
+    def _values_row(self, scale: Scale) -> dict[str, Any]:
+        shown = self.on(scale)
+        return {"valence": output_value(shown.valence, scale), "arousal": output_value(shown.arousal, scale)}
+
+
 @dataclass
-class Segment(MoodEstimates):
-    """Valence and arousal of one window, ``start``-``end`` in seconds, with the
-    probabilities and intervals of :class:`MoodEstimates` (keyword arguments)."""
+class Segment(_Scaled, MoodEstimates):
+    """Valence and arousal of one window, ``start``-``end`` in seconds, with what derives
+    from them (:class:`MoodEstimates`, keyword arguments) and, for a model with DEAM's
+    convention, ``deam``."""
 
     start: float
     end: float
     valence: float
     arousal: float
+    deam: Estimate | None = field(default=None, kw_only=True)
 
     def row(self, scale: Scale = "unit") -> dict[str, Any]:
         """``{start, end, valence, arousal}`` with the values on ``scale``, rounded, then the
-        :data:`MOOD_FIELDS`."""
-        return {"start": self.start, "end": self.end,
-                "valence": output_value(self.valence, scale),
-                "arousal": output_value(self.arousal, scale), **self.mood_row(scale)}
+        :data:`MOOD_FIELDS` of the same scale."""
+        return {"start": self.start, "end": self.end, **self._values_row(scale),
+                **self.on(scale).mood_row(scale)}
 
 
 @dataclass
-class Prediction(MoodEstimates):
+class Prediction(_Scaled, MoodEstimates):
     """The result for one file (or one array of audio).
 
     Attributes
@@ -179,9 +247,12 @@ class Prediction(MoodEstimates):
         Set when a result needs care (digital silence).
     timeline : list of Segment
         Each window's values, when asked for.
-    p_happy, p_angry, p_sad, p_tender, valence_low, valence_high, arousal_low, arousal_high
-        The song's quadrant probabilities and intervals (:class:`MoodEstimates`; keyword
-        arguments), ``None`` when the model has no mood head or no intervals.
+    mood, p_happy, p_angry, p_sad, p_tender, valence_low, valence_high, arousal_low, arousal_high
+        What derives from the values (:class:`MoodEstimates`; keyword arguments), ``None``
+        when the model has no mood head or no intervals.
+    deam : Estimate or None
+        The same song in DEAM's convention, for models that carry it (``row("deam")``
+        shows it on 1-9).
     """
 
     path: str
@@ -192,6 +263,7 @@ class Prediction(MoodEstimates):
     error: str = ""
     warning: str = ""
     timeline: list[Segment] = field(default_factory=list)
+    deam: Estimate | None = field(default=None, kw_only=True)
 
     @property
     def ok(self) -> bool:
@@ -199,16 +271,16 @@ class Prediction(MoodEstimates):
 
     def row(self, scale: Scale = "unit") -> dict[str, Any]:
         """A flat record for CSV/JSON output (the ``COLUMNS`` of :mod:`music2emotion.output`):
-        the values every model gives, then the :data:`MOOD_FIELDS`."""
+        the values every model gives on ``scale``, then the :data:`MOOD_FIELDS` of the same
+        scale."""
         return {
             "path": self.path,
-            "valence": output_value(self.valence, scale),
-            "arousal": output_value(self.arousal, scale),
+            **self._values_row(scale),
             "duration": None if self.duration is None else round(self.duration, 3),
             "windows": self.windows,
             "warning": self.warning,
             "error": self.error,
-            **self.mood_row(scale),
+            **self.on(scale).mood_row(scale),
         }
 
     def segment_rows(self, scale: Scale = "unit") -> list[dict[str, Any]]:
@@ -247,16 +319,30 @@ def time_weighted_mean(starts: np.ndarray, ends: np.ndarray, values: np.ndarray)
     return weights @ np.asarray(values, np.float64) / weights.sum()
 
 
+# A model without conventions in its file: its one output, nothing derived.
+PLAIN = {"unit": Convention()}
+
+
+def _estimates(outputs: Mapping[str, np.ndarray], conventions: Mapping[str, Convention]) -> dict[str, Any]:
+    """The keyword arguments of a :class:`Segment` or :class:`Prediction` for one row of
+    every output: the unit estimate's fields, and ``deam`` where the model has it."""
+    unit = conventions["unit"]
+    fields = estimate(outputs[unit.output], unit, outputs.get(MOODS_OUTPUT))
+    deam = conventions.get("deam")
+    if deam is not None:
+        fields["deam"] = Estimate(**estimate(outputs[deam.output], deam))
+    return fields
+
+
 def song_prediction(
     path: str,
     spans: Sequence[tuple[float, float]],
-    values: np.ndarray,
+    outputs: Mapping[str, np.ndarray],
     *,
+    conventions: Mapping[str, Convention] = PLAIN,
     duration: float,
     silent: bool,
     timeline: bool = False,
-    moods: np.ndarray | None = None,
-    intervals: tuple[float, float] | None = None,
 ) -> Prediction:
     """A file's :class:`Prediction` from its windows.
 
@@ -266,41 +352,37 @@ def song_prediction(
         The file.
     spans : sequence of (float, float)
         Each window's start and end, in seconds, in order.
-    values : numpy.ndarray
-        ``[windows, 2]`` valence and arousal of each window.
+    outputs : mapping of str to numpy.ndarray
+        Each graph output's rows, one per window (``[windows, 2]`` values of each
+        convention's output; ``[windows, 4]`` ``moods`` of a 0.3 model's head).
+    conventions : mapping of str to Convention
+        The model's output scales (:func:`~music2emotion.modelfile.read_conventions`).
     duration : float
         Seconds of audio in the file.
     silent : bool
         Whether the file is digital silence (the result then carries a warning).
     timeline : bool
         Keep each window's values in ``Prediction.timeline``.
-    moods : numpy.ndarray, optional
-        ``[windows, 4]`` quadrant probabilities of each window (a model's mood head).
-    intervals : tuple of float, optional
-        The model's ``(valence, arousal)`` interval half-widths on the 0-1 scale.
 
     Returns
     -------
     Prediction
-        With ``error`` set when a window's values are not finite.
+        With ``error`` set when a window's outputs are not finite.
     """
-    values = np.asarray(values, np.float64).reshape(len(spans), 2)
-    if moods is not None:
-        moods = np.asarray(moods, np.float64).reshape(len(spans), len(MOOD_CLASSES))
-    if len(spans) == 0 or not np.isfinite(values).all() or (
-            moods is not None and not np.isfinite(moods).all()):
+    rows = {name: np.asarray(v, np.float64).reshape(len(spans), -1) for name, v in outputs.items()}
+    if len(spans) == 0 or not all(np.isfinite(v).all() for v in rows.values()):
         return Prediction(str(path), error=NO_VALUES)
     starts, ends = np.array(spans, np.float64).reshape(-1, 2).T
-    song = time_weighted_mean(starts, ends, values if moods is None else np.hstack([values, moods]))
-    window_moods = [None] * len(spans) if moods is None else moods
-    return Prediction(
-        str(path), valence=float(song[0]), arousal=float(song[1]), duration=duration,
-        windows=len(values), warning=SILENT_WARNING if silent else "",
-        timeline=[Segment(round(a, 3), round(b, 3), float(v), float(ar),
-                          **mood_estimates((v, ar), p, intervals))
-                  for (a, b), (v, ar), p in zip(spans, values, window_moods)] if timeline else [],
-        **mood_estimates(song[:2], None if moods is None else song[2:], intervals),
-    )
+    song = {name: time_weighted_mean(starts, ends, v) for name, v in rows.items()}
+    segments = []
+    if timeline:
+        for i, (a, b) in enumerate(spans):
+            fields = _estimates({name: v[i] for name, v in rows.items()}, conventions)
+            segments.append(Segment(round(a, 3), round(b, 3), fields.pop("valence"), fields.pop("arousal"),
+                                    **fields))
+    return Prediction(str(path), duration=duration, windows=len(spans),
+                      warning=SILENT_WARNING if silent else "", timeline=segments,
+                      **_estimates(song, conventions))
 
 
 def failure_reason(exc: BaseException) -> str:

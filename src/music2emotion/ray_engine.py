@@ -41,7 +41,7 @@ import socket
 import sys
 import tempfile
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,10 +50,11 @@ from typing import Any
 import numpy as np
 
 from .audio import AudioError, LevelMeter, quiet_decoder_messages, stream_audio
-from .config import AUDIO_EXTENSIONS, MOOD_COLUMNS, FeatureSettings
+from .config import AUDIO_EXTENSIONS, FeatureSettings
 from .frontends import window_inputs
 from .model import EmotionModel
-from .prediction import Prediction, failure_reason, song_prediction
+from .modelfile import OUTPUT, Convention, output_width
+from .prediction import PLAIN, Prediction, failure_reason, song_prediction
 from .windows import DEFAULT_BATCH, check_options, iter_windows
 
 # A block's files are decoded one after the other by one task: a few per block keeps the
@@ -231,22 +232,23 @@ class _ModelActor:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         features = batch.pop("features")
         windows = np.flatnonzero(batch["index"] >= 0)
-        values = np.full((len(features), 2), np.nan)
-        moods = np.full((len(features), len(MOOD_COLUMNS)), np.nan)  # NaN: no mood head
-        if windows.size:
-            values[windows], head = self.model.run_windows([pickle.loads(features[i]) for i in windows])
-            if head is not None:
-                moods[windows] = head
-        batch["valence"], batch["arousal"] = values[:, 0], values[:, 1]
-        for j, column in enumerate(MOOD_COLUMNS):
-            batch[column] = moods[:, j]
+        outputs = self.model.run_windows([pickle.loads(features[i]) for i in windows]) if windows.size else {}
+        for name in self.model.window_outputs:
+            width = output_width(name)
+            values = np.full((len(features), width), np.nan)  # NaN: a summary row
+            if name in outputs:
+                values[windows] = outputs[name]
+            for j in range(width):
+                batch[_column(name, j)] = values[:, j]
         return batch
 
 
-# --- stage 4: gathering files (this process) --------------------------------------------
+def _column(output: str, j: int) -> str:
+    """The batch column of a graph output's ``j``-th value."""
+    return f"{output}:{j}"
 
-# what the gatherer keeps of each window row (and the MOOD_COLUMNS from a mood head)
-_WINDOW_VALUES = ("start", "end", "valence", "arousal")
+
+# --- stage 4: gathering files (this process) --------------------------------------------
 
 
 @dataclass
@@ -259,15 +261,16 @@ class _Partial:
 class _Gatherer:
     """Collects window values per file and hands back each file's :class:`Prediction` once
     its summary and all its windows have arrived. A window that arrives twice (a retried
-    task) counts once. ``mood_head`` and ``intervals`` are the model's (its
+    task) counts once. ``window_outputs`` and ``conventions`` are the model's (its
     :class:`EmotionModel` attributes)."""
 
-    def __init__(self, timeline: bool = False, mood_head: bool = False,
-                 intervals: tuple[float, float] | None = None) -> None:
+    def __init__(self, timeline: bool = False, window_outputs: Sequence[str] = (OUTPUT,),
+                 conventions: Mapping[str, Convention] = PLAIN) -> None:
         self.partial: dict[str, _Partial] = {}
         self.finished: set[str] = set()
-        self.timeline, self.mood_head, self.intervals = timeline, mood_head, intervals
-        self.columns = (*_WINDOW_VALUES, *MOOD_COLUMNS) if mood_head else _WINDOW_VALUES
+        self.timeline, self.conventions = timeline, conventions
+        self.widths = {name: output_width(name) for name in window_outputs}
+        self.columns = ("start", "end", *(_column(n, j) for n, w in self.widths.items() for j in range(w)))
 
     def add(self, batch: dict[str, np.ndarray]) -> list[Prediction]:
         touched = []
@@ -300,11 +303,11 @@ class _Gatherer:
             return None
         else:
             windows = np.array([part.spans[i] for i in sorted(part.spans)]).reshape(-1, len(self.columns))
-            pred = song_prediction(path, [(float(a), float(b)) for a, b in windows[:, :2]], windows[:, 2:4],
-                                   duration=float(s["duration"]), silent=bool(s["silent"]),
-                                   timeline=self.timeline,
-                                   moods=windows[:, 4:] if self.mood_head else None,
-                                   intervals=self.intervals)
+            bounds = np.cumsum([2, *self.widths.values()])
+            outputs = {name: windows[:, a:b] for name, a, b in zip(self.widths, bounds[:-1], bounds[1:])}
+            pred = song_prediction(path, [(float(a), float(b)) for a, b in windows[:, :2]], outputs,
+                                   conventions=self.conventions, duration=float(s["duration"]),
+                                   silent=bool(s["silent"]), timeline=self.timeline)
         del self.partial[path]
         self.finished.add(path)
         return pred
@@ -503,7 +506,7 @@ def _predict(names: list[str], model: EmotionModel, settings: FeatureSettings,
         return
     model_ref = ray.put(model.path.read_bytes())
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    gatherer = _Gatherer(timeline, model.mood_head, model.intervals)
+    gatherer = _Gatherer(timeline, model.window_outputs, model.conventions)
     todo = names
     # a first pass a few files a task; the files of tasks that died get a second pass one
     # file a task, so that a file that kills its worker takes only itself down
