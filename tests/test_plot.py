@@ -104,3 +104,22 @@ def test_predict_plot_reads_a_parquet_output_back(tiny_model, tmp_path, capfd):
                  "-o", str(out), "--plot", str(tmp_path / "va.png")]) == 0
     assert _png_size(tmp_path / "va.png")[0] > 100
     assert "wrote" in capfd.readouterr().err
+
+
+def test_pictures_draw_the_intervals_and_the_mood_words(mood_model, mood_folder, tmp_path):
+    from music2emotion import EmotionModel
+    from music2emotion.plot import PlanePoint
+
+    moody = EmotionModel(mood_model, threads=1)
+    pred = moody.predict_file(mood_folder / "sad.wav", hop_seconds=0.5, timeline=True)
+    svg = _svg_text(lambda p: plot_timeline(pred, p), tmp_path / "t.svg")
+    assert "valence, 90 % interval" in svg and f"sad.wav \u2014 {pred.mood}" in svg
+    # the mood of each window along the top, as its row says
+    words = {s.row()["mood"] for s in pred.timeline}
+    assert all(w in svg for w in words)
+    deam = _svg_text(lambda p: plot_timeline(pred, p, scale="deam"), tmp_path / "d.svg")
+    assert f"valence of the song: {pred.row('deam')['valence']:.2f}" in deam
+    points = [PlanePoint.from_row(m, moody.predict_file(mood_folder / f"{m}.wav").row()) for m in ("sad", "happy")]
+    assert points[0].mood == "sad" and points[0].valence_low is not None
+    svg = _svg_text(lambda p: plot_plane(points, p), tmp_path / "va.svg")
+    assert "sad (sad)" in svg and "happy (happy)" in svg

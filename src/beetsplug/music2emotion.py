@@ -118,7 +118,7 @@ class Music2EmotionPlugin(BeetsPlugin):
                 except TagError:
                     pass
             if stored is not None and stored.model == mid:
-                self._store(item, *stored.unit(), stored.probabilities, mid, "from its tags")
+                self._store(item, *stored.unit(), stored.probabilities, stored.mood, mid, "from its tags")
                 done += 1
             else:
                 to_predict.append(item)
@@ -133,7 +133,7 @@ class Music2EmotionPlugin(BeetsPlugin):
                     continue
                 probs = pred.probabilities
                 self._store(item, pred.valence, pred.arousal, None if probs is None else tuple(probs.values()),
-                            mid, "predicted")
+                            pred.mood, mid, "predicted")
                 fresh.append(item)
                 done += 1
         except RuntimeError as exc:  # the worker processes keep dying: the setup is broken
@@ -142,8 +142,8 @@ class Music2EmotionPlugin(BeetsPlugin):
             failed += self.write_items(fresh)
         return done, failed
 
-    def _store(self, item: Any, valence: float, arousal: float,
-               probabilities: tuple[float, ...] | None, mid: str, how: str) -> None:
+    def _store(self, item: Any, valence: float, arousal: float, probabilities: tuple[float, ...] | None,
+               mood: str | None, mid: str, how: str) -> None:
         item["valence"], item["arousal"] = round(float(valence), 4), round(float(arousal), 4)
         item[MODEL_FIELD] = mid
         if probabilities is None:  # a model without a mood head: none of an earlier model's
@@ -151,11 +151,10 @@ class Music2EmotionPlugin(BeetsPlugin):
                 if field in item:
                     del item[field]
         else:
-            from music2emotion.prediction import top_mood
-
             for field, p in zip(MOOD_COLUMNS, probabilities):
                 item[field] = round(float(p), 4)
-            item[MOOD_FIELD] = top_mood(probabilities)
+            if mood:  # the prediction's word: the quadrant of its values (a 0.3 model's: its head's top)
+                item[MOOD_FIELD] = mood
         item.store()
         self._log.info("{}: valence {:.4f}, arousal {:.4f} ({})",
                        os.fsdecode(item.path), item["valence"], item["arousal"], how)

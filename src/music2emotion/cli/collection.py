@@ -175,7 +175,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         values = pred.row(args.scale)
         probs = pred.probabilities
         tags = EmotionTags(values["valence"], values["arousal"], mid, args.scale,
-                           (pred.mood or mood_word(pred.valence, pred.arousal)) if args.mood_tag else None,
+                           (values["mood"] or mood_word(pred.valence, pred.arousal)) if args.mood_tag else None,
                            None if probs is None else tuple(values[c] for c in MOOD_COLUMNS))
         if args.dry_run:
             row(i, "would tag" + (f" (mood {tags.mood})" if tags.mood else ""), tags.valence, tags.arousal)

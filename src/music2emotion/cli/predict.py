@@ -11,6 +11,7 @@ from typing import IO
 
 from ..model import EmotionModel
 from ..output import FORMATS, Output, RowWriter, song_rows
+from ..plot import PlanePoint
 from ..prediction import Prediction
 from ..windows import DEFAULT_BATCH
 from .common import (
@@ -91,13 +92,12 @@ def _input_files(paths: list[str], ray: bool, skipped: list[str]) -> list[str]:
         raise UsageError(" ".join(str(exc).split())) from exc
 
 
-def _plane_points(args: argparse.Namespace, collected: list[tuple[str, float, float]]
-                  ) -> list[tuple[str, float, float]]:
+def _plane_points(args: argparse.Namespace, collected: list[PlanePoint]) -> list[PlanePoint]:
     """Points for --plot: every song row in the output file (so a resumed run draws the
     earlier files too), else this run's results."""
     if not args.output:
         return collected
-    return [(Path(str(row["path"])).stem, float(row["valence"]), float(row["arousal"]))
+    return [PlanePoint.from_row(Path(str(row["path"])).stem, row)
             for row in song_rows(args.output, args.format)
             if row.get("valence") not in (None, "") and not row.get("error")]
 
@@ -174,14 +174,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def _write(results: Iterable[Prediction], total: int, out: Output | None, args: argparse.Namespace
-           ) -> tuple[int, list[tuple[str, float, float]], list[dict[str, object]]]:
+           ) -> tuple[int, list[PlanePoint], list[dict[str, object]]]:
     """Every result to the output (or stdout), a line per failed file; returns the number
     that failed, this run's points for --plot and the rows of the stdout table."""
     from tqdm import tqdm
 
     failed = 0
     rows: list[dict[str, object]] = []
-    points: list[tuple[str, float, float]] = []
+    points: list[PlanePoint] = []
     stream: IO[str] | None = None
     writer: Output | RowWriter | None = out
     if out is None and (args.format or args.timeline):
@@ -200,8 +200,7 @@ def _write(results: Iterable[Prediction], total: int, out: Output | None, args: 
                 bar.write(f"error: {pred.path}: {pred.error}", file=sys.stderr)
                 continue
             if args.plot and not args.output:  # else read back from the output
-                row = pred.row(args.scale)
-                points.append((Path(pred.path).stem, row["valence"], row["arousal"]))
+                points.append(PlanePoint.from_row(Path(pred.path).stem, pred.row(args.scale)))
             if pred.warning:
                 bar.write(f"warning: {pred.path}: {pred.warning}", file=sys.stderr)
     return failed, points, rows

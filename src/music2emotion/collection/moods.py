@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from music2emotion import to_unit
 from music2emotion.config import DEAM_MAX, DEAM_MIN, MOOD_CLASSES, NEUTRAL
+from music2emotion.prediction import quadrant_mood
 
 # the two scales values are given on: the model's 0-1, and DEAM's 1-9 ratings
 SCALE_RANGES = {"unit": (0.0, 1.0), "deam": (DEAM_MIN, DEAM_MAX)}
@@ -63,11 +64,8 @@ def quadrant_word(word: str) -> str:
     return OLD_WORDS.get(word.strip().lower(), word)
 
 
-def mood_word(valence: float, arousal: float) -> str:
-    """The quadrant word for a song on the 0-1 scale: happy, angry, sad or tender."""
-    if arousal >= NEUTRAL:
-        return _happy if valence >= NEUTRAL else _angry
-    return _tender if valence >= NEUTRAL else _sad
+# The quadrant word for a point on the 0-1 scale: the rule every prediction's word follows
+mood_word = quadrant_mood
 
 
 def parse_point(text: str, scale: str = "unit") -> tuple[float, float]:
