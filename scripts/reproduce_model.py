@@ -13,17 +13,17 @@ AudioSet tagger as one ONNX file (its SHA-256 is checked).
 Steps (each result is kept in --out / --cache-dir, so a killed run redoes only what is missing):
 1. compute descriptors + the encoder's embedding and logits for every clip of both sets,
    exactly as inference does (each 10 s window heard at 16 kHz);
-2. cross-validate the baselines and every candidate on seeded folds saved as song ids: DEAM
-   in 5 random folds, 4Q in 5 folds grouped by artist, fold k of both held out together
-   (the same report as ``music2emotion evaluate --quadrants`` without ``--model``);
-3. cross-validate the quadrant head (out-of-fold probabilities, each fold's temperature from
-   the other folds) and the 90 % intervals (each fold's half-widths from the other folds'
-   residuals), and draw the reliability plot;
-4. fit the shipped candidate, the head and the intervals on every song of both sets and
-   export ``emotion_model.onnx`` (one graph with the encoder inside, music2emotion metadata
-   inside), then check it against scikit-learn on real clips and time it per file;
-5. the same for the fast model, ``emotion_model_fast.onnx``: its candidate on the
-   descriptor columns alone.
+2. cross-validate the baselines and DEAM's regressors on seeded folds saved as song ids:
+   DEAM in 5 random folds, 4Q in 5 folds grouped by artist, fold k of both held out
+   together (the same report as ``music2emotion evaluate --quadrants`` without ``--model``);
+3. cross-validate the one answer (training.answer: the quadrant head's log-odds on DEAM's
+   arousal scale) on the same folds, and calibrate both scales out of fold: the spreads of
+   the quadrant probabilities, the 90 % intervals, their held-out coverage; draw the
+   reliability plot and the same 4Q songs on both planes;
+4. fit the answer and DEAM's regressors on every song and export ``emotion_model.onnx`` (one
+   graph with the encoder inside, music2emotion metadata inside), then check it against
+   scikit-learn on real clips and time it per file;
+5. the same for the fast model, ``emotion_model_fast.onnx``, on the descriptors alone.
 
 Everything is seeded; scikit-learn is deterministic here, so the table repeats exactly on
 the same machine. There is no GPU step; one thread per process, ``--jobs`` processes for the
@@ -44,35 +44,44 @@ from threadpoolctl import threadpool_limits
 
 from music2emotion import EmotionModel
 from music2emotion.config import TARGETS
+from music2emotion.modelfile import DEAM_OUTPUT, OUTPUT
+from music2emotion.training import answer as ans
 from music2emotion.training import calibration as cal
 from music2emotion.training import evaluate as ev
 from music2emotion.training import recipe
 from music2emotion.training.data import load_dataset
-from music2emotion.training.quadrants import TABLE_SCORES, quadrant_of
+from music2emotion.training.quadrants import TABLE_SCORES, quadrant_of, two_planes_plot
 
 # the encoder file the shipped models were built from (../shared/encoders/efficientat_mn04)
 ENCODER_SHA256 = "23336cc4f5611bc9b2b927e14c7b0ab4408525d74119b36e24a9953f345e7f93"
 # the interval every prediction carries: 90 % of DEAM listeners' ratings
 COVERAGE = 0.9
+# how each scale's intervals were calibrated, as the model file says it
+UNIT_METHOD = ("split-conformal: the 90 % quantile of absolute residuals on DEAM's ratings, arousal as rated, "
+               "valence with the panel's energy taken out (valence - beta (arousal - 0.5) - c)")
+DEAM_METHOD = "split-conformal: the 90 % quantile of absolute out-of-fold residuals on DEAM's ratings, per axis"
 
 
-def check_export(path: Path, fitted, x: np.ndarray, paths: list[Path]) -> dict[str, float]:
+def check_export(path: Path, answer: ans.Answer, deam, deam_columns: np.ndarray, x: np.ndarray,
+                 paths: list[Path]) -> dict[str, float]:
     """Largest difference between the ONNX file run on 8 real clips and scikit-learn on their
-    cached features, and the file's seconds per 10 s clip on one thread."""
+    cached features, per scale, and the file's seconds per 10 s clip on one thread."""
     model = EmotionModel(path, threads=1)
     check = list(range(0, len(paths), max(1, len(paths) // 8)))[:8]
     t0 = time.time()
     preds = [model.predict_file(paths[i]) for i in check]
     per_file = (time.time() - t0) / len(check)
-    got = np.array([[p.valence, p.arousal] for p in preds])
-    diff = float(np.abs(got - np.clip(fitted.predict(x[check]), 0, 1)).max())
-    print(f"{path.name}: ONNX vs scikit-learn on cached features: max |diff| {diff:.2e}; "
-          f"{per_file:.2f} s per 10 s file (one thread, this machine)")
+    unit = np.array([[p.valence, p.arousal] for p in preds])
+    deam_got = np.array([[p.deam.valence, p.deam.arousal] for p in preds])
+    diff = {OUTPUT: float(np.abs(unit - answer.values(x[check])).max()),
+            DEAM_OUTPUT: float(np.abs(deam_got - np.clip(deam.predict(x[check][:, deam_columns]), 0, 1)).max())}
+    print(f"{path.name}: ONNX vs scikit-learn on cached features: max |diff| {diff[OUTPUT]:.2e} (one answer), "
+          f"{diff[DEAM_OUTPUT]:.2e} (DEAM's convention); {per_file:.2f} s per 10 s file (one thread, this machine)")
     return {"max_abs_diff": diff, "seconds_per_file": per_file}
 
 
 def cv_metadata(result: ev.CVResult, folds: int, seed: int, songs: int, quadrant_songs: int) -> dict:
-    """What a model file says about how it was validated."""
+    """What a model file says about how its DEAM convention was validated."""
     return {
         # same shape as a CNN's "validation" (per dimension, 0-1 scale), but fold means
         "validation": result.summary()["mean"],
@@ -81,29 +90,62 @@ def cv_metadata(result: ev.CVResult, folds: int, seed: int, songs: int, quadrant
                              "folds grouped by artist, fold k of both held out together",
         "cv_fold_mean_std": {d: {m: [round(v, 4) for v in result.stat(d, m)] for m in ("r2", "ccc")}
                              for d in TARGETS},
-        "quadrant_validation": {k: [round(v, 4) for v in result.quadrant_stat(k)] for k in TABLE_SCORES},
     }
 
 
-def mood_figures(quadrants: ev.QuadrantData, deam_x: np.ndarray, deam_y: np.ndarray, out: Path) -> dict:
-    """Cross-validated figures of the quadrant head on 4Q, and how it sorts DEAM's songs whose
-    ratings are clearly in one quadrant (it never sees DEAM), with the reliability plot."""
-    cols = recipe.MOOD_COLUMNS
-    cv = cal.cross_validate_moods(quadrants.x, quadrants.quadrants, quadrants.fold_indices(), cols, recipe.MOOD_C)
-    cal.reliability_plot(cv["oof"], quadrants.quadrants, out / "moods_reliability.png",
-                         "quadrant head, 4Q out of fold (artist-grouped)")
-    head = cal.MoodHead(cols, recipe.MOOD_C).fit(quadrants.x, quadrants.quadrants)
-    head.temperature = cal.fit_temperature(cv["logits"], quadrants.quadrants)
-    clear = np.all(np.abs(deam_y - 0.5) >= 0.15, axis=1)
-    truth = quadrant_of(deam_y[clear])
-    p = head.predict_proba(deam_x[clear])
-    figures = {k: cv[k] for k in ("accuracy", "accuracy_folds", "log_loss", "prior_log_loss", "ece", "temperatures")}
-    figures["deam_clear_songs"] = {"songs": int(clear.sum()), "accuracy": float((p.argmax(1) + 1 == truth).mean()),
-                                   "log_loss": cal.log_loss(truth, p), "ece": cal.expected_calibration_error(p, truth)}
-    print(f"quadrant head: 4Q out of fold accuracy {cv['accuracy']:.3f}, log-loss {cv['log_loss']:.3f} "
-          f"(prior {cv['prior_log_loss']:.3f}), ECE {cv['ece']:.3f}; DEAM songs clearly in a quadrant "
-          f"({clear.sum()}): accuracy {figures['deam_clear_songs']['accuracy']:.3f}")
-    return {"head": head, "figures": figures}
+def mean_std(values: list[float]) -> list[float]:
+    v = np.asarray(values, np.float64)
+    v = v[~np.isnan(v)]
+    return [round(float(v.mean()), 4), round(float(v.std(ddof=1)), 4)]
+
+
+def one_answer(name: str, columns: np.ndarray, x: np.ndarray, y: np.ndarray, quadrants: ev.QuadrantData,
+               deam_folds: list[np.ndarray], deam_cv: ev.CVResult, out: Path) -> dict:
+    """Cross-validate and fit one model's two scales; returns what the export and the model
+    card need."""
+    cv = ans.cross_validate_answer(x, y, quadrants, deam_folds, columns, recipe.ANSWER_C, COVERAGE)
+    unit_cal = cv["calibration"]
+    deam_cal = ans.cross_fit(deam_cv.oof, y >= 0.5, y - deam_cv.oof, deam_folds, deam_folds, COVERAGE,
+                             quadrant_of(y))
+    answer, fitted = ans.fit_answer(x, y, quadrants, columns, recipe.ANSWER_C, cv["quadrant_margins"], COVERAGE)
+    deam_spread = [ans.fit_spread(deam_cv.oof[:, j], y[:, j] >= 0.5) for j in range(2)]
+    beta, c = fitted["relation"]
+    conventions = {
+        "unit": ans.convention(OUTPUT, fitted["spread"], fitted["half_width"], COVERAGE, UNIT_METHOD,
+                               about="the one answer: valence and arousal as the quadrant head hears them "
+                                     "(4Q's convention), on DEAM's arousal scale",
+                               deam_relation={"beta": round(beta, 4), "c": round(c, 4)}),
+        "deam": ans.convention(DEAM_OUTPUT, deam_spread, deam_cal["half_width"], COVERAGE, DEAM_METHOD,
+                               about="what DEAM's listener panel would rate (its valence is half energy)"),
+    }
+    q = quadrants.quadrants
+    figures = {
+        "quadrants": {k: mean_std([f[k] for f in cv["fold_scores"]]) for k in
+                      (*TABLE_SCORES, "valence_accuracy", "arousal_accuracy", "valence_arousal_r")},
+        "moods": {"accuracy": unit_cal["accuracy"], "log_loss": unit_cal["log_loss"], "ece": unit_cal["ece"],
+                  "coherent": float((unit_cal["probabilities"].argmax(1) + 1 == quadrant_of(cv["quadrant_values"])).mean())},
+        "intervals": {"unit": {t: {"half_width": round(h, 4), "coverage": round(cov, 4)} for t, h, cov in
+                               zip(TARGETS, fitted["half_width"], unit_cal["coverage"])},
+                      "deam": {t: {"half_width": round(h, 4), "coverage": round(cov, 4)} for t, h, cov in
+                               zip(TARGETS, deam_cal["half_width"], deam_cal["coverage"])}},
+        "deam_convention": {"r2": {d: [round(v, 4) for v in deam_cv.stat(d, "r2")] for d in TARGETS},
+                            "moods": {k: deam_cal[k] for k in ("accuracy", "log_loss", "ece")},
+                            "quadrants": {k: mean_std([f[k] for f in deam_cv.quadrant_scores]) for k in TABLE_SCORES}},
+        "relation": {"beta": beta, "c": c},
+        "spread": {"unit": fitted["spread"], "deam": deam_spread},
+        "scale": answer.scale,
+    }
+    print(f"{name}: one answer on 4Q (out of fold): " + ", ".join(
+        f"{TABLE_SCORES[k]} {figures['quadrants'][k][0]:.3f}" for k in TABLE_SCORES)
+        + f"; moods right {unit_cal['accuracy']:.3f}, ECE {unit_cal['ece']:.3f}; intervals ± "
+        + " / ".join(f"{h:.3f}" for h in fitted["half_width"]) + " cover "
+        + " / ".join(f"{v:.3f}" for v in unit_cal["coverage"]) + " held out; DEAM's convention R² "
+        + " / ".join(f"{deam_cv.stat(d, 'r2')[0]:.3f}" for d in TARGETS) + ", intervals cover "
+        + " / ".join(f"{v:.3f}" for v in deam_cal["coverage"]) + f"; DEAM valence ~ v + {beta:.3f} (a - 0.5) + {c:.3f}")
+    cal.reliability_plot(unit_cal["probabilities"], q, out / f"moods_reliability_{name}.png",
+                         f"{name}: quadrant probabilities, 4Q out of fold (artist-grouped)")
+    two_planes_plot(q, cv["quadrant_values"], deam_cv.quadrant_oof, out / f"two_planes_{name}.png")
+    return {"answer": answer, "conventions": conventions, "figures": figures}
 
 
 def main() -> int:
@@ -147,55 +189,50 @@ def main() -> int:
     # fight each other (a HistGradientBoosting fit took 7 s on one thread, 17 s on two)
     with threadpool_limits(1):
         folds = ev.kfold(data.ids, args.folds, args.seed)
+        deam_folds = ev.fold_indices(data.ids, folds)
         names = args.candidates.split(",") if args.candidates else None
         results = recipe.cross_validation_report(x, y, data.ids, folds, args.seed, out, names,
                                                  quadrants=quadrants, jobs=args.jobs)
         by_name = {r.name: r for r in results}
-        moods = mood_figures(quadrants, x, y, out)
         table = recipe.candidates()
         x_all = np.vstack([x, quadrants.x])
-        info: dict = {"moods": moods["figures"]}
-        for label, name, filename in (("accurate", recipe.SHIPPED, "emotion_model.onnx"),
-                                      ("fast", recipe.SHIPPED_FAST, "emotion_model_fast.onnx")):
+        info: dict = {}
+        for label, name, columns, filename in (
+                ("accurate", recipe.SHIPPED, recipe.ANSWER_COLUMNS, "emotion_model.onnx"),
+                ("fast", recipe.SHIPPED_FAST, recipe.FAST_ANSWER_COLUMNS, "emotion_model_fast.onnx")):
             cand = table[name]
-            if label == "fast" and cand.columns.max() >= recipe.N_DESCRIPTORS:
+            if label == "fast" and max(cand.columns.max(), columns.max()) >= recipe.N_DESCRIPTORS:
                 raise SystemExit(f"{name}: the fast model takes the descriptors only")
-            cols = cand.columns
-            fitted = cand.fit(cand.make(), x[:, cols], y, quadrants.x[:, cols], quadrants.quadrants)
-            meta = {"candidate": name,
-                    "trained_on": f"DEAM ({len(data.ids)} songs, ratings) and {len(quadrants.ids)} songs "
-                                  "labelled by Russell quadrant (4Q), as pseudo-ratings 0.5 ± "
-                                  f"{list(cand.margin)} weighted {list(cand.quadrant_weight)} per axis"}
-            if name in by_name:
-                meta.update(cv_metadata(by_name[name], args.folds, args.seed, len(data.ids), len(quadrants.ids)))
+            if name not in by_name:
+                raise SystemExit(f"{name}: its calibration needs its out-of-fold predictions (keep it in --candidates)")
+            made = one_answer(label, columns, x, y, quadrants, deam_folds, by_name[name], out)
+            deam = cand.fit(cand.make(), x[:, cand.columns], y, quadrants.x[:0], quadrants.quadrants[:0])
+            meta = {"deam_candidate": name, "answer": {"c": recipe.ANSWER_C, "scale": round(made["answer"].scale, 6),
+                                                       "feature_columns": len(columns)},
+                    "trained_on": f"the one answer: a quadrant head on {len(quadrants.ids)} songs labelled by "
+                                  f"Russell quadrant (4Q), its scale on DEAM's arousal ratings ({len(data.ids)} "
+                                  "songs); DEAM's convention: regressors on DEAM's ratings",
+                    **cv_metadata(by_name[name], args.folds, args.seed, len(data.ids), len(quadrants.ids)),
+                    "answer_validation": made["figures"]}
             if label == "accurate":
-                if name not in by_name:
-                    raise SystemExit(f"{name}: the intervals need its out-of-fold predictions (keep it in --candidates)")
-                cover = cal.interval_coverage(y, np.clip(by_name[name].oof, 0, 1), ev.fold_indices(data.ids, folds),
-                                              COVERAGE)
-                intervals = {**{d: round(cover[d]["half_width"], 6) for d in TARGETS}, "coverage": COVERAGE,
-                             "method": "split-conformal: the 90 % quantile of absolute out-of-fold residuals "
-                                       "on DEAM's ratings, per axis"}
                 meta["encoder_sha256"] = digest
-                meta["mood_validation"] = {k: v for k, v in moods["figures"].items() if k != "temperatures"}
-                meta["interval_validation"] = {d: {"coverage": round(cover[d]["coverage"], 4)} for d in TARGETS}
-                info["intervals"] = cover
-                print("intervals: " + ", ".join(f"{d} ± {cover[d]['half_width']:.3f} covers "
-                                                f"{cover[d]['coverage']:.3f} held out" for d in TARGETS))
-                path = recipe.export_audioset(fitted, cols, args.encoder, out / filename, moods["head"],
-                                              intervals, meta)
+                path = recipe.export_audioset(made["answer"], deam, cand.columns, args.encoder, out / filename,
+                                              made["conventions"], meta)
             else:
-                path = recipe.export_fusion(fitted, [], out / filename, meta)
+                path = recipe.export_descriptors(made["answer"], deam, out / filename, made["conventions"], meta)
             print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
-            info[label] = {"onnx": str(path), "bytes": path.stat().st_size,
-                           **check_export(path, fitted, x_all[:, cols], list(data.paths) + quadrants.paths)}
+            info[label] = {"onnx": str(path), "bytes": path.stat().st_size, **made["figures"],
+                           **check_export(path, made["answer"], deam, cand.columns, x_all,
+                                          list(data.paths) + quadrants.paths)}
     ev.write_json(out / "model_info.json", info)
     # The accurate graph's encoder differs from the cached features' run of the same weights
     # by float32 rounding (about 5e-6); a boosted tree whose split sits within that of an input
     # then takes its other branch: 1.6e-3 was the largest such step measured on the 8 clips.
-    # The fast model's inputs are the cached descriptors themselves.
-    if info["accurate"]["max_abs_diff"] > 5e-3 or info["fast"]["max_abs_diff"] > 1e-5:
-        raise SystemExit("an exported model disagrees with the fitted one")
+    # The one answer is linear in the features, and the fast model's inputs are the cached
+    # descriptors themselves.
+    worst = {label: info[label]["max_abs_diff"] for label in ("accurate", "fast")}
+    if worst["accurate"][DEAM_OUTPUT] > 5e-3 or max(worst["accurate"][OUTPUT], *worst["fast"].values()) > 1e-4:
+        raise SystemExit(f"an exported model disagrees with the fitted one: {worst}")
     return 0
 
 

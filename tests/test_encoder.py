@@ -132,8 +132,9 @@ def test_exported_audioset_model_predicts_files_like_scikit_learn(tmp_path):
     pytest.importorskip("skl2onnx")
     from helpers import music
 
+    from music2emotion.modelfile import CONVENTIONS_KEY, DEAM_OUTPUT
     from music2emotion.training import recipe, regressors
-    from music2emotion.training.calibration import MoodHead
+    from music2emotion.training.answer import Answer, convention
     from music2emotion.training.clips import AUDIOSET_SETTINGS, clip_encodings, describe_clips
 
     _tiny_encoder(tmp_path / "enc.onnx")
@@ -144,27 +145,29 @@ def test_exported_audioset_model_predicts_files_like_scikit_learn(tmp_path):
     x = np.hstack([describe_clips(files, progress=False), clip_encodings(files, tmp_path / "enc.onnx", progress=False)])
     cols = recipe.audioset_columns("descriptors", "embedding")
     y = np.random.default_rng(0).uniform(0.2, 0.8, (len(files), 2))
-    fitted = regressors.average("ridge").fit(x[:, cols], y)
-    head = MoodHead(cols, c=1.0).fit(np.vstack([x, x]), np.array([1, 2, 3, 4, 1, 2] * 2))
-    head.temperature = 1.3
-    path = recipe.export_audioset(fitted, cols, tmp_path / "enc.onnx", tmp_path / "as.onnx", head,
-                                  {"valence": 0.2, "arousal": 0.15, "coverage": 0.9}, {"note": "test"})
+    deam = regressors.average("ridge").fit(x[:, cols], y)
+    answer = Answer(cols, c=1.0).fit(np.vstack([x, x]), np.array([1, 2, 3, 4, 1, 2] * 2))
+    answer.scale = 0.04
+    conventions = {"unit": convention("output", (0.03, 0.04), (0.2, 0.15), 0.9, "test"),
+                   "deam": convention(DEAM_OUTPUT, (0.05, 0.06), (0.16, 0.17), 0.9, "test")}
+    path = recipe.export_audioset(answer, deam, cols, tmp_path / "enc.onnx", tmp_path / "as.onnx", conventions,
+                                  {"note": "test"})
     model = EmotionModel(path, threads=1)
     assert model.kind == AUDIOSET and model.settings == AUDIOSET_SETTINGS
-    assert model.info["intervals"]["valence"] == 0.2 and model.info["note"] == "test"
+    assert model.info[CONVENTIONS_KEY]["unit"]["intervals"]["valence"] == 0.2 and model.info["note"] == "test"
+    assert model.conventions["deam"].spread == (0.05, 0.06) and model.window_outputs == ("output", DEAM_OUTPUT)
     for i, f in enumerate(files):
         pred = model.predict_file(f)
         assert pred.ok, pred.error
-        np.testing.assert_allclose([pred.valence, pred.arousal], np.clip(fitted.predict(x[i:i + 1, cols])[0], 0, 1),
-                                   atol=1e-4)
+        np.testing.assert_allclose([pred.valence, pred.arousal], answer.values(x[i:i + 1])[0], atol=1e-4)
+        np.testing.assert_allclose([pred.deam.valence, pred.deam.arousal],
+                                   np.clip(deam.predict(x[i:i + 1, cols])[0], 0, 1), atol=1e-4)
     from music2emotion.audio import stream_audio
 
     w = next(iter(stream_audio(files[1], SAMPLE_RATE)))[: AUDIOSET_SETTINGS.window_samples]
     feed = {k: v[None] for k, v in window_inputs(AUDIOSET, w, AUDIOSET_SETTINGS).items()}
-    moods, encoded = model.session.run(["moods", ENCODER_OUTPUT], feed)
+    (encoded,) = model.session.run([ENCODER_OUTPUT], feed)
     np.testing.assert_allclose(encoded[0], x[1, 320:], atol=1e-4)
-    np.testing.assert_allclose(moods[0], head.predict_proba(x[1:2])[0], atol=1e-5)
-    assert abs(moods.sum() - 1) < 1e-5
 
 
 def test_the_encoders_licence_travels_with_the_package():

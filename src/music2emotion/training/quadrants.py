@@ -300,6 +300,49 @@ class QuadrantLogistic:
 # ---------------------------------------------------------------- picture
 
 
+_COLOURS = {1: "#e6a817", 2: "#c0392b", 3: "#2c5d8f", 4: "#3b9c5a"}
+
+
+def _plane(ax: Any, q: np.ndarray, pred: np.ndarray, title: str = "", xlabel: str = f"predicted {TARGETS[0]}",
+           ylabel: str = f"predicted {TARGETS[1]}") -> None:
+    """Songs on the 0-1 plane, coloured by their labelled quadrant, cut at 0.5."""
+    for k in QUADRANTS:
+        m = q == k
+        ax.scatter(pred[m, 0], pred[m, 1], s=10, alpha=0.6, color=_COLOURS[k], label=QUADRANT_NAMES[k])
+    ax.axvline(NEUTRAL, color="black", lw=0.7)
+    ax.axhline(NEUTRAL, color="black", lw=0.7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_aspect("equal")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def two_planes_plot(quadrants: np.ndarray, unit: np.ndarray, deam: np.ndarray,
+                    out: str | os.PathLike[str]) -> Path:
+    """The same quadrant-labelled songs on both planes: the one answer's and DEAM's
+    convention, each with its quadrant accuracy and valence AUC."""
+    from matplotlib.figure import Figure
+
+    q = np.asarray(quadrants)
+    fig = Figure(figsize=(10.5, 5.2))
+    for ax, pred, name in zip(fig.subplots(1, 2), (unit, deam), ("the one answer (default)",
+                                                                 "DEAM's convention (--scale deam)")):
+        pred = np.asarray(pred, np.float64).reshape(-1, 2)
+        s = quadrant_scores(q, pred)
+        _plane(ax, q, pred, f"{name}\nvalence AUC {s['valence_auc']:.3f}, tender vs sad "
+                            f"{s['valence_auc_calm']:.3f}, quadrant right {s['quadrant_accuracy']:.3f}")
+    fig.tight_layout()
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    return out
+
+
 def quadrant_plot(quadrants: np.ndarray, pred: np.ndarray, out: str | os.PathLike[str],
                   title: str = "") -> Path:
     """The valence-arousal plane coloured by labelled quadrant, beside the confusion matrix.
@@ -312,19 +355,7 @@ def quadrant_plot(quadrants: np.ndarray, pred: np.ndarray, out: str | os.PathLik
     pred = np.asarray(pred, np.float64).reshape(-1, 2)
     fig = Figure(figsize=(10.5, 4.8))
     ax, cm_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.1, 1]})
-    colours = {1: "#e6a817", 2: "#c0392b", 3: "#2c5d8f", 4: "#3b9c5a"}
-    for k in QUADRANTS:
-        m = q == k
-        ax.scatter(pred[m, 0], pred[m, 1], s=10, alpha=0.6, color=colours[k], label=QUADRANT_NAMES[k])
-    ax.axvline(NEUTRAL, color="black", lw=0.7)
-    ax.axhline(NEUTRAL, color="black", lw=0.7)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_aspect("equal")
-    ax.set_xlabel(f"predicted {TARGETS[0]}")
-    ax.set_ylabel(f"predicted {TARGETS[1]}")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3)
+    _plane(ax, q, pred)
     cm = confusion(q, pred)
     cm_ax.imshow(cm, cmap="Blues")
     for i in range(4):

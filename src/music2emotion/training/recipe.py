@@ -162,15 +162,23 @@ def audioset_candidate_name(weight: float, margin: float) -> str:
 
 # The quadrant songs' valence weight and margin along the frontier that the CV table walks:
 # every step of 4Q valence AUC costs DEAM valence R² (MODEL_CARD.md, "Valence beyond DEAM").
-AUDIOSET_FRONTIER = ((0.15, 0.2), (0.3, 0.25), (0.5, 0.3))
-# The quadrant head reads the descriptors and the encoder's embedding. On the artist-grouped 4Q
-# folds, C = 0.005 gave 0.719 quadrant accuracy (0.713 at 0.002, 0.700 on the embedding alone,
-# 0.69 with DEAM songs of clear ratings added as weak labels, so they are not).
-MOOD_C = 0.005
-MOOD_COLUMNS = audioset_columns("descriptors", "embedding")
-# the candidate that ships as the accurate model, and the one that ships as the fast model
-SHIPPED = audioset_candidate_name(0.5, 0.3)
-SHIPPED_FAST = "descriptors: ridge+pca-svr+hgb on DEAM+quadrants"
+# The 0.3 default was its last point; the table keeps it for comparison.
+AUDIOSET_FRONTIER = ((0.5, 0.3),)
+# The one answer's quadrant head (training.answer.Answer): C = 0.005 on the descriptors and
+# the encoder's embedding gave 0.852 valence AUC, 0.767 tender vs sad and 0.707 quadrants
+# right on the artist-grouped 4Q folds (C 0.002-0.02 and the embedding alone or with the
+# logits: within 0.01 of it); on the descriptors alone C = 0.005 is as good as any (0.776
+# valence AUC, 0.648 right, against 0.751-0.779 and 0.610-0.648 for C 0.001-0.05).
+ANSWER_C = 0.005
+ANSWER_COLUMNS = audioset_columns("descriptors", "embedding")
+FAST_ANSWER_COLUMNS = audioset_columns("descriptors")
+# DEAM's convention in the accurate and the fast model: the regressors fitted on DEAM's
+# ratings alone (the 4Q songs' pseudo-ratings only moved it towards a valence of their own,
+# which the one answer now carries).
+SHIPPED = "audioset: ridge+pca-svr+hgb on DEAM"
+SHIPPED_FAST = "descriptors: ridge+pca-svr+hgb on DEAM"
+# The 0.3 default's candidate, for the before/after table.
+SHIPPED_0_3 = audioset_candidate_name(0.5, 0.3)
 
 
 def cv_table(
@@ -367,8 +375,9 @@ def _members(fitted: Any) -> list[list[Any]]:
     return [m.estimators_ for m in members]
 
 
-def _regressor_nodes(fitted: Any, n_feat: int, features: str = "features") -> tuple[list[Any], list[Any]]:
-    """The nodes and constants that turn ``features [n, n_feat]`` into :data:`OUTPUT`: each
+def _regressor_nodes(fitted: Any, n_feat: int, features: str = "features",
+                     output: str = OUTPUT) -> tuple[list[Any], list[Any]]:
+    """The nodes and constants that turn ``features [n, n_feat]`` into ``output``: each
     member's per-axis estimators converted by skl2onnx, and their mean."""
     import onnx
     from onnx import TensorProto, helper
@@ -396,7 +405,7 @@ def _regressor_nodes(fitted: Any, n_feat: int, features: str = "features") -> tu
         member_outputs.append(f"m{i}_output")
     inits.append(helper.make_tensor("inv_members", TensorProto.FLOAT, [], [1.0 / len(member_outputs)]))
     nodes += [helper.make_node("Sum", member_outputs, ["member_sum"]),
-              helper.make_node("Mul", ["member_sum", "inv_members"], [OUTPUT])]
+              helper.make_node("Mul", ["member_sum", "inv_members"], [output])]
     return nodes, inits
 
 
@@ -489,40 +498,87 @@ def export_fusion(
                                           **about, **(extra or {})))
 
 
-def load_audioset_encoder(path: str | os.PathLike[str]) -> Any:
+def load_audioset_encoder(path: str | os.PathLike[str] | Any) -> Any:
     """The encoder's ONNX graph (input ``spec``, outputs ``logits``, ``features``) at the
-    project's opsets, checked to be the graph these models are built for."""
+    project's opsets, checked to be the graph these models are built for; ``path`` is its
+    file or an already loaded graph (a fine-tuned one)."""
+    import copy
+
     import onnx
 
     from .onnx_format import to_project_opset
 
-    enc = onnx.load(str(path))
+    enc = onnx.load(str(path)) if isinstance(path, (str, os.PathLike)) else copy.deepcopy(path)
     names = ([i.name for i in enc.graph.input], sorted(o.name for o in enc.graph.output))
     if names != (["spec"], ["features", "logits"]):
         raise ValueError(f"{path}: not the EfficientAT encoder (inputs/outputs {names})")
     return to_project_opset(enc)
 
 
+def _answer_nodes(features: str, n_features: int, answer: Any, deam: Any, deam_columns: np.ndarray,
+                  ) -> tuple[list[Any], list[Any], list[Any]]:
+    """Nodes, constants and outputs of a model's two scales on ``features [n, n_features]``:
+    the one answer (``answer``, a :class:`~music2emotion.training.answer.Answer`) as
+    :data:`OUTPUT`, DEAM's convention (``deam``, regressors reading ``deam_columns``) as
+    :data:`DEAM_OUTPUT`."""
+    from onnx import TensorProto, helper
+
+    from ..modelfile import DEAM_OUTPUT
+
+    nodes, inits = answer.onnx_nodes(features, OUTPUT)
+    deam_columns = np.asarray(deam_columns, np.int64)
+    if np.array_equal(deam_columns, np.arange(n_features)):
+        nodes.append(helper.make_node("Identity", [features], ["deam_features"]))
+    else:
+        inits.append(helper.make_tensor("deam_feature_columns", TensorProto.INT64, [len(deam_columns)],
+                                        deam_columns.tolist()))
+        nodes.append(helper.make_node("Gather", [features, "deam_feature_columns"], ["deam_features"], axis=1))
+    deam_nodes, deam_inits = _regressor_nodes(deam, len(deam_columns), "deam_features", DEAM_OUTPUT)
+    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n", len(TARGETS)])
+               for name in (OUTPUT, DEAM_OUTPUT)]
+    return nodes + deam_nodes, inits + deam_inits, outputs
+
+
+def export_descriptors(answer: Any, deam: Any, out: str | os.PathLike[str], conventions: dict[str, Any],
+                       extra: dict[str, Any] | None = None) -> Path:
+    """One ONNX graph: ``descriptors [n, D]`` -> ``output [n, 2]`` (the one answer) and
+    ``deam [n, 2]`` (DEAM's convention), with ``conventions`` (each scale's spread and
+    half-widths) in the metadata: the fast model."""
+    from onnx import TensorProto, helper
+
+    from ..modelfile import CONVENTIONS_KEY
+    from .onnx_format import OPSETS, save_onnx
+
+    inputs = [helper.make_tensor_value_info(DESCRIPTORS_INPUT, TensorProto.FLOAT, ["n", N_DESCRIPTORS])]
+    nodes, inits, outputs = _answer_nodes(DESCRIPTORS_INPUT, N_DESCRIPTORS, answer, deam, np.arange(N_DESCRIPTORS))
+    graph = helper.make_graph(nodes, "music2emotion_descriptors", inputs, outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in OPSETS.items()])
+    about = {"patches": 0, "encoders": [], CONVENTIONS_KEY: conventions}
+    return save_onnx(model, out, metadata(DESCRIPTORS, CLIP_SETTINGS, **about, **(extra or {})))
+
+
 def export_audioset(
-    fitted: Any,
-    columns: np.ndarray,
-    encoder: str | os.PathLike[str],
+    answer: Any,
+    deam: Any,
+    deam_columns: np.ndarray,
+    encoder: str | os.PathLike[str] | Any,
     out: str | os.PathLike[str],
-    moods: Any = None,
-    intervals: dict[str, Any] | None = None,
+    conventions: dict[str, Any],
     extra: dict[str, Any] | None = None,
 ) -> Path:
-    """One ONNX graph: ``descriptors [n, D]``, ``mel [n, 1, 128, frames]`` -> ``output [n, 2]``,
-    ``encoder [n, 384 + 527]`` and, with a ``moods`` head, ``moods [n, 4]``.
+    """One ONNX graph: ``descriptors [n, D]``, ``mel [n, 1, 128, frames]`` -> ``output
+    [n, 2]`` (the one answer), ``deam [n, 2]`` (DEAM's convention) and ``encoder [n, 384 +
+    527]``.
 
-    The encoder (its ONNX file) runs inside the graph on ``mel``; its embedding and logits
-    follow the descriptors (:func:`audioset_columns`), ``fitted`` reads ``columns`` of them
-    and ``moods`` (a :class:`~music2emotion.training.calibration.MoodHead`) its own.
-    ``intervals`` (the conformal half-widths) go into the metadata.
+    The encoder (its ONNX file, or a loaded graph such as a fine-tuned one) runs inside the
+    graph on ``mel``; its embedding and logits follow the descriptors
+    (:func:`audioset_columns`); ``answer`` (a :class:`~music2emotion.training.answer.Answer`)
+    reads its own columns of them, ``deam`` (regressors) ``deam_columns``. ``conventions``
+    (each scale's spread and half-widths) go into the metadata.
     """
     from onnx import TensorProto, helper
 
-    from ..modelfile import ENCODER_INPUT, ENCODER_OUTPUT, INTERVALS_KEY, MOODS_OUTPUT
+    from ..modelfile import CONVENTIONS_KEY, ENCODER_INPUT, ENCODER_OUTPUT
     from .clips import AUDIOSET_SETTINGS
     from .onnx_format import OPSETS, save_onnx
 
@@ -540,28 +596,12 @@ def export_audioset(
     inits: list[Any] = list(enc.graph.initializer)
     nodes += [helper.make_node("Concat", ["enc_features", "enc_logits"], [ENCODER_OUTPUT], axis=1),
               helper.make_node("Concat", [DESCRIPTORS_INPUT, ENCODER_OUTPUT], ["all_features"], axis=1)]
-    columns = np.asarray(columns, np.int64)
-    if np.array_equal(columns, np.arange(n_all)):
-        nodes.append(helper.make_node("Identity", ["all_features"], ["features"]))
-    else:
-        inits.append(helper.make_tensor("feature_columns", TensorProto.INT64, [len(columns)], columns.tolist()))
-        nodes.append(helper.make_node("Gather", ["all_features", "feature_columns"], ["features"], axis=1))
-    head_nodes, head_inits = _regressor_nodes(fitted, len(columns))
+    head_nodes, head_inits, outputs = _answer_nodes("all_features", n_all, answer, deam, deam_columns)
     nodes += head_nodes
     inits += head_inits
-    outputs = [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["n", len(TARGETS)]),
-               helper.make_tensor_value_info(ENCODER_OUTPUT, TensorProto.FLOAT,
-                                             ["n", N_AUDIOSET_EMBEDDING + N_AUDIOSET_LOGITS])]
-    about: dict[str, Any] = {"encoder_source": AUDIOSET_SOURCE,
-                             "feature_columns": [int(columns.min()), int(columns.max()) + 1, len(columns)]}
-    if moods is not None:
-        mood_nodes, mood_inits = moods.onnx_nodes("all_features", MOODS_OUTPUT)
-        nodes += mood_nodes
-        inits += mood_inits
-        outputs.append(helper.make_tensor_value_info(MOODS_OUTPUT, TensorProto.FLOAT, ["n", 4]))
-        about["mood_head"] = {"c": moods.c, "temperature": round(moods.temperature, 6)}
-    if intervals is not None:
-        about[INTERVALS_KEY] = intervals
+    outputs.append(helper.make_tensor_value_info(ENCODER_OUTPUT, TensorProto.FLOAT,
+                                                 ["n", N_AUDIOSET_EMBEDDING + N_AUDIOSET_LOGITS]))
+    about: dict[str, Any] = {"encoder_source": AUDIOSET_SOURCE, CONVENTIONS_KEY: conventions}
     graph = helper.make_graph(nodes, "music2emotion_audioset", inputs, outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in OPSETS.items()])
     return save_onnx(model, out, metadata(AUDIOSET, AUDIOSET_SETTINGS, **about, **(extra or {})))
