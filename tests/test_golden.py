@@ -96,6 +96,9 @@ def record(folder: Path) -> dict[str, Any]:
             assert pred.ok, pred.error
             entry = {"song": _rounded([pred.valence, pred.arousal]),
                      "windows": _rounded([[s.valence, s.arousal] for s in pred.timeline])}
+            if pred.deam is not None:  # DEAM's convention, an output of its own
+                entry["deam"] = _rounded([[pred.deam.valence, pred.deam.arousal],
+                                          *([s.deam.valence, s.deam.arousal] for s in pred.timeline)])
             if model.mood_head:
                 entry["moods"] = _rounded([list(s.probabilities.values()) for s in pred.timeline])
             if model.intervals is not None:
@@ -170,8 +173,9 @@ def test_tagger_outputs_and_predictions(golden, now, model):
     assert got["kind"] == want["kind"]
     for clip, expected in want["clips"].items():
         actual = got["clips"][clip]
-        assert ("moods" in actual) == ("moods" in expected) and ("intervals" in actual) == ("intervals" in expected)
-        for key in ({"moods", "intervals"} | set(PRETRAINED_OUTPUT.values())) & expected.keys():
+        for key in ("moods", "intervals", "deam"):
+            assert (key in actual) == (key in expected), (clip, key)
+        for key in ({"moods", "intervals", "deam"} | set(PRETRAINED_OUTPUT.values())) & expected.keys():
             _close(actual[key], expected[key])
         _close(actual["windows"], expected["windows"])
         _close(actual["song"], expected["song"])

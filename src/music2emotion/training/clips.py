@@ -114,6 +114,7 @@ def _cached_rows(
     desc: str,
     initializer: Callable[..., None] | None = None,
     initargs: tuple[Any, ...] = (),
+    dtype: Any = np.float32,
 ) -> np.ndarray:
     from tqdm import tqdm
 
@@ -132,7 +133,7 @@ def _cached_rows(
         if initializer is not None:
             initializer(*initargs)
         results = [task(str(p)) for p in tqdm(files, desc=desc, disable=not progress, unit="clip")]
-    return stack_and_cache(results, cache, key)
+    return stack_and_cache(results, cache, key, dtype)
 
 
 def describe_clips(
@@ -196,13 +197,13 @@ def clip_features(
 
 
 def stack_and_cache(results: list[np.ndarray | str], cache: str | os.PathLike[str] | None,
-                    key: str) -> np.ndarray:
+                    key: str, dtype: Any = np.float32) -> np.ndarray:
     """Stack per-clip rows (an error string fails the whole set, naming a file) and store
     them in ``cache`` under ``key``, atomically, so a killed run never leaves half a file."""
     errors = [r for r in results if isinstance(r, str)]
     if errors:
         raise AudioError(f"{len(errors)} file(s) could not be read, e.g. {errors[0]}")
-    x = np.stack(results).astype(np.float32)  # type: ignore[arg-type]
+    x = np.stack(results).astype(dtype)  # type: ignore[arg-type]
     if cache is not None:
         out = Path(cache)
         out.parent.mkdir(parents=True, exist_ok=True)
