@@ -254,6 +254,7 @@ def song_prediction(
     *,
     duration: float,
     silent: bool,
+    damage: str = "",
     timeline: bool = False,
     moods: np.ndarray | None = None,
     intervals: tuple[float, float] | None = None,
@@ -272,6 +273,9 @@ def song_prediction(
         Seconds of audio in the file.
     silent : bool
         Whether the file is digital silence (the result then carries a warning).
+    damage : str
+        The decoder's warning for damaged stretches it skipped (``""`` when none), joined
+        into ``Prediction.warning`` after the silence warning.
     timeline : bool
         Keep each window's values in ``Prediction.timeline``.
     moods : numpy.ndarray, optional
@@ -295,7 +299,7 @@ def song_prediction(
     window_moods = [None] * len(spans) if moods is None else moods
     return Prediction(
         str(path), valence=float(song[0]), arousal=float(song[1]), duration=duration,
-        windows=len(values), warning=SILENT_WARNING if silent else "",
+        windows=len(values), warning="; ".join(w for w in (SILENT_WARNING if silent else "", damage) if w),
         timeline=[Segment(round(a, 3), round(b, 3), float(v), float(ar),
                           **mood_estimates((v, ar), p, intervals))
                   for (a, b), (v, ar), p in zip(spans, values, window_moods)] if timeline else [],
