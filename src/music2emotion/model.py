@@ -302,7 +302,7 @@ class EmotionModel:
             return Prediction(name, error=failure_reason(exc))
         return song_prediction(name, spans, np.concatenate([v for v, _ in outputs]),
                                duration=meter.samples / settings.sample_rate,
-                               silent=meter.silent, timeline=timeline,
+                               silent=meter.silent, damage=meter.damage, timeline=timeline,
                                moods=np.concatenate([m for _, m in outputs]) if self.mood_head else None,
                                intervals=self.intervals)
 
