@@ -1,7 +1,7 @@
 """Files as broken as they come: damaged stretches are skipped, as players skip them, and
 the row says how much audio was lost and where; too much damage, no audio at all, truncated
 heads and tails and videos without sound are one-line errors. The damage warning reaches
-every way in (the library, the command line, ``tag``, the server).
+every way in (the library, the command line, the Ray engine's rows, ``tag``, the server).
 Every file is made here, with soundfile and PyAV."""
 
 from __future__ import annotations
@@ -176,6 +176,19 @@ def test_a_silent_damaged_file_carries_both_warnings(tmp_path, model):
     pred = model.predict_file(damage(path, tmp_path / "broken.flac", at=0.5, size=300))
     silent, damaged = pred.warning.split("; ")
     assert silent.startswith("silent: ") and damaged.startswith("damaged: "), pred.warning
+
+
+def test_the_ray_engines_rows_carry_the_warning(broken_mp3, model):
+    from music2emotion import ray_engine
+
+    batches = list(ray_engine._file_rows(str(broken_mp3), model.kind, model.settings, None, 64))
+    rows = {k: sum((b[k] for b in batches), []) for k in batches[0]}
+    assert rows["index"][-1] == -1 and WARNING.fullmatch(rows["damage"][-1])
+    n = len(rows["index"]) - 1
+    batch = {k: np.array(v) for k, v in rows.items() if k != "features"}
+    batch["valence"], batch["arousal"] = np.full(n + 1, 0.5), np.full(n + 1, 0.5)
+    (pred,) = ray_engine._Gatherer().add(batch)
+    assert pred.ok and pred.warning == rows["damage"][-1]
 
 
 def test_tag_reports_the_warning(broken_mp3, tiny_model, capsys):

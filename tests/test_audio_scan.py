@@ -1,9 +1,10 @@
-"""Folder scans: what a walk takes as audio (video containers too), and what it counts as
-left out."""
+"""Folder scans: what a walk takes as audio (video containers too), what it counts as left
+out, and the same count for object-storage listings."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,20 @@ def test_a_folder_of_videos_gives_every_file_its_row(tmp_path, tiny_model):
         assert rows[ok]["error"] == "" and rows[ok]["duration"] == pytest.approx(4.0, abs=0.05), rows[ok]
     assert rows["silent film.mp4"]["error"] == "no audio stream (the file holds only video or data)"
 
+
+def test_object_storage_listings_count_what_they_skip_as_local_scans_do(tmp_path):
+    pytest.importorskip("pyarrow")
+    from music2emotion import ray_engine
+    from music2emotion.cli.predict import _input_files
+
+    root = make_library(tmp_path / "bucket")
+    local = scan_audio_files([root])
+    skipped: Counter[str] = Counter()
+    uris = ray_engine.expand_uris([root.as_uri()], skipped=skipped)
+    assert [u.rsplit("/", 1)[1] for u in uris] == [p.name for p in local.files]
+    assert skipped == local.skipped
+    # the command's summary line counts the listing's and the folders' skips together
+    lines: list[str] = []
+    files = _input_files([root.as_uri(), str(root)], True, lines)
+    assert len(files) == 2 * len(local.files)
+    assert lines == ["skipped 14 files that are not audio (4 .jpg, 2 .DS_Store, 2 ._*, 2 .cue, 2 .log, 2 .m3u8)"]
