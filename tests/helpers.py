@@ -146,6 +146,19 @@ def write_av(path: Path, y: np.ndarray, sr: int = 44_100, codec: str | None = No
     return path
 
 
+def write_music_as(path: Path, seconds: float, channels: int = 2, seed: int = 0) -> Path:
+    """:func:`music` in the format its extension names: soundfile writes what it can
+    (:data:`SOUNDFILE_FORMATS`), PyAV the rest (:data:`AV_FORMATS`); Opus (also in WebM and
+    Matroska) at 48 kHz, as it must be, everything else at 44.1 kHz."""
+    path = Path(path)
+    opus = path.suffix in (".opus", ".webm", ".mka")
+    rate = 48_000 if opus else 44_100
+    y = music(seconds, rate, channels, seed)
+    if path.suffix in SOUNDFILE_FORMATS and not path.name.endswith(".alac.m4a"):
+        return write(path, y, rate, **SOUNDFILE_FORMATS[path.suffix])
+    return write_av(path, y, rate)
+
+
 def write_m4a(path: Path, y: np.ndarray, sr: int = 44_100, codec: str = "aac") -> Path:
     """A real MP4 audio file (AAC or ALAC) made with PyAV's bundled FFmpeg."""
     return write_av(path, y, sr, codec, "mp4")

@@ -5,12 +5,11 @@ MP3's first frame, an MP3 cut at the head, and what the first bytes of each form
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from helpers import SOUNDFILE_FORMATS, cut, damage, music, write, write_av, write_m4a
+from helpers import cut, damage, music, write, write_av, write_m4a, write_music_as
 from music2emotion import EmotionModel
 from music2emotion.audio import AudioError, load_audio
 from music2emotion.audio.content import ADTS, FLAC, MATROSKA, MP4, MPEG, OGG, WAV, ogg_damaged, sniff
@@ -19,15 +18,6 @@ from music2emotion.audio.mpeg import length_header
 pytest.importorskip("av")
 
 SECONDS = 6.0
-
-
-def _song(path: Path, seconds: float = SECONDS, channels: int = 2, seed: int = 0) -> Path:
-    """``music`` in the format its extension names (Opus and WebM at 48 kHz)."""
-    rate = 48_000 if path.suffix in (".webm", ".opus") else 44_100
-    y = music(seconds, rate, channels, seed)
-    if path.suffix in SOUNDFILE_FORMATS:
-        return write(path, y, rate, **SOUNDFILE_FORMATS[path.suffix])
-    return write_av(path, y, rate)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +31,7 @@ def fast() -> EmotionModel:
     ("mp3.mp3", ""), ("aac.m4a", ""), ("opus.opus", ".webm"), ("wma.wma", ".mp3"),
 ])
 def test_a_mislabelled_file_predicts_what_the_correctly_named_one_does(tmp_path, fast, name, wrong):
-    right = _song(tmp_path / name)
+    right = write_music_as(tmp_path / name, SECONDS)
     mislabelled = tmp_path / f"mislabelled{wrong}"
     shutil.copy(right, mislabelled)
     a, b = load_audio(right), load_audio(mislabelled)
@@ -97,7 +87,7 @@ def test_text_named_like_audio_is_refused_by_both_decoders(tmp_path):
     ("a.webm", MATROSKA), ("a.mkv", MATROSKA), ("a.aac", ADTS), ("a.wav", WAV),
 ])
 def test_the_first_bytes_tell_the_content(tmp_path, name, content):
-    path = _song(tmp_path / name, 2.0)
+    path = write_music_as(tmp_path / name, 2.0)
     assert sniff(path) is content
     tagged = tmp_path / ("tagged" + path.suffix)  # an ID3v2 tag in front changes nothing
     tagged.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x0a" + bytes(10) + path.read_bytes())
@@ -108,11 +98,11 @@ def test_text_and_cut_heads_tell_nothing(tmp_path):
     text = tmp_path / "x"
     text.write_text("hello " * 100)
     assert sniff(text) is None
-    assert sniff(cut(_song(tmp_path / "a.m4a"), tmp_path / "cut", head=0.3)) is None
+    assert sniff(cut(write_music_as(tmp_path / "a.m4a", SECONDS), tmp_path / "cut", head=0.3)) is None
 
 
 def test_a_damaged_ogg_page_is_found_and_a_cut_last_page_is_not_damage(tmp_path):
-    whole = _song(tmp_path / "a.ogg", 20.0)
+    whole = write_music_as(tmp_path / "a.ogg", 20.0)
     assert not ogg_damaged(whole)
     assert ogg_damaged(damage(whole, tmp_path / "damaged.ogg"))
     assert not ogg_damaged(cut(whole, tmp_path / "cut.ogg", tail=0.3))

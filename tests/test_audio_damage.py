@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import SOUNDFILE_FORMATS, cut, damage, music, write, write_av, write_m4a, write_video
+from helpers import cut, damage, music, write, write_m4a, write_music_as, write_video
 from music2emotion import EmotionModel
 from music2emotion.audio import MAX_DAMAGED_SHARE, AudioError, load_audio, stream_audio
 from music2emotion.cli import main
@@ -24,21 +24,12 @@ SECONDS = 30.0
 WARNING = re.compile(r"damaged: ([\d.]+) s of audio could not be decoded and was skipped \(at ([\d.]+) s\)")
 
 
-def _song(path: Path, seconds: float = SECONDS) -> Path:
-    """Stereo ``music`` in the format its extension names (Opus and WebM at 48 kHz)."""
-    rate = 48_000 if path.suffix in (".webm", ".opus") else 44_100
-    y = music(seconds, rate, 2)
-    if path.suffix in SOUNDFILE_FORMATS:
-        return write(path, y, rate, **SOUNDFILE_FORMATS[path.suffix])
-    return write_av(path, y, rate)
-
-
 @pytest.fixture(scope="module")
 def songs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """30 s of the same music in each format whose damage the tests make."""
     folder = tmp_path_factory.mktemp("songs")
     for name in ("song.mp3", "song.m4a", "song.flac", "song.ogg", "song.opus", "song.webm"):
-        _song(folder / name)
+        write_music_as(folder / name, SECONDS)
     return folder
 
 
@@ -80,14 +71,7 @@ def test_a_stream_says_what_it_skipped_once_it_is_done(songs, tmp_path):
     "a.aac", "a.wav",
 ])
 def test_an_undamaged_file_carries_no_warning(tmp_path, name):
-    rate = 48_000 if name.endswith((".webm", ".opus", ".mka")) else 44_100
-    y = music(12.0, rate, 2)
-    if name.endswith(".alac.m4a"):
-        path = write_m4a(tmp_path / name, y, rate, "alac")
-    elif Path(name).suffix in SOUNDFILE_FORMATS:
-        path = write(tmp_path / name, y, rate, **SOUNDFILE_FORMATS[Path(name).suffix])
-    else:
-        path = write_av(tmp_path / name, y, rate)
+    path = write_music_as(tmp_path / name, 12.0)
     blocks = stream_audio(path)
     assert sum(map(len, blocks)) / 22_050 == pytest.approx(12.0, abs=0.1)
     assert blocks.damage == ""
