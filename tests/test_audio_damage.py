@@ -168,10 +168,11 @@ def test_the_ray_engines_rows_carry_the_warning(broken_mp3, model):
     batches = list(ray_engine._file_rows(str(broken_mp3), model.kind, model.settings, None, 64))
     rows = {k: sum((b[k] for b in batches), []) for k in batches[0]}
     assert rows["index"][-1] == -1 and WARNING.fullmatch(rows["damage"][-1])
-    n = len(rows["index"]) - 1
     batch = {k: np.array(v) for k, v in rows.items() if k != "features"}
-    batch["valence"], batch["arousal"] = np.full(n + 1, 0.5), np.full(n + 1, 0.5)
-    (pred,) = ray_engine._Gatherer().add(batch)
+    gatherer = ray_engine._Gatherer()
+    for column in gatherer.columns[2:]:  # what the model's actors add: the window values
+        batch[column] = np.full(len(rows["index"]), 0.5)
+    (pred,) = gatherer.add(batch)
     assert pred.ok and pred.warning == rows["damage"][-1]
 
 
