@@ -146,9 +146,100 @@ def write_av(path: Path, y: np.ndarray, sr: int = 44_100, codec: str | None = No
     return path
 
 
+def write_music_as(path: Path, seconds: float, channels: int = 2, seed: int = 0) -> Path:
+    """:func:`music` in the format its extension names: soundfile writes what it can
+    (:data:`SOUNDFILE_FORMATS`), PyAV the rest (:data:`AV_FORMATS`); Opus (also in WebM and
+    Matroska) at 48 kHz, as it must be, everything else at 44.1 kHz."""
+    path = Path(path)
+    opus = path.suffix in (".opus", ".webm", ".mka")
+    rate = 48_000 if opus else 44_100
+    y = music(seconds, rate, channels, seed)
+    if path.suffix in SOUNDFILE_FORMATS and not path.name.endswith(".alac.m4a"):
+        return write(path, y, rate, **SOUNDFILE_FORMATS[path.suffix])
+    return write_av(path, y, rate)
+
+
 def write_m4a(path: Path, y: np.ndarray, sr: int = 44_100, codec: str = "aac") -> Path:
     """A real MP4 audio file (AAC or ALAC) made with PyAV's bundled FFmpeg."""
     return write_av(path, y, sr, codec, "mp4")
+
+
+# PyAV's video encoder and container by extension, for video files with and without sound
+VIDEO_FORMATS = {".mp4": ("mp4", "mpeg4"), ".mkv": ("matroska", "mpeg4"), ".mov": ("mov", "mpeg4"),
+                 ".avi": ("avi", "mpeg4"), ".webm": ("webm", "libvpx")}
+
+
+def write_video(path: Path, seconds: float = 2.0, audio: np.ndarray | None = None, sr: int = 48_000,
+                audio_codec: str = "aac") -> Path:
+    """A small video (grey frames that brighten, 10 per second) made with PyAV, in the
+    container its extension names (:data:`VIDEO_FORMATS`); with ``audio`` ``[n]`` or
+    ``[n, channels]`` at ``sr`` as its second stream, else no sound at all."""
+    import pytest
+
+    av = pytest.importorskip("av")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt, video_codec = VIDEO_FORMATS[path.suffix]
+    with av.open(str(path), "w", format=fmt) as out:
+        video = out.add_stream(video_codec, rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        sound = None
+        if audio is not None:
+            y = np.asarray(audio, np.float32)
+            y = y[:, None] if y.ndim == 1 else y
+            layout = {1: "mono", 2: "stereo"}[y.shape[1]]
+            sound = out.add_stream(audio_codec, rate=sr, layout=layout)
+        for i in range(int(seconds * 10)):
+            grey = np.full((48, 64, 3), 40 + (2 * i) % 200, np.uint8)
+            for packet in video.encode(av.VideoFrame.from_ndarray(grey, format="rgb24")):
+                out.mux(packet)
+        for packet in video.encode(None):
+            out.mux(packet)
+        if sound is not None:
+            step = sound.codec_context.frame_size or 1024
+            for i in range(0, len(y), step):
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[i : i + step].T), format="fltp",
+                                                   layout=layout)
+                frame.sample_rate, frame.pts = sr, i
+                for packet in sound.encode(frame):
+                    out.mux(packet)
+            for packet in sound.encode(None):
+                out.mux(packet)
+    return path
+
+
+def damage(path: Path, out: Path, at: float = 1 / 3, size: int = 3000, seed: int = 0) -> Path:
+    """A copy of ``path`` at ``out`` with ``size`` bytes, ``at`` this fraction of the file,
+    overwritten by random bytes (seeded), as a bad sector or an interrupted copy leaves it."""
+    data = bytearray(Path(path).read_bytes())
+    start = int(len(data) * at)
+    data[start : start + size] = np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes()
+    Path(out).write_bytes(bytes(data))
+    return Path(out)
+
+
+def cut(path: Path, out: Path, head: float = 0.0, tail: float = 0.0) -> Path:
+    """A copy of ``path`` at ``out`` without the first ``head`` and the last ``tail`` of its
+    bytes (fractions): a download that resumed at the wrong place, or stopped early."""
+    data = Path(path).read_bytes()
+    Path(out).write_bytes(data[int(len(data) * head) : len(data) - int(len(data) * tail)])
+    return Path(out)
+
+
+def make_library(root: Path) -> Path:
+    """An album of formats only FFmpeg reads (AAC, ALAC, Opus in WebM), two broken M4A
+    files, and the files that lie beside songs (covers, a cue sheet, a playlist, a rip log,
+    macOS's ``.DS_Store`` and ``._`` files): 5 files a scan takes, 7 it skips."""
+    album = root / "Artist" / "Album"
+    write_m4a(album / "01 aac.m4a", music(3.0, 44_100)[:, 0])
+    write_m4a(album / "02 alac.m4a", music(3.0, 44_100, seed=1)[:, 0], codec="alac")
+    write_av(album / "03 opus.webm", music(3.0, 48_000, seed=2), 48_000)
+    cut = write_m4a(album / "04 cut.m4a", music(3.0, 44_100)[:, 0])
+    cut.write_bytes(cut.read_bytes()[:2000])
+    (album / "05 corrupt.m4a").write_bytes(b"\x00\x00\x00\x18ftypM4A " + bytes(3000))
+    for name in ("cover.jpg", "back.jpg", "album.cue", "album.m3u8", "rip.log", ".DS_Store", "._01 aac.m4a"):
+        (album / name).write_bytes(b"\x00" * 10)
+    return root
 
 
 def make_song(path: Path, seconds: float = 2.0, seed: int = 0) -> Path:

@@ -1,4 +1,4 @@
-"""Audio loading: formats, channels, sample rates, and one-line errors."""
+"""Audio loading: formats, channels, sample rates, streaming, limits, and one-line errors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from music2emotion import audio
 from music2emotion.audio import (
     AudioError,
     declared_seconds,
-    find_audio_files,
     format_seconds,
     load_audio,
     stream_audio,
@@ -79,17 +78,6 @@ def test_directory_is_not_a_file(tmp_path):
         load_audio(tmp_path / "d.wav")
 
 
-def test_find_audio_files_recurses_and_survives_symlink_loops(tmp_path):
-    write(tmp_path / "a.wav", tone(440, 0.6))
-    write(tmp_path / "sub" / "b.FLAC", tone(440, 0.6))
-    (tmp_path / "notes.txt").write_text("not audio")
-    (tmp_path / "sub" / "loop").symlink_to(tmp_path, target_is_directory=True)
-    found = find_audio_files([tmp_path])
-    assert [p.name for p in found] == ["a.wav", "b.FLAC"]
-    # an explicitly named file is kept even with a foreign extension, so it gets reported
-    assert find_audio_files([tmp_path / "notes.txt"]) == [tmp_path / "notes.txt"]
-
-
 def test_a_file_over_the_limit_is_refused_from_its_header(tmp_path):
     path = long_silence_flac(tmp_path / "hour.flac", minutes=60)
     assert path.stat().st_size < 200_000
@@ -102,7 +90,7 @@ def test_a_file_over_the_limit_is_refused_from_its_header(tmp_path):
 
 def test_a_file_whose_header_does_not_tell_stops_at_the_limit(tmp_path, monkeypatch):
     path = write(tmp_path / "long.wav", tone(220, 50.0, 8_000), 8_000)
-    monkeypatch.setattr(audio, "declared_frames", lambda f: None)  # as for a stream of unknown length
+    monkeypatch.setattr(audio.sndfile, "declared_frames", lambda f: None)  # as for a stream of unknown length
     decoded = []
     with pytest.raises(AudioError, match="too long: more than the limit of 30 s"):
         for block in stream_audio(path, block_seconds=5.0, max_seconds=30):

@@ -214,7 +214,7 @@ def _batch(rows: list[dict]) -> dict[str, np.ndarray]:
 def test_gatherer_waits_for_every_window_and_counts_each_once():
     def window(i, v):
         return {"path": "a", "index": i, "start": 2.0 * i, "end": 2.0 * i + 2, "windows": 0,
-                "duration": np.nan, "silent": False, "error": "", "output:0": v, "output:1": 1 - v}
+                "duration": np.nan, "silent": False, "damage": "", "error": "", "output:0": v, "output:1": 1 - v}
 
     summary = {**window(-1, np.nan), "windows": 3, "duration": 6.0}
     g = ray_engine._Gatherer()

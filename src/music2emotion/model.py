@@ -315,7 +315,7 @@ class EmotionModel:
             return Prediction(name, error=failure_reason(exc))
         return song_prediction(name, spans, {k: np.concatenate([o[k] for o in outputs]) for k in self.window_outputs},
                                conventions=self.conventions, duration=meter.samples / settings.sample_rate,
-                               silent=meter.silent, timeline=timeline)
+                               silent=meter.silent, damage=meter.damage, timeline=timeline)
 
 
 _models: dict[str, EmotionModel] = {}

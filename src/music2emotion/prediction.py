@@ -342,6 +342,7 @@ def song_prediction(
     conventions: Mapping[str, Convention] = PLAIN,
     duration: float,
     silent: bool,
+    damage: str = "",
     timeline: bool = False,
 ) -> Prediction:
     """A file's :class:`Prediction` from its windows.
@@ -361,6 +362,9 @@ def song_prediction(
         Seconds of audio in the file.
     silent : bool
         Whether the file is digital silence (the result then carries a warning).
+    damage : str
+        The decoder's warning for damaged stretches it skipped (``""`` when none), joined
+        into ``Prediction.warning`` after the silence warning.
     timeline : bool
         Keep each window's values in ``Prediction.timeline``.
 
@@ -381,7 +385,8 @@ def song_prediction(
             segments.append(Segment(round(a, 3), round(b, 3), fields.pop("valence"), fields.pop("arousal"),
                                     **fields))
     return Prediction(str(path), duration=duration, windows=len(spans),
-                      warning=SILENT_WARNING if silent else "", timeline=segments,
+                      warning="; ".join(w for w in (SILENT_WARNING if silent else "", damage) if w),
+                      timeline=segments,
                       **_estimates(song, conventions))
 
 

@@ -15,7 +15,8 @@ The pipeline (one Ray Dataset, streamed, so memory does not grow with the catalo
    library's own :func:`~music2emotion.windows.iter_windows` and
    :func:`~music2emotion.frontends.window_inputs`, emitting one row per window (its
    model inputs pickled, about 110 KB for a CNN's 10 s window) as the file streams in, and
-   then one summary row per file (window count, duration, silence, or the error);
+   then one summary row per file (window count, duration, silence, what was skipped as
+   damaged, or the error);
 3. a pool of actors, each holding one ONNX Runtime session, runs the windows in batches;
    the pool starts with one actor and grows only while its actors are all busy (see
    :func:`_pipeline` for why actors reserve no CPU);
@@ -41,6 +42,7 @@ import socket
 import sys
 import tempfile
 import warnings
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,8 +51,8 @@ from typing import Any
 
 import numpy as np
 
-from .audio import AudioError, LevelMeter, quiet_decoder_messages, stream_audio
-from .config import AUDIO_EXTENSIONS, FeatureSettings
+from .audio import SCAN_EXTENSIONS, AudioError, LevelMeter, quiet_decoder_messages, skipped_kind, stream_audio
+from .config import FeatureSettings
 from .frontends import window_inputs
 from .model import EmotionModel
 from .modelfile import OUTPUT, Convention, output_width
@@ -100,9 +102,10 @@ def is_uri(path: str | os.PathLike[str]) -> bool:
 # --- object storage ---------------------------------------------------------------------
 
 
-def expand_uris(uris: Iterable[str], extensions: frozenset[str] = AUDIO_EXTENSIONS) -> list[str]:
+def expand_uris(uris: Iterable[str], extensions: frozenset[str] = SCAN_EXTENSIONS,
+                skipped: Counter[str] | None = None) -> list[str]:
     """Audio files under object-storage URIs, like
-    :func:`~music2emotion.audio.find_audio_files` for local paths.
+    :func:`~music2emotion.audio.scan_audio_files` for local paths.
 
     Parameters
     ----------
@@ -110,6 +113,9 @@ def expand_uris(uris: Iterable[str], extensions: frozenset[str] = AUDIO_EXTENSIO
         Files, or prefixes listed recursively (``s3://bucket/music/``).
     extensions : frozenset of str
         Suffixes to find under prefixes.
+    skipped : collections.Counter, optional
+        Where to count the objects under prefixes left out as not audio, by kind, as a local
+        scan counts them (:func:`~music2emotion.audio.skipped_kind`; ``AudioScan.skipped``).
 
     Returns
     -------
@@ -128,8 +134,13 @@ def expand_uris(uris: Iterable[str], extensions: frozenset[str] = AUDIO_EXTENSIO
             found.append(uri)  # named explicitly: kept, so that a missing one is reported
             continue
         for entry in filesystem.get_file_info(fs.FileSelector(root, recursive=True)):
-            if entry.type == fs.FileType.File and Path(entry.path).suffix.lower() in extensions:
+            if entry.type != fs.FileType.File:
+                continue
+            kind = skipped_kind(entry.base_name, extensions)
+            if kind is None:
                 found.append(f"{scheme}://{entry.path}")
+            elif skipped is not None:
+                skipped[kind] += 1
     return sorted(dict.fromkeys(found))
 
 
@@ -157,11 +168,11 @@ _SUMMARY = -1
 
 def _rows(path: str, index: list[int], start: list[float], end: list[float],
           features: list[bytes], windows: int = 0, duration: float = math.nan,
-          silent: bool = False, error: str = "") -> dict[str, list[Any]]:
+          silent: bool = False, damage: str = "", error: str = "") -> dict[str, list[Any]]:
     n = len(index)
     return {"path": [path] * n, "index": index, "start": start, "end": end,
             "features": features, "windows": [windows] * n, "duration": [duration] * n,
-            "silent": [silent] * n, "error": [error] * n}
+            "silent": [silent] * n, "damage": [damage] * n, "error": [error] * n}
 
 
 def _file_rows(path: str, kind: str, settings: FeatureSettings, hop_seconds: float | None,
@@ -202,7 +213,7 @@ def _file_rows(path: str, kind: str, settings: FeatureSettings, hop_seconds: flo
     if pending["index"]:
         yield flush()
     yield _rows(path, [_SUMMARY], [math.nan], [math.nan], [b""], windows=count,
-                duration=meter.samples / settings.sample_rate, silent=meter.silent)
+                duration=meter.samples / settings.sample_rate, silent=meter.silent, damage=meter.damage)
 
 
 def _decode(batch: dict[str, np.ndarray], kind: str, settings: dict[str, Any],
@@ -281,7 +292,7 @@ class _Gatherer:
             part = self.partial.setdefault(path, _Partial())
             index = int(batch["index"][i])
             if index == _SUMMARY:
-                part.summary = {k: batch[k][i] for k in ("windows", "duration", "silent", "error")}
+                part.summary = {k: batch[k][i] for k in ("windows", "duration", "silent", "damage", "error")}
             else:
                 part.spans[index] = tuple(float(batch[c][i]) for c in self.columns)
             touched.append(path)
@@ -307,7 +318,8 @@ class _Gatherer:
             outputs = {name: windows[:, a:b] for name, a, b in zip(self.widths, bounds[:-1], bounds[1:])}
             pred = song_prediction(path, [(float(a), float(b)) for a, b in windows[:, :2]], outputs,
                                    conventions=self.conventions, duration=float(s["duration"]),
-                                   silent=bool(s["silent"]), timeline=self.timeline)
+                                   silent=bool(s["silent"]), damage=str(s["damage"]),
+                                   timeline=self.timeline)
         del self.partial[path]
         self.finished.add(path)
         return pred

@@ -83,13 +83,17 @@ def _input_files(paths: list[str], ray: bool, skipped: list[str]) -> list[str]:
     if not ray:
         return [str(f) for f in audio_files(paths, skipped)]
     from .. import ray_engine
+    from ..audio import scan_audio_files
 
     local = [p for p in paths if not ray_engine.is_uri(p)]
     try:
-        files = [str(f) for f in audio_files(local, skipped)] if local else []
-        return files + ray_engine.expand_uris([p for p in paths if ray_engine.is_uri(p)])
+        scan = scan_audio_files(local)  # local and object-storage skips in one count
+        uris = ray_engine.expand_uris([p for p in paths if ray_engine.is_uri(p)], skipped=scan.skipped)
     except (OSError, ValueError) as exc:
         raise UsageError(" ".join(str(exc).split())) from exc
+    if scan.summary():
+        skipped.append(scan.summary())
+    return [str(f) for f in scan.files] + uris
 
 
 def _plane_points(args: argparse.Namespace, collected: list[PlanePoint]) -> list[PlanePoint]:
