@@ -62,7 +62,7 @@
   function fmtBytes(n) {
     return n >= 1e6 ? `${(n / 1e6).toFixed(n >= 1e7 ? 0 : 1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`;
   }
-  // a result's quadrant: the mood head's most probable one, else where its point lies
+  // a result's quadrant: its mood word (the quadrant of its values; of a 0.3 model, its head's), else where its point lies
   function mood(r) {
     if (r.mood) return QUADRANTS.find((q) => q.word === r.mood);
     return QUADRANTS.find((q) => q.v === (r.valence >= 0.5) && q.a === (r.arousal >= 0.5));
