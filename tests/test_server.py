@@ -15,13 +15,14 @@ import warnings
 from pathlib import Path
 
 import pytest
-from helpers import audio_bytes, noise, tone
+from helpers import audio_bytes, music, noise, tone, write_video
 
 pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
 anyio = pytest.importorskip("anyio")
 httpx = pytest.importorskip("httpx")
 
 from music2emotion import EmotionModel, server  # noqa: E402
+from music2emotion.audio import NO_AUDIO_STREAM, SCAN_EXTENSIONS  # noqa: E402
 from music2emotion.cli import main  # noqa: E402
 from music2emotion.config import to_deam  # noqa: E402
 from music2emotion.server import ServerSettings  # noqa: E402
@@ -62,6 +63,14 @@ def predict_on_disk(model: EmotionModel, data: bytes, tmp_path: Path, name: str 
     return model.predict_file(p, timeline=True)
 
 
+def video_bytes(tmp_path: Path, name: str, sound: bool = True, seed: int = 0) -> bytes:
+    """A small video in the container ``name``'s suffix names (helpers.write_video), with 3 s
+    of stereo music as AAC (Opus in WebM), or no sound at all."""
+    audio = music(3.0, 48_000, channels=2, seed=seed) if sound else None
+    codec = "libopus" if name.endswith(".webm") else "aac"
+    return write_video(tmp_path / "made" / name, 3.0, audio, 48_000, audio_codec=codec).read_bytes()
+
+
 # ---- without analysis --------------------------------------------------------------------
 
 
@@ -77,7 +86,9 @@ def test_health_reports_model_settings_limits_and_auth(client: TestClient, model
     assert limits["max_upload_bytes"] == 50_000_000 and limits["max_files"] == 64
     assert limits["max_duration"] == 1200 and limits["max_request_duration"] == 7200
     assert limits["workers"] >= 1
-    assert ".wav" in limits["audio_extensions"]
+    # what a folder scan takes, one list: the page's file picker offers these
+    assert limits["audio_extensions"] == sorted(SCAN_EXTENSIONS)
+    assert {".wav", ".mkv", ".mov"} <= set(limits["audio_extensions"])
 
 
 def test_not_audio_is_415_and_never_stored(client, private_tmp):
@@ -218,6 +229,33 @@ def test_helpers_never_keep_a_client_path():
     assert server.audio_suffix("song", "audio/x-no-such-type") == ""  # tried; the decoder decides
 
 
+def test_uploads_are_taken_by_the_suffixes_a_folder_scan_takes():
+    """Video containers often hold only a song; by their name they are taken whatever type a
+    browser sends them as (video/x-matroska, video/quicktime), as a folder scan takes them."""
+    for suffix in SCAN_EXTENSIONS:
+        assert server.audio_suffix(f"clip{suffix.upper()}", "application/octet-stream") == suffix
+    assert server.audio_suffix("concert.mkv", "video/x-matroska") == ".mkv"
+    assert server.audio_suffix("phone.mov", "video/quicktime") == ".mov"
+    assert server.audio_suffix("song.mp4", "video/mp4") == ".mp4"
+    assert server.audio_suffix("cover.jpg", "image/jpeg") is None
+    assert server.audio_suffix("subtitles.srt", "application/x-subrip") is None
+
+
+def test_a_video_container_is_stored_for_analysis_and_what_is_not_audio_is_refused(model, private_tmp):
+    """Without workers, a file taken for analysis gets 503 (starting or stopping), one
+    refused as not audio its 415 with the list of suffixes, which names the video
+    containers too; neither is left on disk."""
+    c = bare(model)
+    r = c.post("/api/predict", files={"file": ("clip.mkv", b"\x1aE\xdf\xa3" + bytes(100), "video/x-matroska")})
+    assert r.status_code == 503 and "starting or stopping" in r.json()["error"]
+    r = c.post("/api/predict", files={"file": ("clip.srt", b"1\n00:00:01,000 --> 00:00:02,000\n", "video/x-matroska")})
+    assert r.status_code == 415
+    error = r.json()["error"]
+    assert error.startswith("clip.srt: not an audio file (sent as video/x-matroska): expected one of .3g2 .3gp")
+    assert all(f" {suffix}" in error for suffix in SCAN_EXTENSIONS) and "\n" not in error
+    assert list(private_tmp.iterdir()) == []
+
+
 def test_cli_serve_reports_bad_options_in_one_line(tmp_path, capsys):
     assert main(["serve", "--model", str(tmp_path / "missing.onnx")]) == 2
     err = capsys.readouterr().err.strip()
@@ -310,6 +348,49 @@ def test_many_files_at_once_keep_order_and_per_file_errors(api, model, tmp_path,
     assert results[1]["error"] and results[3]["error"]
     assert list(private_tmp.iterdir()) == []  # every temp file is gone
     assert api.get("/api/health").status_code == 200  # and the server is still fine
+
+
+@pytest.mark.slow
+def test_video_containers_with_sound_give_the_library_values(api, model, tmp_path, private_tmp):
+    """Sent as the video/* types browsers use, not audio/*: accepted by the name's suffix."""
+    files = [("clip.mkv", "video/x-matroska"), ("clip.mp4", "video/mp4"), ("clip.webm", "video/webm")]
+    made = {name: video_bytes(tmp_path, name, seed=i) for i, (name, _) in enumerate(files)}
+    r = api.post("/api/predict", files=[("files", (name, made[name], ctype)) for name, ctype in files])
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == [200, 200, 200], results
+    for res, (name, _) in zip(results, files, strict=True):
+        ref = predict_on_disk(model, made[name], tmp_path, name).row()
+        assert res["file"] == name and res["error"] == ""
+        assert (res["valence"], res["arousal"], res["windows"]) == (ref["valence"], ref["arousal"], ref["windows"])
+    assert list(private_tmp.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_a_video_without_sound_gets_the_error_row_of_a_local_scan(api, model, tmp_path, private_tmp):
+    from music2emotion import predict_files
+    from music2emotion.audio import find_audio_files
+
+    silent_film = video_bytes(tmp_path, "film.mkv", sound=False)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "film.mkv").write_bytes(silent_film)
+    (local,) = predict_files(find_audio_files([folder]), model=model.path, jobs=1)
+    assert local.error == NO_AUDIO_STREAM  # one line, no path in it
+    # alone: the file's status and error, the whole answer's error naming it
+    r = api.post("/api/predict", files={"file": ("film.mkv", silent_film, "video/x-matroska")})
+    assert r.status_code == 422
+    body = r.json()
+    assert body["error"] == f"film.mkv: {local.error}"
+    assert body["results"][0]["error"] == local.error and body["results"][0]["valence"] is None
+    # in a batch: its row, the others analysed
+    r = api.post("/api/predict", files=[("files", ("film.mkv", silent_film, "video/x-matroska")),
+                                        ("files", ("song.wav", wav_bytes(3.0), "audio/wav"))])
+    assert r.status_code == 200
+    results = r.json()["results"]
+    assert [(x["file"], x["status"], x["error"]) for x in results] == [
+        ("film.mkv", 422, local.error), ("song.wav", 200, "")]
+    assert list(private_tmp.iterdir()) == []
 
 
 @pytest.mark.slow

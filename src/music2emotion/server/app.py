@@ -12,9 +12,10 @@ Routes:
 
 Status codes of ``/api/predict``. Each file gets a result with its own ``status``: 200,
 413 (its header declares more audio than ``max_duration``), 415 (not an audio type we
-read: neither its name ends in one of ``AUDIO_EXTENSIONS`` nor is it sent as ``audio/*``),
-422 (it claims to be audio but cannot be decoded, is too short, or decodes past
-``max_duration`` though its header declared less) or 500 (its worker process died). A
+read: neither its name ends in one of ``SCAN_EXTENSIONS``, the suffixes a folder scan
+takes, nor is it sent as ``audio/*``), 422 (it claims to be audio but cannot be decoded,
+holds no audio stream, is too short, or decodes past ``max_duration`` though its header
+declared less) or 500 (its worker process died). A
 request holding **one** file answers with that file's status; a request holding
 **several** answers 200 and the caller reads each result's ``status``, so one bad file in
 a batch does not hide the others. The whole request is refused with 400 (malformed body,
@@ -57,8 +58,8 @@ from starlette.requests import ClientDisconnect
 from starlette.types import Receive
 
 from .._version import __version__
-from ..audio import format_seconds, too_long
-from ..config import AUDIO_EXTENSIONS, Scale
+from ..audio import SCAN_EXTENSIONS, format_seconds, too_long
+from ..config import Scale
 from ..engine import WORKER_DIED, Cancelled, WorkerDied
 from ..model import EmotionModel
 from ..prediction import MOOD_FIELDS, Prediction
@@ -160,7 +161,8 @@ class Limits(BaseModel):
     max_duration: float = Field(description="seconds of audio per file")
     max_request_duration: float = Field(description="seconds of audio per request")
     workers: int = Field(description="files analysed at once")
-    audio_extensions: list[str]
+    audio_extensions: list[str] = Field(description="file suffixes accepted whatever type they are sent as: "
+                                                    "those a folder scan takes")
 
 
 class Health(BaseModel):
@@ -494,7 +496,7 @@ def create_app(model: EmotionModel | str | os.PathLike[str] | None = None,
                           max_duration=settings.max_duration,
                           max_request_duration=settings.max_request_duration,
                           workers=settings.worker_count,
-                          audio_extensions=sorted(AUDIO_EXTENSIONS)),
+                          audio_extensions=sorted(SCAN_EXTENSIONS)),
         )
 
     page = web_dir()

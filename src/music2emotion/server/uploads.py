@@ -3,8 +3,9 @@
 The body is parsed chunk by chunk (python-multipart's streaming parser) straight into
 temporary files made with ``mkstemp`` (mode 0600, random names) that the caller deletes when
 the request ends, whatever happens. The client's file name is only echoed back, never used on
-disk: at most its suffix is kept, and only when it is one of ``AUDIO_EXTENSIONS`` (the
-decoder may go by it).
+disk: at most its suffix is kept, and only when it is one a folder scan takes as audio
+(:data:`~music2emotion.audio.SCAN_EXTENSIONS`: the audio formats and the containers that
+usually hold video); the decoders go by the content, not the suffix.
 
 Everything a body can hold is bounded as it arrives, whether its length was declared or it
 comes chunked: each file (the byte that crosses the limit stops the reading there), the
@@ -30,7 +31,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
-from ..config import AUDIO_EXTENSIONS
+from ..audio import SCAN_EXTENSIONS
 from .settings import ServerSettings
 
 MAX_FILES = ServerSettings.max_files  # the default number of files per request
@@ -99,16 +100,18 @@ def display_name(raw: bytes, charset: str = "utf-8") -> str:
 def audio_suffix(name: str, content_type: str) -> str | None:
     """Suffix for the temp file, or ``None`` when the upload is not audio we read.
 
-    The name's suffix counts when it is one of ``AUDIO_EXTENSIONS``; otherwise an
-    ``audio/*`` content type is trusted and mapped to a suffix where one is known.
+    The name's suffix counts when a folder scan would take it (``SCAN_EXTENSIONS``: a
+    ``.mkv`` or ``.mov`` too, whatever type it is sent as; one without sound then gets the
+    error a local file gets, ``no audio stream``); otherwise an ``audio/*`` content type is
+    trusted and mapped to a suffix where one is known.
     """
     suffix = PurePosixPath(name).suffix.lower()
-    if suffix in AUDIO_EXTENSIONS:
+    if suffix in SCAN_EXTENSIONS:
         return suffix
     if content_type.startswith("audio/"):
         guessed = (BROWSER_AUDIO_TYPES.get(content_type)
                    or mimetypes.guess_extension(content_type) or "").lower()
-        return guessed if guessed in AUDIO_EXTENSIONS else ""
+        return guessed if guessed in SCAN_EXTENSIONS else ""
     return None
 
 
@@ -119,7 +122,7 @@ BROWSER_AUDIO_TYPES = {"audio/x-m4a": ".m4a", "audio/m4a": ".m4a", "audio/webm":
 
 
 def _not_audio(name: str, content_type: str) -> str:
-    kinds = " ".join(sorted(AUDIO_EXTENSIONS))
+    kinds = " ".join(sorted(SCAN_EXTENSIONS))
     sent = f" (sent as {content_type})" if content_type else ""
     return f"not an audio file{sent}: expected one of {kinds}"
 
