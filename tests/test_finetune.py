@@ -193,3 +193,15 @@ def test_inner_split_keeps_an_artist_on_one_side():
     held = ft.inner_split(len(groups), 0.4, 0, groups)
     for g in set(groups):
         assert len({h for h, k in zip(held, groups) if k == g}) == 1
+
+
+def test_a_final_run_trains_every_epoch_on_every_song(graph):
+    rng = np.random.default_rng(5)
+    mels = rng.standard_normal((30, 1, 16, 40)).astype(np.float16)
+    enc = OnnxEncoder(graph)
+    cfg = ft.FineTune(from_block=3, epochs=3, batch=8, gains=(0.0,))
+    h = ft.block_inputs(enc, mels, 3, cfg.gains)
+    none = np.zeros(30, bool)
+    info = ft.finetune(enc, h, rng.uniform(0.2, 0.8, (30, 2)), h, rng.integers(1, 5, 30), none, none, cfg,
+                       log=lambda s: None)
+    assert [r["epoch"] for r in info["history"]] == [0, 1, 2] and info["best_epoch"] == 2

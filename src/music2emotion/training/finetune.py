@@ -156,7 +156,8 @@ def finetune(
     quadrants : numpy.ndarray
         ``[m]`` quadrant labels 1-4.
     deam_val, quad_val : numpy.ndarray
-        Boolean masks of the songs held out for early stopping.
+        Boolean masks of the songs held out for early stopping; with none held out, every
+        epoch is trained and the last one kept (a final run on every song).
     cfg : FineTune
 
     Returns
@@ -184,6 +185,7 @@ def finetune(
     with torch.no_grad():
         heads.deam.bias.copy_(torch.tensor(ymean, dtype=torch.float32))
     d_train, q_train = np.flatnonzero(~deam_val), np.flatnonzero(~quad_val)
+    held_out = bool(deam_val.any() and quad_val.any())
     gain0 = int(np.argmin(np.abs(np.asarray(cfg.gains) - 0.0)))
     # one DEAM and one quadrant example per step, in proportion to the sets' sizes
     n_steps = int(np.ceil((len(d_train) + len(q_train)) / cfg.batch))
@@ -245,6 +247,10 @@ def finetune(
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
+        if not held_out:  # a final run on every song: every epoch is trained, the last kept
+            history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "seconds": time.time() - t0})
+            log(f"  epoch {epoch}: train {history[-1]['train_loss']:.3f} {history[-1]['seconds']:.0f} s")
+            continue
         row = {"epoch": epoch, "train_loss": float(np.mean(losses)), **evaluate(),
                "seconds": time.time() - t0}
         history.append(row)
@@ -260,7 +266,7 @@ def finetune(
     if best_state is not None:
         encoder.load_state_dict(best_state)
     encoder.eval()
-    best_epoch = int(np.argmin([r["val_loss"] for r in history]))
+    best_epoch = int(np.argmin([r["val_loss"] for r in history])) if held_out else len(history) - 1
     return {"best_epoch": best_epoch, "history": history, "seconds": time.time() - t0}
 
 
