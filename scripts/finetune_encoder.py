@@ -65,6 +65,23 @@ def score_fold(emb_d: np.ndarray, emb_q: np.ndarray, x: np.ndarray, xq: np.ndarr
     return {"dv": float(r2[0]), "da": float(r2[1]), **{k: float(s[k]) for k in TABLE_SCORES}}
 
 
+def check_port(source, path: str, mels: np.ndarray) -> None:
+    """The torch port gives ONNX Runtime's outputs to 1e-5 on real clips, or the run stops."""
+    import onnxruntime as ort
+    import torch
+
+    from music2emotion.training.encoder_torch import OnnxEncoder
+
+    x = mels.astype(np.float32)
+    want = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(["logits", "features"], {"spec": x})
+    with torch.no_grad():
+        got = OnnxEncoder(source).eval()(torch.from_numpy(x))
+    worst = max(float(np.abs(g.numpy() - w).max()) for g, w in zip(got, want))
+    print(f"torch port against ONNX Runtime on {len(x)} clips: max |diff| {worst:.1e}")
+    if worst > 1e-5:
+        raise SystemExit("the torch port of the encoder does not match its ONNX graph")
+
+
 def table(rows: dict[str, list[dict[str, float]]]) -> str:
     head = ["encoder", "fold", *SCORES.values()]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -109,6 +126,7 @@ def main() -> int:
     y = data.targets.astype(np.float64)
     source = onnx.load(args.encoder)
     artists = np.array(qs.artists)
+    check_port(source, args.encoder, mel_d[:4])
 
     if args.final:
         cfg = parse_config(args.final)
