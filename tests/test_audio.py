@@ -51,6 +51,14 @@ def test_downmix_averages_channels(tmp_path):
     np.testing.assert_allclose(y, left / 2, atol=1e-4)
 
 
+@pytest.mark.parametrize("channels", [1, 2, 3, 6, 8, 12])
+def test_downmix_gives_numpys_mean_to_the_last_bit(channels):
+    from music2emotion.audio.stream import downmix
+
+    x = np.random.default_rng(channels).standard_normal((50_001, channels)).astype(np.float32)
+    assert np.array_equal(downmix(x), x.mean(axis=1, dtype=np.float32))
+
+
 @pytest.mark.parametrize(
     "make, reason",
     [

@@ -192,6 +192,25 @@ def declared_seconds(path: str | os.PathLike[str]) -> float | None:
         return None if f.frames is None else f.frames / f.samplerate
 
 
+def downmix(frames: np.ndarray) -> np.ndarray:
+    """The mean of ``frames``' channels, ``[n, channels]`` float32 -> ``[n]``.
+
+    The same numbers as ``frames.mean(axis=1, dtype=np.float32)``, but a column at a time:
+    numpy's reduction along the short axis took 13 ms per 20 s stereo block against 0.7 ms,
+    which was 40 % of decoding an MP3. Below 8 values numpy adds a row's values one after the
+    other and divides by their count, as this does; from 8 channels on it sums in pairs, so
+    those files keep numpy's own mean.
+    """
+    if frames.shape[1] >= 8:
+        return frames.mean(axis=1, dtype=np.float32)
+    mono = frames[:, 0].copy()
+    for c in range(1, frames.shape[1]):
+        mono += frames[:, c]
+    if frames.shape[1] > 1:
+        mono /= np.float32(frames.shape[1])
+    return mono
+
+
 class _Resampler:
     """Blocks of any channel count at ``in_rate`` -> mono float32 blocks at ``out_rate``,
     with one streaming resampler, so a file read in blocks and an array cut into the same
@@ -203,7 +222,7 @@ class _Resampler:
 
     def block(self, frames: np.ndarray) -> np.ndarray:
         """``frames`` ``[n, channels]`` float32 -> mono at the output rate (maybe empty)."""
-        mono = frames.mean(axis=1, dtype=np.float32) if frames.shape[1] > 1 else frames[:, 0].copy()
+        mono = downmix(frames)
         if not np.isfinite(mono).all():
             raise AudioError(NOT_FINITE)
         out = mono if self.stream is None else self.stream.resample_chunk(mono)
