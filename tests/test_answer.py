@@ -9,12 +9,8 @@ import pytest
 pytest.importorskip("sklearn")
 onnx = pytest.importorskip("onnx")
 
-from music2emotion import EmotionModel  # noqa: E402
-from music2emotion.descriptors import N_DESCRIPTORS  # noqa: E402
-from music2emotion.modelfile import DEAM_OUTPUT  # noqa: E402
 from music2emotion.prediction import quadrant_mood  # noqa: E402
 from music2emotion.training import answer as ans  # noqa: E402
-from music2emotion.training import regressors  # noqa: E402
 
 
 def _quadrant_data(n: int, features: int, seed: int):
@@ -87,21 +83,3 @@ def test_cross_fit_covers_and_calibrates_held_out_folds():
     # the most probable quadrant is the one the values lie in, song by song
     assert np.array_equal(out["probabilities"].argmax(1) + 1,
                           [("happy", "angry", "sad", "tender").index(quadrant_mood(v, a)) + 1 for v, a in values])
-
-
-def test_exported_descriptors_model_gives_both_scales(tmp_path):
-    rng = np.random.default_rng(4)
-    x, q = _quadrant_data(200, N_DESCRIPTORS, 4)
-    answer = ans.Answer(np.arange(N_DESCRIPTORS), c=0.05).fit(x, q)
-    answer.scale = 0.03
-    y = rng.uniform(0.2, 0.8, (200, 2))
-    deam = regressors.average("ridge").fit(x, y)
-    conventions = {"unit": ans.convention("output", (0.03, 0.03), (0.2, 0.2), 0.9, "test"),
-                   "deam": ans.convention(DEAM_OUTPUT, (0.05, 0.05), (0.15, 0.15), 0.9, "test")}
-    from music2emotion.training.recipe import export_descriptors
-
-    model = EmotionModel(export_descriptors(answer, deam, tmp_path / "fast.onnx", conventions), threads=1)
-    assert model.kind == "descriptors" and model.mood_head and model.window_outputs == ("output", DEAM_OUTPUT)
-    out = model.run_windows([{"descriptors": r.astype(np.float32)} for r in x[:20]])
-    np.testing.assert_allclose(out["output"], answer.values(x[:20]), atol=1e-5)
-    np.testing.assert_allclose(out[DEAM_OUTPUT], np.clip(deam.predict(x[:20]), 0, 1), atol=1e-5)

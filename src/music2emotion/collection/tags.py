@@ -42,7 +42,7 @@ from pathlib import Path
 import mutagen
 from mutagen.aiff import AIFF
 from mutagen.flac import FLAC
-from mutagen.id3 import ID3, TMOO, TXXX
+from mutagen.id3 import TMOO, TXXX
 from mutagen.mp3 import MP3
 from mutagen.mp4 import MP4, AtomDataType, MP4FreeForm
 from mutagen.oggflac import OggFLAC
