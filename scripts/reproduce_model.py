@@ -11,8 +11,9 @@ table, in one command.
 AudioSet tagger as one ONNX file (its SHA-256 is checked).
 
 Steps (each result is kept in --out / --cache-dir, so a killed run redoes only what is missing):
-1. compute descriptors + the encoder's embedding and logits for every clip of both sets,
-   exactly as inference does (each 10 s window heard at 16 kHz);
+1. compute descriptors, the encoder's embedding and logits and the mel statistics for every
+   clip of both sets, exactly as inference does (each 10 s window heard at 16 kHz; the
+   descriptors only for the comparison rows of the table);
 2. cross-validate the baselines and DEAM's regressors on seeded folds saved as song ids:
    DEAM in 5 random folds, 4Q in 5 folds grouped by artist, fold k of both held out
    together (the same report as ``music2emotion evaluate --quadrants`` without ``--model``);
@@ -23,7 +24,12 @@ Steps (each result is kept in --out / --cache-dir, so a killed run redoes only w
 4. fit the answer and DEAM's regressors on every song and export ``emotion_model.onnx`` (one
    graph with the encoder inside, music2emotion metadata inside), then check it against
    scikit-learn on real clips and time it per file;
-5. the same for the fast model, ``emotion_model_fast.onnx``, on the descriptors alone.
+5. the same for the fast model, ``emotion_model_fast.onnx``, whose encoder hears the middle
+   5 s of each window and whose DEAM convention is a ridge on its embedding alone (its own
+   features, cached beside the others, and its own cross-validation in ``--out``/fast).
+
+Both are ``mel`` models: the graph takes the encoder's mel input only and computes the rest
+(the encoder, the mel bands' level and spread) itself, so a window costs no descriptors.
 
 Everything is seeded; scikit-learn is deterministic here, so the table repeats exactly on
 the same machine. There is no GPU step; one thread per process, ``--jobs`` processes for the
@@ -33,6 +39,7 @@ features and folds. Needs the ``ml`` and ``train`` extras.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import os
 import sys
@@ -195,41 +202,45 @@ def main() -> int:
                                                  quadrants=quadrants, jobs=args.jobs)
         by_name = {r.name: r for r in results}
         table = recipe.candidates()
-        x_all = np.vstack([x, quadrants.x])
+        # the fast model's encoder hears the middle 5 s of each window: its own features and
+        # cross-validation of its DEAM regressor
+        from music2emotion.training.clips import AUDIOSET_SETTINGS, FAST_SETTINGS
+
+        xf = recipe.with_encoder_heard_as(x, data.paths, args.encoder, FAST_SETTINGS, cache / "deam", args.jobs)
+        quadrants_f = dataclasses.replace(quadrants, x=recipe.with_encoder_heard_as(
+            quadrants.x, quadrants.paths, args.encoder, FAST_SETTINGS, cache / "quadrants", args.jobs))
+        (fast_cv,) = [r for r in recipe.cross_validation_report(
+            xf, y, data.ids, folds, args.seed, out / "fast", [recipe.SHIPPED_FAST], quadrants=quadrants_f,
+            jobs=args.jobs) if r.name == recipe.SHIPPED_FAST]
         info: dict = {}
-        for label, name, columns, filename in (
-                ("accurate", recipe.SHIPPED, recipe.ANSWER_COLUMNS, "emotion_model.onnx"),
-                ("fast", recipe.SHIPPED_FAST, recipe.FAST_ANSWER_COLUMNS, "emotion_model_fast.onnx")):
+        for label, name, filename, rows, q_rows, deam_cv, settings in (
+                ("accurate", recipe.SHIPPED, "emotion_model.onnx", x, quadrants, by_name.get(recipe.SHIPPED),
+                 AUDIOSET_SETTINGS),
+                ("fast", recipe.SHIPPED_FAST, "emotion_model_fast.onnx", xf, quadrants_f, fast_cv, FAST_SETTINGS)):
             cand = table[name]
-            if label == "fast" and max(cand.columns.max(), columns.max()) >= recipe.N_DESCRIPTORS:
-                raise SystemExit(f"{name}: the fast model takes the descriptors only")
-            if name not in by_name:
+            if deam_cv is None:
                 raise SystemExit(f"{name}: its calibration needs its out-of-fold predictions (keep it in --candidates)")
-            made = one_answer(label, columns, x, y, quadrants, deam_folds, by_name[name], out)
-            deam = cand.fit(cand.make(), x[:, cand.columns], y, quadrants.x[:0], quadrants.quadrants[:0])
+            made = one_answer(label, recipe.ANSWER_COLUMNS, rows, y, q_rows, deam_folds, deam_cv, out)
+            deam = cand.fit(cand.make(), rows[:, cand.columns], y, q_rows.x[:0], q_rows.quadrants[:0])
             meta = {"deam_candidate": name, "answer": {"c": recipe.ANSWER_C, "scale": round(made["answer"].scale, 6),
-                                                       "feature_columns": len(columns)},
+                                                       "feature_columns": len(recipe.ANSWER_COLUMNS)},
                     "trained_on": f"the one answer: a quadrant head on {len(quadrants.ids)} songs labelled by "
                                   f"Russell quadrant (4Q), its scale on DEAM's arousal ratings ({len(data.ids)} "
                                   "songs); DEAM's convention: regressors on DEAM's ratings",
-                    **cv_metadata(by_name[name], args.folds, args.seed, len(data.ids), len(quadrants.ids)),
+                    "encoder_sha256": digest,
+                    **cv_metadata(deam_cv, args.folds, args.seed, len(data.ids), len(quadrants.ids)),
                     "answer_validation": made["figures"]}
-            if label == "accurate":
-                meta["encoder_sha256"] = digest
-                path = recipe.export_audioset(made["answer"], deam, cand.columns, args.encoder, out / filename,
-                                              made["conventions"], meta)
-            else:
-                path = recipe.export_descriptors(made["answer"], deam, out / filename, made["conventions"], meta)
+            path = recipe.export_mel(made["answer"], deam, cand.columns, args.encoder, out / filename,
+                                     made["conventions"], meta, settings)
             print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
             info[label] = {"onnx": str(path), "bytes": path.stat().st_size, **made["figures"],
-                           **check_export(path, made["answer"], deam, cand.columns, x_all,
+                           **check_export(path, made["answer"], deam, cand.columns, np.vstack([rows, q_rows.x]),
                                           list(data.paths) + quadrants.paths)}
     ev.write_json(out / "model_info.json", info)
-    # The accurate graph's encoder differs from the cached features' run of the same weights
-    # by float32 rounding (about 5e-6); a boosted tree whose split sits within that of an input
-    # then takes its other branch: 1.6e-3 was the largest such step measured on the 8 clips.
-    # The one answer is linear in the features, and the fast model's inputs are the cached
-    # descriptors themselves.
+    # A graph's encoder differs from the cached features' run of the same weights by float32
+    # rounding (about 5e-6); a boosted tree whose split sits within that of an input then
+    # takes its other branch: 1.6e-3 was the largest such step measured on the 8 clips. The
+    # one answer and the fast model's ridge are linear in the features, so theirs stay tiny.
     worst = {label: info[label]["max_abs_diff"] for label in ("accurate", "fast")}
     if worst["accurate"][DEAM_OUTPUT] > 5e-3 or max(worst["accurate"][OUTPUT], *worst["fast"].values()) > 1e-4:
         raise SystemExit(f"an exported model disagrees with the fitted one: {worst}")

@@ -12,7 +12,7 @@ import soundfile as sf
 from music2emotion import EmotionModel
 from music2emotion.config import SAMPLE_RATE, EncoderSettings
 from music2emotion.frontends import encoder_mel, kaldi_mel_banks, window_inputs
-from music2emotion.modelfile import AUDIOSET, DESCRIPTORS_INPUT, ENCODER_INPUT, ENCODER_OUTPUT
+from music2emotion.modelfile import ENCODER_INPUT, ENCODER_OUTPUT, MEL
 
 # reference.json of the encoder's release (EfficientAT mn04_as, ../shared/encoders): a fixed
 # 10 s signal at 32 kHz, its spectrogram's statistics and first values, and what the encoder
@@ -75,9 +75,8 @@ def test_the_bundled_default_carries_the_encoder_unchanged():
     """The accurate model's graph runs the released weights: fed the reference spectrogram, its
     encoder output holds the reference embedding and logits."""
     model = EmotionModel("accurate", threads=1)
-    assert model.kind == AUDIOSET and model.settings.encoder == EncoderSettings()
-    feed = {DESCRIPTORS_INPUT: np.zeros((1, 320), np.float32),
-            ENCODER_INPUT: encoder_mel(reference_signal(), 32_000, FULL_BAND)[np.newaxis]}
+    assert model.kind == MEL and model.settings.encoder == EncoderSettings()
+    feed = {ENCODER_INPUT: encoder_mel(reference_signal(), 32_000, FULL_BAND)[np.newaxis]}
     out = model.session.run([ENCODER_OUTPUT], feed)[0][0]
     features, logits = out[:384], out[384:]
     np.testing.assert_allclose(features[:8], REFERENCE["features_first_8"], atol=2e-4)
@@ -128,46 +127,49 @@ def test_opset_rewrite_gives_the_same_numbers(tmp_path):
 
 
 @pytest.mark.slow
-def test_exported_audioset_model_predicts_files_like_scikit_learn(tmp_path):
+def test_exported_mel_model_computes_everything_from_the_encoders_input(tmp_path):
     pytest.importorskip("skl2onnx")
     from helpers import music
 
-    from music2emotion.modelfile import CONVENTIONS_KEY, DEAM_OUTPUT
+    from music2emotion.modelfile import DEAM_OUTPUT
     from music2emotion.training import recipe, regressors
     from music2emotion.training.answer import Answer, convention
-    from music2emotion.training.clips import AUDIOSET_SETTINGS, clip_encodings, describe_clips
+    from music2emotion.training.clips import clip_encodings, clip_mel_statistics
 
     _tiny_encoder(tmp_path / "enc.onnx")
     files = []
     for i in range(6):
         files.append(tmp_path / f"c{i}.wav")
         sf.write(files[-1], music(10.0 if i % 2 else 4.0, SAMPLE_RATE, seed=i), SAMPLE_RATE)
-    x = np.hstack([describe_clips(files, progress=False), clip_encodings(files, tmp_path / "enc.onnx", progress=False)])
-    cols = recipe.audioset_columns("descriptors", "embedding")
+    # rows laid out as audioset_columns says; a mel model never reads the descriptors
+    x = np.hstack([np.zeros((len(files), 320), np.float32), clip_encodings(files, tmp_path / "enc.onnx", progress=False),
+                   clip_mel_statistics(files, progress=False)])
+    heard = recipe.audioset_columns("embedding", "melstats")
     y = np.random.default_rng(0).uniform(0.2, 0.8, (len(files), 2))
-    deam = regressors.average("ridge").fit(x[:, cols], y)
-    answer = Answer(cols, c=1.0).fit(np.vstack([x, x]), np.array([1, 2, 3, 4, 1, 2] * 2))
+    deam = regressors.average("ridge").fit(x[:, heard], y)
+    answer = Answer(recipe.audioset_columns("embedding"), c=1.0).fit(np.vstack([x, x]), np.array([1, 2, 3, 4, 1, 2] * 2))
     answer.scale = 0.04
     conventions = {"unit": convention("output", (0.03, 0.04), (0.2, 0.15), 0.9, "test"),
                    "deam": convention(DEAM_OUTPUT, (0.05, 0.06), (0.16, 0.17), 0.9, "test")}
-    path = recipe.export_audioset(answer, deam, cols, tmp_path / "enc.onnx", tmp_path / "as.onnx", conventions,
-                                  {"note": "test"})
+    path = recipe.export_mel(answer, deam, heard, tmp_path / "enc.onnx", tmp_path / "mel.onnx", conventions)
     model = EmotionModel(path, threads=1)
-    assert model.kind == AUDIOSET and model.settings == AUDIOSET_SETTINGS
-    assert model.info[CONVENTIONS_KEY]["unit"]["intervals"]["valence"] == 0.2 and model.info["note"] == "test"
-    assert model.conventions["deam"].spread == (0.05, 0.06) and model.window_outputs == ("output", DEAM_OUTPUT)
+    assert model.kind == MEL and model.input_names == ["mel"] and "n_descriptors" not in model.info
     for i, f in enumerate(files):
         pred = model.predict_file(f)
         assert pred.ok, pred.error
-        np.testing.assert_allclose([pred.valence, pred.arousal], answer.values(x[i:i + 1])[0], atol=1e-4)
+        np.testing.assert_allclose([pred.valence, pred.arousal], answer.values(x[i:i + 1])[0], atol=1e-5)
         np.testing.assert_allclose([pred.deam.valence, pred.deam.arousal],
-                                   np.clip(deam.predict(x[i:i + 1, cols])[0], 0, 1), atol=1e-4)
+                                   np.clip(deam.predict(x[i:i + 1, heard])[0], 0, 1), atol=1e-5)
     from music2emotion.audio import stream_audio
+    from music2emotion.training.clips import AUDIOSET_SETTINGS
 
     w = next(iter(stream_audio(files[1], SAMPLE_RATE)))[: AUDIOSET_SETTINGS.window_samples]
-    feed = {k: v[None] for k, v in window_inputs(AUDIOSET, w, AUDIOSET_SETTINGS).items()}
+    feed = {k: v[None] for k, v in window_inputs(MEL, w, AUDIOSET_SETTINGS).items()}
     (encoded,) = model.session.run([ENCODER_OUTPUT], feed)
-    np.testing.assert_allclose(encoded[0], x[1, 320:], atol=1e-4)
+    np.testing.assert_allclose(encoded[0], x[1, 320:1231], atol=1e-4)
+    with pytest.raises(ValueError, match="no descriptors"):
+        recipe.export_mel(answer.with_columns(np.arange(10)), deam, heard, tmp_path / "enc.onnx", tmp_path / "x.onnx",
+                          conventions)
 
 
 def test_the_encoders_licence_travels_with_the_package():
@@ -175,3 +177,13 @@ def test_the_encoders_licence_travels_with_the_package():
 
     notice = (resources.files("music2emotion") / "models" / "LICENSE-EfficientAT.txt").read_text()
     assert "MIT License" in notice and "Copyright (c) 2022 Florian Schmid" in notice
+
+
+def test_the_encoder_may_hear_the_middle_of_a_window_only():
+    y = np.random.default_rng(4).standard_normal(10 * 16_000).astype(np.float32) * 0.1
+    middle = dataclasses.replace(EncoderSettings(), seconds=5.0)
+    got = encoder_mel(y, 16_000, middle)
+    assert got.shape == (1, 128, 500)
+    np.testing.assert_array_equal(got, encoder_mel(y[40_000:120_000], 16_000, EncoderSettings()))
+    # a window shorter than that is heard whole
+    assert encoder_mel(y[:3 * 16_000], 16_000, middle).shape == (1, 128, 300)

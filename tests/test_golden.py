@@ -32,7 +32,7 @@ from music2emotion import EmotionModel
 from music2emotion.audio import stream_audio
 from music2emotion.config import FeatureSettings
 from music2emotion.descriptors import describe
-from music2emotion.modelfile import AUDIOSET, BUNDLED_MODELS, ENCODER_OUTPUT, FUSION, TAGGERS
+from music2emotion.modelfile import AUDIOSET, BUNDLED_MODELS, ENCODER_OUTPUT, FUSION, MEL, TAGGERS
 from music2emotion.windows import iter_windows
 
 GOLDEN = Path(__file__).parent / "data" / "golden.json"
@@ -66,7 +66,7 @@ def clips() -> dict[str, tuple[np.ndarray, int]]:
 
 
 # what the pretrained networks inside a model return beside its values, pinned per window
-PRETRAINED_OUTPUT = {FUSION: TAGGERS, AUDIOSET: ENCODER_OUTPUT}
+PRETRAINED_OUTPUT = {FUSION: TAGGERS, AUDIOSET: ENCODER_OUTPUT, MEL: ENCODER_OUTPUT}
 
 
 def _rounded(x: Any) -> Any:

@@ -94,6 +94,9 @@ class EncoderSettings:
     ``band_rate``: the window is first resampled to this rate, so the encoder hears nothing
     above ``band_rate / 2``, like the descriptors (:data:`DESCRIPTOR_RATE`): an MP3's
     bitrate-dependent lowpass then cannot tell the encoder anything.
+
+    ``seconds``: the encoder hears only the middle ``seconds`` of each window (``None``: the
+    whole window), which halves its cost for a 5 s middle of a 10 s window.
     """
 
     sample_rate: int = 32_000
@@ -108,6 +111,7 @@ class EncoderSettings:
     log_offset: float = 1e-5
     shift: float = 4.5
     scale: float = 5.0
+    seconds: float | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EncoderSettings:

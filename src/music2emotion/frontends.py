@@ -39,6 +39,7 @@ from .modelfile import (
     FUSION,
     KINDS,
     LOG_MEL_INPUT,
+    MEL,
     PATCHES_INPUT,
 )
 from .windows import fit_length
@@ -107,19 +108,22 @@ def window_inputs(kind: str, samples: np.ndarray, settings: FeatureSettings) -> 
     dict of str to numpy.ndarray
         ``cnn``: ``{"input": [1, n_mels, frames]}``; ``descriptors``:
         ``{"descriptors": [D]}``; ``fusion``: ``{"descriptors": [D], "patches": [P, 187, 96]}``;
-        ``audioset``: ``{"descriptors": [D], "mel": [1, 128, frames]}``.
+        ``audioset``: ``{"descriptors": [D], "mel": [1, 128, frames]}``; ``mel``:
+        ``{"mel": [1, 128, frames]}``.
     """
     if kind == CNN:
         return {LOG_MEL_INPUT: window_features(samples, settings)}
-    if kind not in (DESCRIPTORS, FUSION, AUDIOSET):
+    if kind not in (DESCRIPTORS, FUSION, AUDIOSET, MEL):
         raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")
     y, rate = descriptor_audio(samples, settings)
-    inputs = {DESCRIPTORS_INPUT: describe(y, rate)}
+    # the mel kind's graph computes everything from the encoder's input: no descriptors,
+    # which were three quarters of a window's CPU
+    inputs = {} if kind == MEL else {DESCRIPTORS_INPUT: describe(y, rate)}
     if kind == FUSION:
         inputs[PATCHES_INPUT] = musicnn_patches(y, rate)
-    if kind == AUDIOSET:
+    if kind in (AUDIOSET, MEL):
         if settings.encoder is None:
-            raise ValueError(f"an {AUDIOSET} model needs the encoder's settings")
+            raise ValueError(f"an {kind} model needs the encoder's settings")
         inputs[ENCODER_INPUT] = encoder_mel(y, rate, settings.encoder)
     return inputs
 
@@ -161,6 +165,14 @@ def kaldi_mel_banks(enc: EncoderSettings) -> np.ndarray:
     return np.pad(banks, ((0, 0), (0, 1))).astype(np.float32)
 
 
+def heard_bands(enc: EncoderSettings) -> int:
+    """How many of the encoder's mel bands (from the lowest) lie wholly below
+    ``band_rate / 2``: the ones that hear the music. The others hold only the resampler's
+    leakage near log(1e-5), whose tiny differences a standardised regressor would magnify."""
+    last_bin = np.array([np.flatnonzero(row).max() for row in kaldi_mel_banks(enc)])
+    return int(np.sum(last_bin * enc.sample_rate / enc.n_fft < enc.band_rate / 2))
+
+
 @lru_cache(maxsize=4)
 def _encoder_window(enc: EncoderSettings) -> np.ndarray:
     """A symmetric Hann window of ``win_length`` points, zero-padded to ``n_fft``, centred
@@ -171,7 +183,12 @@ def _encoder_window(enc: EncoderSettings) -> np.ndarray:
 
 def encoder_mel(y: np.ndarray, sr: int, enc: EncoderSettings) -> np.ndarray:
     """The AudioSet encoder's input ``[1, n_mels, frames]`` for mono audio ``y`` at ``sr``
-    (:class:`~music2emotion.config.EncoderSettings` says every step); 10 s make 1000 frames."""
+    (:class:`~music2emotion.config.EncoderSettings` says every step; with ``seconds``, of the
+    middle of ``y`` only); 10 s make 1000 frames."""
+    if enc.seconds is not None and len(y) > round(enc.seconds * sr):
+        keep = int(round(enc.seconds * sr))
+        start = (len(y) - keep) // 2
+        y = y[start : start + keep]
     y = resample(resample(y, sr, enc.band_rate), enc.band_rate, enc.sample_rate)
     x = y[1:] - np.float32(enc.preemphasis) * y[:-1]
     pad = enc.n_fft // 2

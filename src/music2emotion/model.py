@@ -27,6 +27,7 @@ from .modelfile import (
     INPUTS,
     KIND,
     LOG_MEL_INPUT,
+    MEL,
     METADATA_KEY,
     MOODS_OUTPUT,
     SETTINGS,
@@ -59,7 +60,7 @@ class EmotionModel:
     path : pathlib.Path
         The model file.
     kind : str
-        ``"cnn"``, ``"descriptors"``, ``"fusion"`` or ``"audioset"`` (:mod:`music2emotion.modelfile`).
+        ``"cnn"``, ``"descriptors"``, ``"fusion"``, ``"audioset"`` or ``"mel"`` (:mod:`music2emotion.modelfile`).
     settings : FeatureSettings
         Sample rate, mel settings and window length the model was trained with.
     info : dict
@@ -123,8 +124,8 @@ class EmotionModel:
         # tagger passes whose convolution activations take about 80 MB: 16 windows at once
         # peaked at 1.7 GB against 0.45 GB for one, and ran no faster per window (0.28 s
         # against 0.32 s, within noise), so its windows go one at a time; so do an audioset
-        # model's, whose encoder's activations grow with the batch in the same way.
-        self.session_batch: int | None = 1 if self.kind in (FUSION, AUDIOSET) else None
+        # or mel model's, whose encoder's activations grow with the batch in the same way.
+        self.session_batch: int | None = 1 if self.kind in (FUSION, AUDIOSET, MEL) else None
 
     def __repr__(self) -> str:
         return f"EmotionModel({str(self.path)!r}, kind={self.kind!r})"

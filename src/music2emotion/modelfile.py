@@ -11,7 +11,10 @@ A model is one ONNX file. Its graph maps each window's inputs to ``output`` ``[n
   embedding and AudioSet logits;
 - ``fusion`` (the accurate model of 0.2): ``descriptors`` and ``patches`` ``[n, P, 187,
   96]``, the input of two pretrained musicnn taggers; its graph also returns ``taggers``,
-  their tags and embeddings averaged over the window's patches.
+  their tags and embeddings averaged over the window's patches;
+- ``mel`` (the models of 0.4): ``mel`` alone, the AudioSet encoder's input; the encoder and
+  every other feature (the mel bands' level and spread over the window) are computed inside
+  the graph, which also returns ``encoder``.
 
 Everything needed to run it travels inside the file, as JSON under the metadata key
 :data:`METADATA_KEY`: the kind, the :class:`~music2emotion.config.FeatureSettings` it was
@@ -36,15 +39,15 @@ from .config import MOOD_CLASSES, SCALES, TARGETS, FeatureSettings
 METADATA_KEY = "music2emotion.settings"
 
 # Model kinds, by what each window feeds the graph.
-CNN, FUSION, DESCRIPTORS, AUDIOSET = "cnn", "fusion", "descriptors", "audioset"
-KINDS = (CNN, FUSION, DESCRIPTORS, AUDIOSET)
+CNN, FUSION, DESCRIPTORS, AUDIOSET, MEL = "cnn", "fusion", "descriptors", "audioset", "mel"
+KINDS = (CNN, FUSION, DESCRIPTORS, AUDIOSET, MEL)
 # The graphs' inputs and outputs, by name.
 LOG_MEL_INPUT, DESCRIPTORS_INPUT, PATCHES_INPUT, ENCODER_INPUT = "input", "descriptors", "patches", "mel"
 INPUTS = {CNN: (LOG_MEL_INPUT,), FUSION: (DESCRIPTORS_INPUT, PATCHES_INPUT), DESCRIPTORS: (DESCRIPTORS_INPUT,),
-          AUDIOSET: (DESCRIPTORS_INPUT, ENCODER_INPUT)}
+          AUDIOSET: (DESCRIPTORS_INPUT, ENCODER_INPUT), MEL: (ENCODER_INPUT,)}
 OUTPUT = "output"
 TAGGERS = "taggers"  # a fusion graph's second output
-ENCODER_OUTPUT = "encoder"  # an audioset graph's second output
+ENCODER_OUTPUT = "encoder"  # an audioset or mel graph's embedding and AudioSet logits
 # Optional, any kind: [n, 2] valence and arousal as DEAM's listener panel rates them (its
 # convention, whose valence is half energy), beside OUTPUT's one answer.
 DEAM_OUTPUT = "deam"
@@ -160,7 +163,7 @@ def metadata(kind: str, settings: FeatureSettings, **fields: Any) -> str:
         raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")
     meta: dict[str, Any] = {KIND: kind, SETTINGS: settings.to_dict(), "targets": list(TARGETS),
                             "scale": SCALE_NOTE, "music2emotion_version": __version__}
-    if kind != CNN:
+    if DESCRIPTORS_INPUT in INPUTS[kind]:
         from .descriptors import N_DESCRIPTORS
 
         meta[N_DESCRIPTORS_KEY] = N_DESCRIPTORS
@@ -199,7 +202,7 @@ def read_metadata(text: str | None, path: str | os.PathLike[str]) -> dict[str, A
     kind = info[KIND]
     if kind not in KINDS:
         raise ValueError(f"{path}: unknown model kind {kind!r}; upgrade music2emotion")
-    if kind != CNN:
+    if DESCRIPTORS_INPUT in INPUTS[kind]:
         from .descriptors import N_DESCRIPTORS
 
         if info.get(N_DESCRIPTORS_KEY) != N_DESCRIPTORS:

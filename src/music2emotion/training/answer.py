@@ -88,6 +88,15 @@ class Answer:
     def columns(self) -> np.ndarray:
         return self.head.columns
 
+    def with_columns(self, columns: np.ndarray) -> Answer:
+        """The same answer reading its features from other column numbers (a graph whose
+        rows lack some leading columns)."""
+        import copy
+
+        out = copy.deepcopy(self)
+        out.head.columns = np.asarray(columns)
+        return out
+
     def fit(self, xq: np.ndarray, quadrants: np.ndarray) -> Answer:
         """Fit the head on quadrant-labelled rows (the scale is set apart: :func:`deam_scale`)."""
         self.head.fit(xq, quadrants)

@@ -8,10 +8,11 @@ Training side only (scikit-learn, skl2onnx, onnx):
 2. :func:`cv_table` cross-validates the baselines and every candidate on the same folds;
    :func:`cross_validation_report` writes the folds, the table and the out-of-fold
    predictions, for ``music2emotion evaluate`` and ``scripts/reproduce_model.py`` alike.
-3. :func:`export_audioset` writes the fitted candidate as one ONNX graph: mel -> encoder ->
-   concat with descriptors -> average of the regressors, beside the calibrated quadrant head;
-   :func:`export_fusion` the descriptors-only model (and the musicnn fusion models of 0.2,
-   whose taggers :func:`build_encoder` rebuilds from the ``musicnn`` wheel).
+3. :func:`export_mel` writes a bundled model as one ONNX graph: mel -> the encoder and the
+   mel statistics -> the one answer (:class:`~music2emotion.training.answer.Answer`) and
+   DEAM's regressors; :func:`export_fusion` the descriptors-only models and the musicnn
+   fusion models of 0.2 (whose taggers :func:`build_encoder` rebuilds from the ``musicnn``
+   wheel).
 """
 
 from __future__ import annotations
@@ -25,11 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from ..config import TARGETS
+from ..config import TARGETS, EncoderSettings
 from ..descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS
-from ..frontends import MUSICNN_MELS, PATCH_FRAMES, PATCHES
+from ..frontends import MUSICNN_MELS, PATCH_FRAMES, PATCHES, heard_bands
 from ..modelfile import (
-    AUDIOSET,
     DESCRIPTORS,
     DESCRIPTORS_INPUT,
     FUSION,
@@ -75,17 +75,21 @@ def build_encoder(wheel: str | os.PathLike[str], out: str | os.PathLike[str], na
 # EfficientAT mn04_as (Schmid, Koutini & Widmer 2023): its pooled embedding and its AudioSet
 # logits, in this order after the descriptors in an audioset model's feature columns.
 N_AUDIOSET_EMBEDDING, N_AUDIOSET_LOGITS = 384, 527
+# the mean and the standard deviation of each of the encoder input's mel bands that lie
+# below its band limit (103 of 128: frontends.heard_bands)
+N_MEL_STATISTICS = 2 * heard_bands(EncoderSettings())
 AUDIOSET_SOURCE = ("EfficientAT mn04_as (Schmid, Koutini & Widmer, ICASSP 2023), AudioSet-trained weights "
                    "released with https://github.com/fschmid56/EfficientAT under the MIT licence, "
                    "copyright 2022 Florian Schmid; exported to ONNX unchanged")
 
 
 def audioset_columns(*blocks: str) -> np.ndarray:
-    """Columns of an audioset feature row: ``descriptors``, ``embedding``, ``logits``."""
-    spans = {"descriptors": (0, N_DESCRIPTORS),
-             "embedding": (N_DESCRIPTORS, N_DESCRIPTORS + N_AUDIOSET_EMBEDDING),
-             "logits": (N_DESCRIPTORS + N_AUDIOSET_EMBEDDING,
-                        N_DESCRIPTORS + N_AUDIOSET_EMBEDDING + N_AUDIOSET_LOGITS)}
+    """Columns of an audioset feature row: ``descriptors``, ``embedding``, ``logits`` (the
+    encoder's), ``melstats`` (the mean of each of the encoder input's heard bands, then
+    their standard deviations: :func:`~music2emotion.training.clips.mel_statistics`). A mel
+    model's graph computes all but the descriptors, in this order."""
+    ends = np.cumsum([0, N_DESCRIPTORS, N_AUDIOSET_EMBEDDING, N_AUDIOSET_LOGITS, N_MEL_STATISTICS])
+    spans = dict(zip(("descriptors", "embedding", "logits", "melstats"), zip(ends[:-1], ends[1:])))
     return np.concatenate([np.arange(*spans[b]) for b in blocks])
 
 
@@ -142,12 +146,15 @@ def candidates() -> dict[str, Candidate]:
     :func:`audioset_columns` says (the descriptor candidates read the first columns only)."""
     desc = audioset_columns("descriptors")
     both = audioset_columns("descriptors", "embedding")
+    heard, embedding = audioset_columns("embedding", "melstats"), audioset_columns("embedding")
     table = {
         "descriptors: ridge+pca-svr+hgb on DEAM": Candidate(desc, _ensemble(len(desc), "ridge", "pca-svr", "hgb")),
         "descriptors: ridge+pca-svr+hgb on DEAM+quadrants": Candidate(
             desc, _ensemble(len(desc), "ridge", "pca-svr", "hgb"), QUADRANT_WEIGHT),
         "audioset: ridge+pca-svr on DEAM": Candidate(both, _ensemble(len(both), "ridge", "pca-svr")),
         "audioset: ridge+pca-svr+hgb on DEAM": Candidate(both, _ensemble(len(both), "ridge", "pca-svr", "hgb")),
+        MEL_CANDIDATE: Candidate(heard, _ensemble(len(heard), "ridge", "pca-svr", "hgb")),
+        MEL_FAST_CANDIDATE: Candidate(embedding, _ensemble(len(embedding), "ridge")),
     }
     for weight, margin in AUDIOSET_FRONTIER:
         table[audioset_candidate_name(weight, margin)] = Candidate(
@@ -164,19 +171,22 @@ def audioset_candidate_name(weight: float, margin: float) -> str:
 # every step of 4Q valence AUC costs DEAM valence R² (MODEL_CARD.md, "Valence beyond DEAM").
 # The 0.3 default was its last point; the table keeps it for comparison.
 AUDIOSET_FRONTIER = ((0.5, 0.3),)
-# The one answer's quadrant head (training.answer.Answer): C = 0.005 on the descriptors and
-# the encoder's embedding gave 0.852 valence AUC, 0.767 tender vs sad and 0.707 quadrants
-# right on the artist-grouped 4Q folds (C 0.002-0.02 and the embedding alone or with the
-# logits: within 0.01 of it); on the descriptors alone C = 0.005 is as good as any (0.776
-# valence AUC, 0.648 right, against 0.751-0.779 and 0.610-0.648 for C 0.001-0.05).
+# DEAM's convention of the mel models: the encoder's embedding and the mel bands' level and
+# spread, computed in the graph from the encoder's input, for the accurate one (DEAM R²
+# 0.526 / 0.552 against 0.546 / 0.554 with the 320 descriptors, which were three quarters
+# of a window's CPU; the embedding alone: 0.501 / 0.539); a ridge on the embedding for the
+# fast one. Fitted on DEAM's ratings alone: the 4Q songs' pseudo-ratings only moved them
+# towards a valence of their own, which the one answer now carries.
+MEL_CANDIDATE = "mel: ridge+pca-svr+hgb on DEAM"
+MEL_FAST_CANDIDATE = "mel embedding: ridge on DEAM"
+# The one answer's quadrant head (training.answer.Answer) reads the encoder's embedding: on
+# the artist-grouped 4Q folds, C = 0.005 gave 0.855 valence AUC, 0.767 tender vs sad and
+# 0.702 quadrants right (with the 320 descriptors beside it 0.852, 0.767, 0.707; with the mel
+# statistics 0.847, 0.753, 0.685; C 0.002-0.02 within 0.01).
 ANSWER_C = 0.005
-ANSWER_COLUMNS = audioset_columns("descriptors", "embedding")
-FAST_ANSWER_COLUMNS = audioset_columns("descriptors")
-# DEAM's convention in the accurate and the fast model: the regressors fitted on DEAM's
-# ratings alone (the 4Q songs' pseudo-ratings only moved it towards a valence of their own,
-# which the one answer now carries).
-SHIPPED = "audioset: ridge+pca-svr+hgb on DEAM"
-SHIPPED_FAST = "descriptors: ridge+pca-svr+hgb on DEAM"
+ANSWER_COLUMNS = audioset_columns("embedding")
+SHIPPED = MEL_CANDIDATE
+SHIPPED_FAST = MEL_FAST_CANDIDATE
 # The 0.3 default's candidate, for the before/after table.
 SHIPPED_0_3 = audioset_candidate_name(0.5, 0.3)
 
@@ -288,13 +298,35 @@ def audioset_features(
     jobs: int = 1,
 ) -> np.ndarray:
     """Rows laid out as :func:`audioset_columns` says: each clip's descriptors and, with the
-    AudioSet ``encoder`` (its ONNX file), its embedding and logits; each part cached in
-    ``cache_dir``."""
+    AudioSet ``encoder`` (its ONNX file, pretrained or fine-tuned), its embedding, logits and
+    mel statistics; each part cached in ``cache_dir``."""
+    from .clips import clip_mel_statistics
+
     cache = Path(cache_dir) if cache_dir else None
     parts = [describe_clips(paths, cache and cache / "descriptors.npz", jobs)]
     if encoder:
         parts.append(clip_encodings(paths, encoder, cache and cache / f"{Path(encoder).stem}.npz", jobs))
+        parts.append(clip_mel_statistics(paths, cache and cache / "melstats.npz", jobs))
     return np.hstack(parts)
+
+
+def with_encoder_heard_as(
+    x: np.ndarray,
+    paths: Sequence[str | os.PathLike[str]],
+    encoder: str | os.PathLike[str],
+    settings: Any,
+    cache_dir: str | os.PathLike[str] | None = None,
+    jobs: int = 1,
+) -> np.ndarray:
+    """``x`` (rows of :func:`audioset_features`) with the encoder's columns recomputed for
+    windows heard as ``settings`` say (the fast model's middle 5 s), cached beside the others."""
+    cache = Path(cache_dir) if cache_dir else None
+    seconds = settings.encoder.seconds
+    name = f"{Path(encoder).stem}_middle{seconds:g}s.npz" if seconds else f"{Path(encoder).stem}.npz"
+    out = np.array(x, copy=True)
+    out[:, audioset_columns("embedding", "logits")] = clip_encodings(paths, encoder, cache and cache / name, jobs,
+                                                                     settings=settings)
+    return out
 
 
 def load_quadrant_data(
@@ -539,25 +571,25 @@ def _answer_nodes(features: str, n_features: int, answer: Any, deam: Any, deam_c
     return nodes + deam_nodes, inits + deam_inits, outputs
 
 
-def export_descriptors(answer: Any, deam: Any, out: str | os.PathLike[str], conventions: dict[str, Any],
-                       extra: dict[str, Any] | None = None) -> Path:
-    """One ONNX graph: ``descriptors [n, D]`` -> ``output [n, 2]`` (the one answer) and
-    ``deam [n, 2]`` (DEAM's convention), with ``conventions`` (each scale's spread and
-    half-widths) in the metadata: the fast model."""
+def _encoder_nodes(encoder: str | os.PathLike[str] | Any) -> tuple[list[Any], list[Any], list[Any]]:
+    """The encoder's nodes and weights reading :data:`ENCODER_INPUT`, and its
+    :data:`ENCODER_OUTPUT` ``[n, 384 + 527]`` (the embedding, then the AudioSet logits)."""
     from onnx import TensorProto, helper
 
-    from ..modelfile import CONVENTIONS_KEY
-    from .onnx_format import OPSETS, save_onnx
+    from ..modelfile import ENCODER_INPUT, ENCODER_OUTPUT
 
-    inputs = [helper.make_tensor_value_info(DESCRIPTORS_INPUT, TensorProto.FLOAT, ["n", N_DESCRIPTORS])]
-    nodes, inits, outputs = _answer_nodes(DESCRIPTORS_INPUT, N_DESCRIPTORS, answer, deam, np.arange(N_DESCRIPTORS))
-    graph = helper.make_graph(nodes, "music2emotion_descriptors", inputs, outputs, inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in OPSETS.items()])
-    about = {"patches": 0, "encoders": [], CONVENTIONS_KEY: conventions}
-    return save_onnx(model, out, metadata(DESCRIPTORS, CLIP_SETTINGS, **about, **(extra or {})))
+    enc = load_audioset_encoder(encoder)
+    renamed = {"spec": ENCODER_INPUT, "features": "enc_features", "logits": "enc_logits"}
+    for node in enc.graph.node:
+        node.input[:] = [renamed.get(n, n) for n in node.input]
+        node.output[:] = [renamed.get(n, n) for n in node.output]
+    nodes = [*enc.graph.node, helper.make_node("Concat", ["enc_features", "enc_logits"], [ENCODER_OUTPUT], axis=1)]
+    outputs = [helper.make_tensor_value_info(ENCODER_OUTPUT, TensorProto.FLOAT,
+                                             ["n", N_AUDIOSET_EMBEDDING + N_AUDIOSET_LOGITS])]
+    return nodes, list(enc.graph.initializer), outputs
 
 
-def export_audioset(
+def export_mel(
     answer: Any,
     deam: Any,
     deam_columns: np.ndarray,
@@ -565,43 +597,53 @@ def export_audioset(
     out: str | os.PathLike[str],
     conventions: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    settings: Any = None,
 ) -> Path:
-    """One ONNX graph: ``descriptors [n, D]``, ``mel [n, 1, 128, frames]`` -> ``output
-    [n, 2]`` (the one answer), ``deam [n, 2]`` (DEAM's convention) and ``encoder [n, 384 +
-    527]``.
+    """One ONNX graph of the ``mel`` kind: ``mel [n, 1, 128, frames]`` -> ``output [n, 2]``
+    (the one answer), ``deam [n, 2]`` (DEAM's convention) and ``encoder [n, 384 + 527]``.
 
-    The encoder (its ONNX file, or a loaded graph such as a fine-tuned one) runs inside the
-    graph on ``mel``; its embedding and logits follow the descriptors
-    (:func:`audioset_columns`); ``answer`` (a :class:`~music2emotion.training.answer.Answer`)
-    reads its own columns of them, ``deam`` (regressors) ``deam_columns``. ``conventions``
-    (each scale's spread and half-widths) go into the metadata.
+    Everything is computed inside the graph from the encoder's input: the encoder (its ONNX
+    file or a loaded graph, such as a fine-tuned one) and the mean and standard deviation of
+    each mel band over the window. ``answer`` (a
+    :class:`~music2emotion.training.answer.Answer`) and ``deam`` (regressors reading
+    ``deam_columns``) are fitted on rows laid out as :func:`audioset_columns` says, without
+    the descriptors. ``conventions`` go into the metadata.
     """
     from onnx import TensorProto, helper
 
-    from ..modelfile import CONVENTIONS_KEY, ENCODER_INPUT, ENCODER_OUTPUT
+    from ..modelfile import CONVENTIONS_KEY, ENCODER_INPUT, ENCODER_OUTPUT, MEL
     from .clips import AUDIOSET_SETTINGS
     from .onnx_format import OPSETS, save_onnx
 
-    enc_settings = AUDIOSET_SETTINGS.encoder
-    n_all = N_DESCRIPTORS + N_AUDIOSET_EMBEDDING + N_AUDIOSET_LOGITS
-    inputs = [helper.make_tensor_value_info(DESCRIPTORS_INPUT, TensorProto.FLOAT, ["n", N_DESCRIPTORS]),
-              helper.make_tensor_value_info(ENCODER_INPUT, TensorProto.FLOAT,
-                                            ["n", 1, enc_settings.n_mels, "frames"])]
-    enc = load_audioset_encoder(encoder)
-    renamed = {"spec": ENCODER_INPUT, "features": "enc_features", "logits": "enc_logits"}
-    for node in enc.graph.node:
-        node.input[:] = [renamed.get(n, n) for n in node.input]
-        node.output[:] = [renamed.get(n, n) for n in node.output]
-    nodes: list[Any] = list(enc.graph.node)
-    inits: list[Any] = list(enc.graph.initializer)
-    nodes += [helper.make_node("Concat", ["enc_features", "enc_logits"], [ENCODER_OUTPUT], axis=1),
-              helper.make_node("Concat", [DESCRIPTORS_INPUT, ENCODER_OUTPUT], ["all_features"], axis=1)]
-    head_nodes, head_inits, outputs = _answer_nodes("all_features", n_all, answer, deam, deam_columns)
-    nodes += head_nodes
-    inits += head_inits
-    outputs.append(helper.make_tensor_value_info(ENCODER_OUTPUT, TensorProto.FLOAT,
-                                                 ["n", N_AUDIOSET_EMBEDDING + N_AUDIOSET_LOGITS]))
+    settings = settings or AUDIOSET_SETTINGS
+    enc = settings.encoder
+    bands = heard_bands(enc)
+    inputs = [helper.make_tensor_value_info(ENCODER_INPUT, TensorProto.FLOAT, ["n", 1, enc.n_mels, "frames"])]
+    nodes, inits, outputs = _encoder_nodes(encoder)
+    # the heard bands' mean and standard deviation over the frames, as clips.mel_statistics
+    inits += [helper.make_tensor("mel_rows", TensorProto.INT64, [2], [-1, bands]),
+              helper.make_tensor("mel_band_start", TensorProto.INT64, [1], [0]),
+              helper.make_tensor("mel_band_end", TensorProto.INT64, [1], [bands]),
+              helper.make_tensor("mel_band_axis", TensorProto.INT64, [1], [2])]
+    nodes += [helper.make_node("Slice", [ENCODER_INPUT, "mel_band_start", "mel_band_end", "mel_band_axis"],
+                               ["mel_heard"]),
+              helper.make_node("ReduceMean", ["mel_heard"], ["mel_mean4"], axes=[3], keepdims=1),
+              helper.make_node("Sub", ["mel_heard", "mel_mean4"], ["mel_centred"]),
+              helper.make_node("Mul", ["mel_centred", "mel_centred"], ["mel_square"]),
+              helper.make_node("ReduceMean", ["mel_square"], ["mel_var4"], axes=[3], keepdims=1),
+              helper.make_node("Sqrt", ["mel_var4"], ["mel_std4"]),
+              helper.make_node("Reshape", ["mel_mean4", "mel_rows"], ["mel_mean"]),
+              helper.make_node("Reshape", ["mel_std4", "mel_rows"], ["mel_std"]),
+              helper.make_node("Concat", [ENCODER_OUTPUT, "mel_mean", "mel_std"], ["all_features"], axis=1)]
+    # the graph's features are the rows' after the descriptors
+    columns = audioset_columns("embedding", "logits", "melstats")
+    if min(answer.columns.min(), np.min(deam_columns)) < columns[0]:
+        raise ValueError("a mel model computes no descriptors")
+    head_nodes, head_inits, head_outputs = _answer_nodes(
+        "all_features", len(columns), answer.with_columns(answer.columns - columns[0]), deam,
+        np.asarray(deam_columns) - columns[0])
     about: dict[str, Any] = {"encoder_source": AUDIOSET_SOURCE, CONVENTIONS_KEY: conventions}
-    graph = helper.make_graph(nodes, "music2emotion_audioset", inputs, outputs, inits)
+    graph = helper.make_graph(nodes + head_nodes, "music2emotion_mel", inputs, head_outputs + outputs,
+                              inits + head_inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in OPSETS.items()])
-    return save_onnx(model, out, metadata(AUDIOSET, AUDIOSET_SETTINGS, **about, **(extra or {})))
+    return save_onnx(model, out, metadata(MEL, settings, **about, **(extra or {})))
