@@ -18,10 +18,11 @@ from music2emotion.modelfile import BUNDLED_MODELS, bundled_model_path, resolve_
 pytestmark = pytest.mark.golden
 
 
-@pytest.mark.parametrize("name, kind", [("accurate", "audioset"), ("fast", "descriptors"), ("seed", "cnn")])
+@pytest.mark.parametrize("name, kind", [("accurate", "mel"), ("fast", "mel"), ("seed", "cnn")])
 def test_bundled_models_are_small_and_describe_themselves(name, kind):
     path = bundled_model_path(name)
-    # the accurate model is the 4.4 MB encoder and 2 MB of regressors (mostly support vectors)
+    # the mel models are the 4.4 MB encoder and their heads (the accurate one's 1.6 MB of
+    # regressors, mostly support vectors)
     assert path.is_file() and path.stat().st_size < 7 * 2**20
     model = EmotionModel(name)
     assert model.path == path and model.kind == kind
@@ -30,8 +31,8 @@ def test_bundled_models_are_small_and_describe_themselves(name, kind):
     assert set(model.info["validation"]) == {"valence", "arousal"}
 
 
-@pytest.mark.parametrize("name", ["accurate", "fast"])
-def test_both_scales_learnt_from_their_datasets_and_say_how_they_did(name):
+@pytest.mark.parametrize("name, deam_r2", [("accurate", 0.52), ("fast", 0.45)])
+def test_both_scales_learnt_from_their_datasets_and_say_how_they_did(name, deam_r2):
     """The one answer comes from the quadrant songs, DEAM's convention from DEAM's ratings;
     both hear their descriptors at 16 kHz (so an MP3's lowpass does not move them), and the
     file carries the cross-validated figures of each."""
@@ -44,9 +45,10 @@ def test_both_scales_learnt_from_their_datasets_and_say_how_they_did(name):
     quadrants = figures["quadrants"]
     assert quadrants["valence_auc"][0] > 0.75 and quadrants["arousal_auc"][0] > 0.94
     assert quadrants["valence_auc_energetic"][0] > quadrants["valence_auc_calm"][0] > 0.65
-    # DEAM's convention explains half of DEAM's ratings (MODEL_CARD.md, "Two conventions")
-    assert info["cv_fold_mean_std"]["valence"]["r2"][0] > 0.5
-    assert info["cv_fold_mean_std"]["arousal"]["r2"][0] > 0.5
+    # DEAM's convention explains about half of DEAM's ratings (MODEL_CARD.md, "Two
+    # conventions"): 0.531 / 0.549 for the accurate model, 0.457 / 0.479 for the fast one's ridge
+    assert info["cv_fold_mean_std"]["valence"]["r2"][0] > deam_r2
+    assert info["cv_fold_mean_std"]["arousal"]["r2"][0] > deam_r2
     # the panel's valence is the one answer's plus about half the energy
     assert 0.3 < figures["relation"]["beta"] < 0.6
 
