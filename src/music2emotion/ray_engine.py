@@ -54,6 +54,7 @@ import numpy as np
 from .audio import SCAN_EXTENSIONS, AudioError, LevelMeter, quiet_decoder_messages, skipped_kind, stream_audio
 from .config import FeatureSettings
 from .frontends import window_inputs
+from .engine import keep_freed_memory
 from .model import EmotionModel
 from .modelfile import OUTPUT, Convention, output_width
 from .prediction import PLAIN, Prediction, failure_reason, song_prediction
@@ -219,6 +220,7 @@ def _file_rows(path: str, kind: str, settings: FeatureSettings, hop_seconds: flo
 def _decode(batch: dict[str, np.ndarray], kind: str, settings: dict[str, Any],
             hop_seconds: float | None, rows_per_batch: int) -> Iterator[dict[str, list[Any]]]:
     s = FeatureSettings.from_dict(settings)
+    keep_freed_memory()
     for path in batch["path"]:
         yield from _file_rows(str(path), kind, s, hop_seconds, rows_per_batch)
 
@@ -239,6 +241,7 @@ class _ModelActor:
         path = os.path.join(self._dir.name, "model.onnx")
         Path(path).write_bytes(ray.get(model[0]))
         self.model = EmotionModel(path, threads=1)
+        keep_freed_memory()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         features = batch.pop("features")

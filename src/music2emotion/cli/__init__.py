@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from .._version import __version__
+from ..engine import keep_freed_memory
 from . import collection, predict, serve, training
 from .common import UsageError
 
@@ -36,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     args = build_parser().parse_args(argv)
+    keep_freed_memory()
     try:
         return args.run(args)
     except UsageError as exc:
