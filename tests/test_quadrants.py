@@ -193,4 +193,4 @@ def test_quadrant_labels_teach_the_valence_that_energy_rated_songs_cannot(tmp_pa
     folds = json.loads((out / "folds.json").read_text())
     assert len(folds["quadrant_folds"]) == 4
     assert (out / "oof_quadrants.csv").read_text().count("\n") == 33
-    assert (out / "quadrants_descriptors.png").is_file()
+    assert (out / "quadrants_descriptors-ridge-pca-svr-hgb-on-deam-quadrants.png").is_file()

@@ -18,6 +18,7 @@ Training side only (scikit-learn, skl2onnx, onnx):
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -247,7 +248,8 @@ def cross_validation_report(
     quadrant folds), ``cv_table.md`` (mean ± std over folds), ``cv.json`` (every metric of
     every fold), ``oof_predictions.csv`` (every candidate's out-of-fold predictions on DEAM),
     ``scatter_best.png`` (the best candidate's, out of fold) and, with ``quadrants``,
-    ``oof_quadrants.csv`` and ``quadrants_<candidate>.png`` for the shipped candidates.
+    ``oof_quadrants.csv`` and ``quadrants_<candidate>.png`` for each of ``names`` (default:
+    the shipped candidates; the name in lower case, every run of other characters one hyphen).
     ``extra_results`` (e.g. an earlier model's fixed predictions) are listed first; ``jobs``
     folds are fitted at once.
 
@@ -283,9 +285,10 @@ def cross_validation_report(
             f"{sid},Q{quadrants.quadrants[i]}," + ",".join(f"{v:.4f}" for r in scored for v in r.quadrant_oof[i])
             for i, sid in enumerate(quadrants.ids)]
         (out / "oof_quadrants.csv").write_text("\n".join(lines) + "\n")
+        plotted = names if names is not None else (SHIPPED, SHIPPED_FAST)
         for r in scored:
-            if r.name in (SHIPPED, SHIPPED_FAST):
-                slug = r.name.split(":")[0]
+            if r.name in plotted:
+                slug = re.sub(r"[^a-z0-9]+", "-", r.name.lower()).strip("-")
                 quadrant_plot(quadrants.quadrants, r.quadrant_oof, out / f"quadrants_{slug}.png",
                               f"{r.name} (out-of-fold)")
     return results
