@@ -106,3 +106,7 @@ def test_a_damaged_ogg_page_is_found_and_a_cut_last_page_is_not_damage(tmp_path)
     assert not ogg_damaged(whole)
     assert ogg_damaged(damage(whole, tmp_path / "damaged.ogg"))
     assert not ogg_damaged(cut(whole, tmp_path / "cut.ogg", tail=0.3))
+    tagged = tmp_path / "tagged.ogg"  # tagging tools put an ID3v2 tag in front of any format
+    tagged.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x0a" + bytes(10) + whole.read_bytes())
+    assert not ogg_damaged(tagged)
+    assert ogg_damaged(damage(tagged, tmp_path / "tagged_damaged.ogg"))

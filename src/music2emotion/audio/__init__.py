@@ -34,7 +34,7 @@ from .errors import (
 from .ffmpeg import FFMPEG_DECLARED_LENGTH
 from .mpeg import MP3_CHAIN, MP3_SCAN_BYTES
 from .scan import SCAN_EXTENSIONS, VIDEO_EXTENSIONS, AudioScan, find_audio_files, scan_audio_files, skipped_kind
-from .sndfile import declared_frames, open_audio
+from .sndfile import declared_frames
 from .stream import (
     BLOCK_BYTES,
     BLOCK_SECONDS,
@@ -55,6 +55,6 @@ __all__ = [
     "NOT_AUDIO", "NO_AUDIO_STREAM", "SCAN_EXTENSIONS", "TRUNCATION_SLACK_SECONDS",
     "VIDEO_EXTENSIONS", "AudioError", "AudioScan", "AudioStream", "LevelMeter", "Losses",
     "as_frames", "declared_frames", "declared_seconds", "find_audio_files", "format_seconds",
-    "load_audio", "open_audio", "open_decoder", "quiet_decoder_messages", "scan_audio_files",
+    "load_audio", "open_decoder", "quiet_decoder_messages", "scan_audio_files",
     "skipped_kind", "stream_array", "stream_audio", "too_long",
 ]

@@ -2,8 +2,8 @@
 announce (:func:`sniff`), and whether an Ogg file's pages are whole (:func:`ogg_damaged`).
 
 The name is no evidence: downloaders save AAC as ``.mp3``, and libsndfile, given a name
-ending in ``.mp3``, lets its MP3 decoder try any content it does not recognise (the junk
-scan then found runs of false frame headers inside AAC data, and 0.0 s of audio).
+ending in ``.mp3``, lets its MP3 decoder try any content it does not recognise; on AAC data,
+whose bytes hold runs of false MP3 frame headers, that decodes 0.0 s of audio.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .mpeg import adts_at, id3_end, mpeg_at
+from .mpeg import adts_at, mpeg_at, skip_id3
 
 # Bytes read to tell a file's content: room for the frames MP3_CHAIN needs at the largest
-# MPEG frame (1,441 bytes at 320 kbit/s, 32 kHz) or ADTS frame of a stereo AAC stream.
+# MPEG audio frame (1,728 bytes: layer II at 384 kbit/s, 32 kHz) or ADTS frame of a stereo AAC stream.
 SNIFF_BYTES = 8 * 1024
 
 
@@ -61,8 +61,7 @@ def sniff(path: Path) -> Content | None:
     module knows (which may still be an MP3 behind junk, or a format only libsndfile or
     FFmpeg knows)."""
     with open(path, "rb") as f:
-        start = id3_end(f.read(10))
-        f.seek(start)
+        skip_id3(f)
         head = f.read(SNIFF_BYTES)
     for offset, magic, content in _MAGIC:
         if head[offset : offset + len(magic)] == magic:
@@ -94,8 +93,9 @@ def _ogg_crc(page: bytes) -> int:
 
 def ogg_damaged(path: Path) -> bool:
     """Whether a page of the Ogg file ``path`` is damaged: its checksum does not match, or
-    the next page does not start where it ends. A last page cut short is not damage (the
-    file is truncated, which the length its header declares tells).
+    the next page does not start where it ends (an ID3v2 tag in front is not a page). A last
+    page cut short is not damage: libsndfile reads an Ogg file's length from its last whole
+    page, so a cut file declares, and gives, what remains.
 
     libsndfile's Ogg decoders do not say when they skip a damaged page: measured on a 30 s
     Vorbis file with 3 kB overwritten at 10 s, reads of 20 s blocks returned 30.0 s (part of
@@ -104,6 +104,7 @@ def ogg_damaged(path: Path) -> bool:
     bytes (zlib computes the checksums).
     """
     with open(path, "rb") as f:
+        skip_id3(f)
         while True:
             header = f.read(_OGG_HEADER)
             if len(header) < _OGG_HEADER:

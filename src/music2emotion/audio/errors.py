@@ -25,8 +25,10 @@ class AudioError(Exception):
 
 
 def one_line(text: object) -> str:
-    """``text`` with every run of white space (newlines included) made one space."""
-    return " ".join(str(text).split())
+    """``text`` with every run of white space (newlines included) made one space; an
+    exception without a message gives its type's name."""
+    line = " ".join(str(text).split())
+    return line or (type(text).__name__ if isinstance(text, BaseException) else "")
 
 
 def format_seconds(seconds: float) -> str:

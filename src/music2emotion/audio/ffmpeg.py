@@ -36,13 +36,13 @@ FFMPEG_DECLARED_LENGTH = frozenset({"mov", "mp4", "m4a", "matroska", "webm", "og
 # some 8 frames, stamped as one) leave a gap; there the bytes lost tell the audio lost.
 FFMPEG_BARE_STREAMS = frozenset({"mp3", "aac", "ac3", "eac3", "dts", "truehd", "mlp"})
 
-# FFmpeg's sample formats that are integers: divide by this to get full scale 1.0
-_FFMPEG_INT_SCALE = {"u8": 128.0, "s16": 32768.0, "s32": 2.0**31, "s64": 2.0**63}
+# FFmpeg's signed integer sample formats: divide by this to get full scale 1.0 (u8 is offset)
+_FFMPEG_INT_SCALE = {"s16": 32768.0, "s32": 2.0**31, "s64": 2.0**63}
 
 
 def ffmpeg_reason(exc: BaseException) -> str:
     """FFmpeg's reason for ``exc``, in one line."""
-    return one_line(getattr(exc, "strerror", None) or str(exc) or type(exc).__name__)
+    return one_line(getattr(exc, "strerror", None) or exc)
 
 
 def frame_samples(frame: Any) -> np.ndarray:

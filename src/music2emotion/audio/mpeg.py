@@ -1,14 +1,13 @@
 """MPEG audio and ADTS frame headers: where an MP3's frames really start when junk lies
 before them (a file cut by an old tool), and whether bytes are a run of MP3 or raw AAC
-frames at all. Only :mod:`.content` decides where the junk scan runs: on content that is
-no other format it knows, so AAC data, whose bytes hold false MP3 frame headers, never
-gets scanned."""
+frames at all. The junk scan is for content that announces no other format (as
+:func:`.content.sniff` tells it): AAC data holds false MP3 frame headers."""
 
 from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 # MPEG audio frame headers: kbit/s by (MPEG-1?, layer) and bitrate index, and sample rates
 # of MPEG-1 (MPEG-2 halves them, MPEG-2.5 quarters them).
@@ -38,6 +37,15 @@ def id3_end(head: bytes) -> int:
         return 0
     size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14 | (head[8] & 0x7F) << 7 | head[9] & 0x7F
     return 10 + size + (10 if head[5] & 0x10 else 0)
+
+
+def skip_id3(f: BinaryIO, offset: int = 0) -> int:
+    """Seek the open file ``f`` to ``offset``, or when that is 0 past the ID3v2 tag its
+    bytes start with (tagging tools put one in front of any format); return where."""
+    f.seek(0)
+    start = offset or id3_end(f.read(10))
+    f.seek(start)
+    return start
 
 
 def _mpeg_frame(buf: bytes, i: int) -> tuple[int, int] | None:
@@ -110,8 +118,7 @@ def length_header(path: Path, offset: int = 0) -> tuple[bool, bool]:
         stream that then stops short was damaged, not cut.
     """
     with open(path, "rb") as f:
-        start = offset or id3_end(f.read(10))
-        f.seek(start)
+        start = skip_id3(f, offset)
         buf = f.read(_FIRST_FRAME_BYTES)
         size = f.seek(0, io.SEEK_END) - start
     frame = _mpeg_frame(buf, 0)
@@ -137,8 +144,7 @@ def junk_end(path: Path) -> int:
     between the start (or its ID3v2 tag) and the first frame; 0 when nothing does (or no
     run of frames is found: the file is left to the decoders as it is)."""
     with open(path, "rb") as f:
-        start = id3_end(f.read(10))
-        f.seek(start)
+        start = skip_id3(f)
         buf = f.read(MP3_SCAN_BYTES)
     if mpeg_at(buf):
         return 0

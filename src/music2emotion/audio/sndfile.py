@@ -1,5 +1,6 @@
 """The libsndfile decoder (soundfile): WAV, FLAC, Ogg Vorbis/Opus, MP3, AIFF and the rest of
-what libsndfile reads, exactly as before FFmpeg was added."""
+what libsndfile reads. It goes first where it reads the content, because it declares exact
+lengths and decodes these formats without FFmpeg's per-packet overhead."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ import numpy as np
 import soundfile as sf
 
 from .decoder import Decoder, DecoderFailure, Losses
-from .errors import NOT_AUDIO, AudioError, check_header, check_path, one_line
+from .errors import NOT_AUDIO, AudioError, check_header, one_line
 from .mpeg import FileFrom
 
 
 def sndfile_reason(exc: Exception) -> str:
     """libsndfile's reason for ``exc``, in one line (:data:`NOT_AUDIO` for a format it does
     not know)."""
-    text = one_line(getattr(exc, "error_string", None) or str(exc) or type(exc).__name__)
+    text = one_line(getattr(exc, "error_string", None) or exc)
     text = text.removeprefix("Error : ")
     low = text.lower()
     # libsndfile's MP3 probe reports an unrecognised file as "does not exist or is not a
@@ -46,14 +47,6 @@ def _open(source: bytes | io.RawIOBase) -> sf.SoundFile:
         f.close()
         raise
     return f
-
-
-def open_audio(path: str | os.PathLike[str]) -> sf.SoundFile:
-    """Open ``path`` with libsndfile, raising :class:`AudioError` with a clear reason
-    (:data:`NOT_AUDIO` for a format libsndfile does not know; FFmpeg may still read it)."""
-    p = Path(path)
-    check_path(p)
-    return _open(os.fsencode(p))
 
 
 def declared_frames(f: sf.SoundFile) -> int | None:

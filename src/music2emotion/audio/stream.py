@@ -140,17 +140,18 @@ def open_decoder(path: str | os.PathLike[str], *, pages: bool = True) -> Decoder
     """
     p = Path(path)
     check_path(p)
-    content = sniff(p)
-    if content is not None and (not content.sndfile or (content is OGG and pages and ogg_damaged(p))):
-        return FFmpegDecoder(p)
-    # the junk scan only where the content may be MPEG audio behind junk: never on content
-    # known to be something else, whose bytes hold false frame headers
-    offset = junk_end(p) if content is None else 0
-    whole = False
-    if content is MPEG or offset:
-        states, whole = length_header(p, offset)
-        if not states:
-            return FFmpegDecoder(p, offset=offset)
+    try:
+        content = sniff(p)
+        if content is not None and (not content.sndfile or (content is OGG and pages and ogg_damaged(p))):
+            return FFmpegDecoder(p)
+        # the junk scan only where the content may be MPEG audio behind junk: never on content
+        # known to be something else, whose bytes hold false frame headers
+        offset = junk_end(p) if content is None else 0
+        states, whole = length_header(p, offset) if content is MPEG or offset else (True, False)
+    except OSError as exc:  # a disk error, or the file changed after check_path looked
+        raise AudioError(f"unreadable: {one_line(exc.strerror or exc)}") from exc
+    if not states:
+        return FFmpegDecoder(p, offset=offset)
     failure: AudioError | None = None
     try:
         first = SndfileDecoder(p, offset)
@@ -281,8 +282,7 @@ class AudioStream(Iterator[np.ndarray]):
                     if out.size:
                         yield out
             except (DecoderFailure, RuntimeError, ValueError) as exc:
-                raise AudioError(decoding_failed(decoded / in_rate, one_line(exc) or type(exc).__name__)
-                                 ) from exc
+                raise AudioError(decoding_failed(decoded / in_rate, one_line(exc))) from exc
             if decoded == 0:
                 raise AudioError(NO_SAMPLES)
             losses = f.losses
