@@ -90,3 +90,16 @@ def test_every_row_of_a_model_with_all_four_words_is_coherent(mood_model, tmp_pa
 def test_every_row_of_the_bundled_models_is_coherent(name, tmp_path):
     files = _varied(tmp_path / "songs", 12.0)
     _check_everything(EmotionModel(name, threads=1), files, tmp_path, words_needed=3)
+
+
+@pytest.mark.parametrize("scale", ["unit", "deam"])
+@pytest.mark.parametrize("value", [0.49994, 0.49995, 0.49996, 0.5, 0.50004])
+def test_a_value_at_the_boundary_shows_the_side_its_word_reads(value, scale):
+    """The word reads the value rounded as rows write it; on 1-9 too the shown value must
+    sit on the word's side of the middle."""
+    from music2emotion.modelfile import Convention
+    from music2emotion.prediction import Prediction, estimate
+
+    fields = estimate([value, 0.3], Convention(spread=(0.04, 0.03), intervals=(0.2, 0.2)))
+    row = Prediction("x.wav", **fields).row(scale)
+    assert _check_row(row, scale) == row["mood"]

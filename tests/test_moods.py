@@ -93,7 +93,8 @@ def test_the_deam_convention_is_an_output_of_its_own(predictions):
             # the test model's DEAM valence is its valence plus energy (conftest.DEAM_BETA)
             assert item.deam.valence == pytest.approx((item.valence + 0.5) / 2 + DEAM_BETA * (item.arousal - 0.5), abs=2e-4)
             row = item.row("deam")
-            assert row["valence"] == round(1 + 8 * item.deam.valence, 4)
+            # shown on 1-9 from the value rounded on 0-1, as the word reads it
+            assert row["valence"] == round(1 + 8 * round(item.deam.valence, 4), 4)
             assert row["mood"] == item.deam.mood and row["p_sad"] == round(item.deam.p_sad, 4)
 
 
@@ -149,7 +150,7 @@ def test_a_model_of_0_3_with_its_own_head_still_reads(legacy_mood_model, mood_fo
         windows = np.array([getattr(s, column) for s in pred.timeline])
         assert getattr(pred, column) == pytest.approx(weights @ windows / weights.sum())
     assert pred.mood == max(pred.probabilities, key=pred.probabilities.get)
-    assert pred.row("deam")["valence"] == round(1 + 8 * pred.valence, 4)
+    assert pred.row("deam")["valence"] == round(1 + 8 * round(pred.valence, 4), 4)
 
 
 def test_run_windows_gives_every_output_and_predict_windows_keeps_its_contract(moody, mood_folder):
@@ -293,6 +294,28 @@ def test_tags_carry_the_probabilities_and_read_back(tagged_moods, predictions, c
     assert float(rows["sad"]["p_sad"]) == predictions["sad"].row()["p_sad"]
     assert main(["read-tags", str(tagged_moods)]) == 0
     assert "p_tender" in capsys.readouterr().out.splitlines()[0]
+
+
+def test_tags_in_deams_convention_say_so_and_playlists_place_those_songs_by_the_one_answer(
+        tagged_moods, mood_model, predictions, tmp_path, capsys):
+    from music2emotion.cli import main
+    from music2emotion.collection.tags import FIELD_SCALE, read_tags
+    assert main(["tag", str(tagged_moods), "--model", str(mood_model), "--jobs", "1", "--mood-tag",
+                 "--scale", "deam", "--no-progress"]) == 0
+    for mood, pred in predictions.items():
+        stored = read_tags(tagged_moods / f"{mood}.wav")
+        assert stored.fields()[FIELD_SCALE] == "1-9 DEAM" and stored.deam_convention and stored.answer is None
+        assert (stored.valence, stored.arousal) == (pred.row("deam")["valence"], pred.row("deam")["arousal"])
+        assert stored.mood == pred.row("deam")["mood"]
+    capsys.readouterr()
+    out = tmp_path / "happy.m3u8"
+    assert main(["playlist", str(tagged_moods), "-o", str(out), "--valence", "0.5:", "--arousal", "0.5:",
+                 "--model", str(mood_model),
+                 "--jobs", "1", "--no-progress"]) == 0
+    err = capsys.readouterr().err
+    assert f"{len(predictions)} files tagged in DEAM's convention alone count as untagged" in err
+    picked = {Path(line).stem for line in out.read_text().splitlines() if line and not line.startswith("#")}
+    assert picked == {m for m, p in predictions.items() if p.mood == "happy"}
 
 
 def test_a_model_without_a_head_drops_an_earlier_models_probabilities(tagged_moods, tiny_model):

@@ -57,7 +57,9 @@ def test_rows_on_both_scales_round_alike():
     assert (deam["valence"], deam["arousal"]) == (float(to_deam(0.25)), 5.0) == (3.0, 5.0)
     assert pred.segment_rows() == [{"path": "x.wav", "start": 0.0, "end": 2.0,
                                     "valence": 0.1235, "arousal": 0.5, **dict.fromkeys(MOOD_FIELDS)}]
-    assert pred.timeline[0].row("deam")["valence"] == round(on_scale(0.123456, "deam"), 4) == 1.9876
+    # the 0-1 row's value shown on 1-9, not the unrounded one (1.9876), so both sit on the
+    # same side of the middle
+    assert pred.timeline[0].row("deam")["valence"] == round(on_scale(0.1235, "deam"), 4) == 1.988
     failed = Prediction("y.mp3", error="empty file (0 bytes)").row("deam")
     assert failed["valence"] is None and failed["error"] == "empty file (0 bytes)"
 

@@ -30,6 +30,7 @@ from beets.dbcore import types
 from beets.plugins import BeetsPlugin
 
 from music2emotion.config import MOOD_COLUMNS
+from music2emotion.prediction import quadrant_mood
 
 FIELDS = ("valence", "arousal")
 MODEL_FIELD = "emotion_model"
@@ -117,8 +118,8 @@ class Music2EmotionPlugin(BeetsPlugin):
                     stored = read_tags(os.fsdecode(item.path))
                 except TagError:
                     pass
-            if stored is not None and stored.model == mid:
-                self._store(item, *stored.unit(), stored.probabilities, stored.mood, mid, "from its tags")
+            if stored is not None and stored.model == mid and stored.answer is not None:
+                self._store(item, *stored.answer, stored.probabilities, stored.mood, mid, "from its tags")
                 done += 1
             else:
                 to_predict.append(item)
@@ -153,8 +154,9 @@ class Music2EmotionPlugin(BeetsPlugin):
         else:
             for field, p in zip(MOOD_COLUMNS, probabilities):
                 item[field] = round(float(p), 4)
-            if mood:  # the prediction's word: the quadrant of its values (a 0.3 model's: its head's top)
-                item[MOOD_FIELD] = mood
+            # the prediction's word: the quadrant of its values (a 0.3 model's: its head's top);
+            # tags written without a word get the quadrant of theirs, not an earlier model's word
+            item[MOOD_FIELD] = mood or quadrant_mood(item["valence"], item["arousal"])
         item.store()
         self._log.info("{}: valence {:.4f}, arousal {:.4f} ({})",
                        os.fsdecode(item.path), item["valence"], item["arousal"], how)

@@ -53,8 +53,13 @@ def on_scale(value: float, scale: Scale = "unit") -> float:
 
 
 def output_value(value: float | None, scale: Scale = "unit") -> float | None:
-    """A 0-1 value as every output shows it: on ``scale``, rounded to :data:`DECIMALS`."""
-    return None if value is None else round(on_scale(value, scale), DECIMALS)
+    """A 0-1 value as every output shows it: rounded to :data:`DECIMALS` on the 0-1 scale,
+    as the word and the probabilities read it, then shown on ``scale`` (rounded again, for
+    the float's last bits: 1-9 is a step of 0.0008 per ten-thousandth). Rounding on 1-9
+    instead would show 0.49996, which the word reads as 0.5, as 4.9997."""
+    if value is None:
+        return None
+    return round(on_scale(round(float(value), DECIMALS), scale), DECIMALS)
 
 
 # What a mood head and intervals add to a song's or a window's row, in this order, after

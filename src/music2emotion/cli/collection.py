@@ -14,6 +14,7 @@ import csv
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -174,9 +175,11 @@ def cmd_tag(args: argparse.Namespace) -> int:
             continue
         values = pred.row(args.scale)
         probs = pred.probabilities
-        tags = EmotionTags(values["valence"], values["arousal"], mid, args.scale,
-                           (values["mood"] or mood_word(pred.valence, pred.arousal)) if args.mood_tag else None,
-                           None if probs is None else tuple(values[c] for c in MOOD_COLUMNS))
+        tags = EmotionTags(values["valence"], values["arousal"], mid, args.scale, values["mood"],
+                           None if probs is None else tuple(values[c] for c in MOOD_COLUMNS),
+                           deam_convention=args.scale == "deam" and pred.deam is not None)
+        # a model without a mood head: the quadrant of the values as written
+        tags = replace(tags, mood=(tags.mood or mood_word(*tags.unit())) if args.mood_tag else None)
         if args.dry_run:
             row(i, "would tag" + (f" (mood {tags.mood})" if tags.mood else ""), tags.valence, tags.arousal)
             continue
@@ -403,17 +406,21 @@ def cmd_playlist(args: argparse.Namespace) -> int:
         if not files:
             raise no_audio_found(audio_sources, "; ".join(skipped))
         notes += skipped
-        untagged = []
+        untagged, deam_only = [], 0
         for f in files:
             try:
                 stored = read_tags(f)
             except TagError:
                 stored = None
-            if stored is None:
+            if stored is None or stored.answer is None:  # DEAM's convention does not place a song
                 untagged.append(f)
+                deam_only += stored is not None
                 continue
-            v, a = stored.unit()
+            v, a = stored.answer
             songs.append(Song(str(f), v, a, *_file_details(str(f), True), stored.probabilities))
+        if deam_only:
+            notes.append(f"{deam_only} files tagged in DEAM's convention alone count as untagged: "
+                         "the plane and the words are the one answer's")
         if untagged and args.no_predict:
             notes.append(f"{len(untagged)} files without tags left out (--no-predict)")
         elif untagged:

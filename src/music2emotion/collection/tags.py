@@ -5,7 +5,9 @@ Fields (documented in docs/collection.md), one text value each:
 ==========================  =================================================
 ``MUSIC2EMOTION_VALENCE``   valence, 4 decimals (``0.6235``)
 ``MUSIC2EMOTION_AROUSAL``   arousal, 4 decimals
-``MUSIC2EMOTION_SCALE``     ``0-1`` (the model's scale) or ``1-9`` (DEAM's)
+``MUSIC2EMOTION_SCALE``     ``0-1`` (the model's scale), ``1-9`` (DEAM's), or
+                            ``1-9 DEAM`` (DEAM's convention, a model's output
+                            of its own: not its one answer)
 ``MUSIC2EMOTION_MODEL``     the model that made them, e.g.
                             ``accurate (music2emotion 0.1.0, sha256 1a2b3c4d)``
 ``MUSIC2EMOTION_P_HAPPY``   the quadrant probabilities, 4 decimals, when the
@@ -67,6 +69,9 @@ FIELDS_PROBABILITY = tuple(f"MUSIC2EMOTION_{c.upper()}" for c in MOOD_COLUMNS)
 FIELDS = (FIELD_VALENCE, FIELD_AROUSAL, FIELD_SCALE, FIELD_MODEL)
 # how the scale is written in the tag, by the name the library's ``scale`` options use
 SCALE_TAGS = {"unit": "0-1", "deam": "1-9"}
+# what DEAM's panel would rate, written by a model that has that convention as an output of
+# its own: readers that place songs by the one answer (playlists, beets) cannot use it
+DEAM_CONVENTION_TAG = "1-9 DEAM"
 MP4_PREFIX = "----:com.apple.iTunes:"
 
 # containers whose tags are written, by the kind of tag they hold
@@ -91,7 +96,9 @@ class BadTagValue(TagError):
 class EmotionTags:
     """What the fields hold: values on ``scale`` ("unit" for 0-1, "deam" for 1-9), the
     ``model`` that made them, when written the ``mood`` word, and the quadrant
-    ``probabilities`` (in the order of ``MOOD_CLASSES``) of a model with a mood head."""
+    ``probabilities`` (in the order of ``MOOD_CLASSES``) of a model with a mood head;
+    ``deam_convention``: the values are the model's DEAM convention (on 1-9), not its one
+    answer."""
 
     valence: float
     arousal: float
@@ -99,6 +106,7 @@ class EmotionTags:
     scale: str = "unit"
     mood: str | None = None
     probabilities: tuple[float, float, float, float] | None = None
+    deam_convention: bool = False
 
     def __post_init__(self) -> None:
         # a MOOD of an earlier version (calm) is stored and read as today's word (tender)
@@ -111,10 +119,17 @@ class EmotionTags:
             return float(to_unit(self.valence)), float(to_unit(self.arousal))
         return self.valence, self.arousal
 
+    @property
+    def answer(self) -> tuple[float, float] | None:
+        """The one answer, (valence, arousal) on the 0-1 scale; ``None`` when the fields hold
+        DEAM's convention instead."""
+        return None if self.deam_convention else self.unit()
+
     def fields(self) -> dict[str, str]:
         """The field values as written: 4 decimals, the scale and model, the mood if set."""
         out = {FIELD_VALENCE: f"{self.valence:.4f}", FIELD_AROUSAL: f"{self.arousal:.4f}",
-               FIELD_SCALE: SCALE_TAGS[self.scale], FIELD_MODEL: self.model}
+               FIELD_SCALE: DEAM_CONVENTION_TAG if self.deam_convention else SCALE_TAGS[self.scale],
+               FIELD_MODEL: self.model}
         if self.probabilities is not None:
             out.update({f: f"{p:.4f}" for f, p in zip(FIELDS_PROBABILITY, self.probabilities)})
         if self.mood:
@@ -235,10 +250,11 @@ def _parse(f: mutagen.FileType) -> EmotionTags | None:
             values.append(float(raw[field] or ""))
         except ValueError:
             raise BadTagValue(f"{field} holds {raw[field]!r}, not a number") from None
-    scales = {text: name for name, text in SCALE_TAGS.items()}
-    scale = scales.get((raw[FIELD_SCALE] or "0-1").strip())
+    scales = {text: name for name, text in SCALE_TAGS.items()} | {DEAM_CONVENTION_TAG: "deam"}
+    written = (raw[FIELD_SCALE] or "0-1").strip()
+    scale = scales.get(written)
     if scale is None:
-        raise BadTagValue(f"{FIELD_SCALE} holds {raw[FIELD_SCALE]!r}, not 0-1 or 1-9")
+        raise BadTagValue(f"{FIELD_SCALE} holds {raw[FIELD_SCALE]!r}, not 0-1, 1-9 or {DEAM_CONVENTION_TAG}")
     probabilities = None
     if any(raw[field] is not None for field in FIELDS_PROBABILITY):
         try:
@@ -248,7 +264,7 @@ def _parse(f: mutagen.FileType) -> EmotionTags | None:
                               f"{[raw[field] for field in FIELDS_PROBABILITY]}, not four numbers") from None
     mood = raw[FIELD_MOOD]
     return EmotionTags(values[0], values[1], raw[FIELD_MODEL] or "", scale,
-                       mood or None, probabilities)
+                       mood or None, probabilities, deam_convention=written == DEAM_CONVENTION_TAG)
 
 
 def read_tags(path: str | os.PathLike[str]) -> EmotionTags | None:
