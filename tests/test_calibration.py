@@ -16,11 +16,10 @@ def _labels(p: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return 1 + (rng.random((len(p), 1)) > np.cumsum(p, 1)).sum(1)
 
 
-def test_temperature_recovers_how_overconfident_logits_are():
+def test_calibration_error_tells_overconfident_probabilities():
     rng = np.random.default_rng(0)
     z = rng.standard_normal((6000, 4)) * 2.0
     q = _labels(cal.softmax(z / 2.0), rng)  # the truth is twice as unsure as the logits say
-    assert cal.fit_temperature(z, q) == pytest.approx(2.0, rel=0.08)
     assert cal.expected_calibration_error(cal.softmax(z), q) > 0.1
     assert cal.expected_calibration_error(cal.softmax(z / 2.0), q) < 0.03
 
@@ -39,27 +38,15 @@ def test_conformal_half_width_covers_new_residuals():
     assert cal.conformal_half_width([0.1, 0.2, 0.3], 0.9) == 0.3  # too few: the largest
 
 
-def test_interval_coverage_holds_out_each_fold():
-    rng = np.random.default_rng(2)
-    y = rng.uniform(0, 1, (1000, 2))
-    oof = y + rng.normal(0, [0.05, 0.1], (1000, 2))
-    folds = np.array_split(rng.permutation(1000), 5)
-    out = cal.interval_coverage(y, oof, folds, 0.9)
-    assert out["valence"]["half_width"] == pytest.approx(1.645 * 0.05, rel=0.1)
-    assert out["arousal"]["half_width"] == pytest.approx(1.645 * 0.1, rel=0.1)
-    assert all(0.86 <= out[d]["coverage"] <= 0.94 for d in ("valence", "arousal"))
-
-
-def test_mood_head_learns_separable_quadrants_and_cross_validates():
+def test_mood_head_learns_separable_quadrants():
     rng = np.random.default_rng(3)
     centres = np.array([[2, 2], [-2, 2], [-2, -2], [2, -2]], float)
     q = np.repeat([1, 2, 3, 4], 60)
     x = np.hstack([centres[q - 1] + rng.standard_normal((240, 2)), rng.standard_normal((240, 3))])
-    folds = np.array_split(rng.permutation(240), 4)
-    cv = cal.cross_validate_moods(x, q, folds, np.arange(2), c=1.0)
-    assert cv["accuracy"] > 0.9 and cv["log_loss"] < cv["prior_log_loss"] / 3
-    assert np.allclose(cv["oof"].sum(1), 1) and len(cv["temperatures"]) == 4
-    head = cal.MoodHead(np.arange(2), c=1.0).fit(x, q)
-    assert (head.predict_proba(x).argmax(1) + 1 == q).mean() > 0.9
+    train, test = np.arange(240) % 4 != 0, np.arange(240) % 4 == 0
+    head = cal.MoodHead(np.arange(2), c=1.0).fit(x[train], q[train])
+    p = head.predict_proba(x[test])
+    assert np.allclose(p.sum(1), 1) and (p.argmax(1) + 1 == q[test]).mean() > 0.9
+    assert cal.log_loss(q[test], p) < np.log(4) / 3
     with pytest.raises(ValueError, match="all four quadrants"):
         cal.MoodHead(np.arange(2)).fit(x[q < 4], q[q < 4])

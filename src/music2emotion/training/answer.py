@@ -69,6 +69,12 @@ def deam_scale(margins: np.ndarray, arousal: np.ndarray) -> float:
     return float(np.polyfit(m, np.asarray(arousal, np.float64), 1)[0])
 
 
+def margin_values(margins: np.ndarray, scale: float) -> np.ndarray:
+    """Values on the 0-1 scale from log-odds ``margins``: 0.5 plus ``scale`` times them,
+    clipped as inference clips them."""
+    return np.clip(NEUTRAL + scale * margins, 0.0, 1.0)
+
+
 class Answer:
     """The unit scale's valence and arousal: a quadrant head's log-odds on DEAM's scale.
 
@@ -107,7 +113,7 @@ class Answer:
 
     def values(self, x: np.ndarray) -> np.ndarray:
         """``[n, 2]`` valence and arousal, 0-1 (clipped as inference clips them)."""
-        return np.clip(NEUTRAL + self.scale * self.margins(x), 0.0, 1.0)
+        return margin_values(self.margins(x), self.scale)
 
     def onnx_nodes(self, features: str, output: str, prefix: str = "answer_") -> tuple[list[Any], list[Any]]:
         """Nodes and constants computing ``output [n, 2]`` from ``features [n, F]``: the
@@ -115,17 +121,9 @@ class Answer:
         difference of two ReduceLogSumExp, times the scale, plus 0.5."""
         from onnx import TensorProto, helper
 
-        h = self.head
-        w = (h.coef_ / h.scale_[None, :]).astype(np.float32)
-        b = (h.intercept_ - h.coef_ @ (h.mean_ / h.scale_)).astype(np.float32)
-        inits = [helper.make_tensor(f"{prefix}columns", TensorProto.INT64, [len(h.columns)],
-                                    h.columns.astype(np.int64).tolist()),
-                 helper.make_tensor(f"{prefix}w", TensorProto.FLOAT, list(w.shape), w.ravel().tolist()),
-                 helper.make_tensor(f"{prefix}b", TensorProto.FLOAT, [len(b)], b.tolist()),
-                 helper.make_tensor(f"{prefix}scale", TensorProto.FLOAT, [], [self.scale]),
-                 helper.make_tensor(f"{prefix}centre", TensorProto.FLOAT, [], [NEUTRAL])]
-        nodes = [helper.make_node("Gather", [features, f"{prefix}columns"], [f"{prefix}x"], axis=1),
-                 helper.make_node("Gemm", [f"{prefix}x", f"{prefix}w", f"{prefix}b"], [f"{prefix}z"], transB=1)]
+        nodes, inits = self.head.logit_nodes(features, f"{prefix}z", prefix)
+        inits += [helper.make_tensor(f"{prefix}scale", TensorProto.FLOAT, [], [self.scale]),
+                  helper.make_tensor(f"{prefix}centre", TensorProto.FLOAT, [], [NEUTRAL])]
         margins = []
         for axis in TARGETS:
             for side, cols in (("high", HIGH_SIDE[axis]), ("low", LOW_SIDE[axis])):
@@ -262,7 +260,7 @@ def cross_validate_answer(x: np.ndarray, y: np.ndarray, quadrants: Any, deam_fol
     vq, vd = np.zeros_like(mq), np.zeros_like(md)
     for q_test, d_test in zip(q_folds, deam_folds):
         k = deam_scale(np.delete(md, d_test, 0), np.delete(y[:, 1], d_test))
-        vq[q_test], vd[d_test] = (np.clip(NEUTRAL + k * m[t], 0, 1) for m, t in ((mq, q_test), (md, d_test)))
+        vq[q_test], vd[d_test] = (margin_values(m[t], k) for m, t in ((mq, q_test), (md, d_test)))
     relation = deam_relation(y, vd[:, 0])
     calibration = cross_fit(vq, sides(labels), answer_targets(y, relation) - vd, q_folds, deam_folds,
                             coverage, labels)
@@ -285,7 +283,7 @@ def fit_answer(x: np.ndarray, y: np.ndarray, quadrants: Any, columns: np.ndarray
 
     answer = Answer(columns, c).fit(quadrants.x, quadrants.quadrants)
     answer.scale = deam_scale(answer.margins(x), y[:, 1])
-    vq = np.clip(NEUTRAL + answer.scale * np.asarray(quadrant_margins), 0, 1)
+    vq = margin_values(np.asarray(quadrant_margins), answer.scale)
     high = sides(quadrants.quadrants)
     vd = answer.values(x)
     relation = deam_relation(y, vd[:, 0])

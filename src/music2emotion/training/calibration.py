@@ -1,12 +1,12 @@
 """Values you can trust: a calibrated quadrant head and conformal intervals (training side).
 
-- :class:`MoodHead`: the probabilities of Russell's four quadrants (happy, angry/tense,
-  sad, calm/tender) from a window's features: a multinomial logistic regression on
-  standardised features, fitted on quadrant-labelled songs, whose logits are divided by one
-  temperature fitted on out-of-fold logits (Guo et al. 2017), so that a probability of 0.7
-  is right about 70 % of the time. Its ONNX form is four plain operators
-  (:meth:`MoodHead.onnx_nodes`), so it travels inside the model file.
-- :func:`expected_calibration_error` and :func:`reliability_plot` measure that.
+- :class:`MoodHead`: the logits of Russell's four quadrants (happy, angry/tense, sad,
+  calm/tender) from a window's features: a multinomial logistic regression on standardised
+  features, fitted on quadrant-labelled songs; the one answer
+  (:class:`~music2emotion.training.answer.Answer`) reads its log-odds, and its ONNX form is
+  two plain operators (:meth:`MoodHead.logit_nodes`), so it travels inside the model file.
+- :func:`expected_calibration_error` and :func:`reliability_plot` measure whether a
+  probability of 0.7 is right about 70 % of the time.
 - :func:`conformal_half_width`: split-conformal intervals (Vovk et al. 2005; Lei et al.
   2018): the ``ceil((n + 1) q) / n`` quantile of absolute out-of-fold residuals, which covers
   a new song from the same distribution with probability at least ``q``.
@@ -37,18 +37,9 @@ def log_loss(quadrants: np.ndarray, p: np.ndarray) -> float:
     return float(-np.log(np.clip(p[np.arange(len(idx)), idx], 1e-12, 1.0)).mean())
 
 
-def fit_temperature(logits: np.ndarray, quadrants: np.ndarray) -> float:
-    """The temperature ``T`` that minimises the log-loss of ``softmax(logits / T)``."""
-    from scipy.optimize import minimize_scalar
-
-    res = minimize_scalar(lambda t: log_loss(quadrants, softmax(logits / t)), bounds=(0.05, 20.0),
-                          method="bounded", options={"xatol": 1e-6})
-    return float(res.x)
-
-
 class MoodHead:
-    """Quadrant probabilities from features: standardise, multinomial logistic regression
-    (``C``: inverse L2 strength), logits divided by ``temperature``.
+    """Quadrant logits from features: standardise, multinomial logistic regression (``C``:
+    inverse L2 strength).
 
     Parameters
     ----------
@@ -59,10 +50,10 @@ class MoodHead:
     """
 
     def __init__(self, columns: np.ndarray, c: float = 0.005):
-        self.columns, self.c, self.temperature = np.asarray(columns), c, 1.0
+        self.columns, self.c = np.asarray(columns), c
 
     def fit(self, x: np.ndarray, quadrants: np.ndarray) -> MoodHead:
-        """Fit on rows of ``x`` labelled by quadrant (1-4); the temperature stays as it is."""
+        """Fit on rows of ``x`` labelled by quadrant (1-4)."""
         from sklearn.linear_model import LogisticRegression
 
         xs = x[:, self.columns].astype(np.float64)
@@ -79,23 +70,22 @@ class MoodHead:
         return ((x[:, self.columns] - self.mean_) / self.scale_) @ self.coef_.T + self.intercept_
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """``[n, 4]`` probabilities of Q1-Q4."""
-        return softmax(self.logits(x) / self.temperature)
+        """``[n, 4]`` probabilities of Q1-Q4, the logistic regression's own."""
+        return softmax(self.logits(x))
 
-    def onnx_nodes(self, features: str, output: str, prefix: str = "mood_") -> tuple[list[Any], list[Any]]:
-        """Nodes and constants computing ``output [n, 4]`` from ``features [n, F]``: the
-        scaler, the logistic regression and the temperature folded into one Gemm, then Softmax."""
+    def logit_nodes(self, features: str, output: str, prefix: str) -> tuple[list[Any], list[Any]]:
+        """Nodes and constants computing the logits ``output [n, 4]`` from ``features [n, F]``:
+        the columns, then the scaler and the logistic regression folded into one Gemm."""
         from onnx import TensorProto, helper
 
-        w = (self.coef_ / self.scale_[None, :] / self.temperature).astype(np.float32)
-        b = ((self.intercept_ - self.coef_ @ (self.mean_ / self.scale_)) / self.temperature).astype(np.float32)
+        w = (self.coef_ / self.scale_[None, :]).astype(np.float32)
+        b = (self.intercept_ - self.coef_ @ (self.mean_ / self.scale_)).astype(np.float32)
         inits = [helper.make_tensor(f"{prefix}columns", TensorProto.INT64, [len(self.columns)],
                                     self.columns.astype(np.int64).tolist()),
                  helper.make_tensor(f"{prefix}w", TensorProto.FLOAT, list(w.shape), w.ravel().tolist()),
                  helper.make_tensor(f"{prefix}b", TensorProto.FLOAT, [len(b)], b.tolist())]
         nodes = [helper.make_node("Gather", [features, f"{prefix}columns"], [f"{prefix}x"], axis=1),
-                 helper.make_node("Gemm", [f"{prefix}x", f"{prefix}w", f"{prefix}b"], [f"{prefix}z"], transB=1),
-                 helper.make_node("Softmax", [f"{prefix}z"], [output], axis=1)]
+                 helper.make_node("Gemm", [f"{prefix}x", f"{prefix}w", f"{prefix}b"], [output], transB=1)]
         return nodes, inits
 
 
@@ -150,59 +140,3 @@ def conformal_half_width(residuals: Sequence[float] | np.ndarray, coverage: floa
     r = np.sort(np.abs(np.asarray(residuals, np.float64)))
     k = math.ceil((len(r) + 1) * coverage)
     return float(r[min(k, len(r)) - 1])
-
-
-def cross_validate_moods(x: np.ndarray, quadrants: np.ndarray, folds: Sequence[np.ndarray],
-                         columns: np.ndarray, c: float = 0.005) -> dict[str, Any]:
-    """Out-of-fold quadrant probabilities of a :class:`MoodHead`, each fold's temperature
-    fitted on the other folds' out-of-fold logits (so no song calibrates its own
-    probability), and the figures the model card reports.
-
-    Returns
-    -------
-    dict
-        ``oof`` ``[n, 4]``, ``accuracy`` (and per-fold ``accuracy_folds``), ``log_loss``,
-        ``prior_log_loss`` (the class frequencies'), ``ece``, ``temperatures``.
-    """
-    q = np.asarray(quadrants)
-    logits = np.zeros((len(q), 4))
-    for test in folds:
-        train = np.setdiff1d(np.arange(len(q)), test)
-        logits[test] = MoodHead(columns, c).fit(x[train], q[train]).logits(x[test])
-    oof = np.zeros_like(logits)
-    temps = []
-    for test in folds:
-        others = np.setdiff1d(np.arange(len(q)), test)
-        temps.append(fit_temperature(logits[others], q[others]))
-        oof[test] = softmax(logits[test] / temps[-1])
-    prior = np.array([(q == k).mean() for k in QUADRANTS])
-    return {"oof": oof, "logits": logits,
-            "accuracy": float((oof.argmax(1) + 1 == q).mean()),
-            "accuracy_folds": [float((oof[t].argmax(1) + 1 == q[t]).mean()) for t in folds],
-            "log_loss": log_loss(q, oof), "prior_log_loss": log_loss(q, np.tile(prior, (len(q), 1))),
-            "ece": expected_calibration_error(oof, q), "temperatures": temps}
-
-
-def interval_coverage(y: np.ndarray, oof: np.ndarray, folds: Sequence[np.ndarray],
-                      coverage: float = 0.9) -> dict[str, Any]:
-    """How well split-conformal half-widths from out-of-fold residuals cover held-out songs:
-    each fold's half-width comes from the other folds' residuals and is tried on its own.
-
-    Returns
-    -------
-    dict
-        Per axis of ``y`` ``[n, 2]``: ``half_width`` (from every song), ``coverage`` (held
-        out, mean over folds) and ``coverage_folds``.
-    """
-    from ..config import TARGETS
-
-    out: dict[str, Any] = {}
-    res = np.abs(np.asarray(y, np.float64) - np.asarray(oof, np.float64))
-    for j, axis in enumerate(TARGETS):
-        hit = []
-        for test in folds:
-            others = np.setdiff1d(np.arange(len(res)), test)
-            hit.append(float((res[test, j] <= conformal_half_width(res[others, j], coverage)).mean()))
-        out[axis] = {"half_width": conformal_half_width(res[:, j], coverage),
-                     "coverage": float(np.mean(hit)), "coverage_folds": hit}
-    return out

@@ -35,7 +35,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from ..config import AUDIO_EXTENSIONS, NEUTRAL, TARGETS
+from ..config import AUDIO_EXTENSIONS, MOOD_CLASSES, NEUTRAL, TARGETS
+from ..plot import MOOD_COLORS
 from .data import read_csv_rows
 
 QUADRANTS = (1, 2, 3, 4)
@@ -300,15 +301,12 @@ class QuadrantLogistic:
 # ---------------------------------------------------------------- picture
 
 
-_COLOURS = {1: "#e6a817", 2: "#c0392b", 3: "#2c5d8f", 4: "#3b9c5a"}
-
-
 def _plane(ax: Any, q: np.ndarray, pred: np.ndarray, title: str = "", xlabel: str = f"predicted {TARGETS[0]}",
            ylabel: str = f"predicted {TARGETS[1]}") -> None:
     """Songs on the 0-1 plane, coloured by their labelled quadrant, cut at 0.5."""
     for k in QUADRANTS:
         m = q == k
-        ax.scatter(pred[m, 0], pred[m, 1], s=10, alpha=0.6, color=_COLOURS[k], label=QUADRANT_NAMES[k])
+        ax.scatter(pred[m, 0], pred[m, 1], s=10, alpha=0.6, color=MOOD_COLORS[MOOD_CLASSES[k - 1]], label=QUADRANT_NAMES[k])
     ax.axvline(NEUTRAL, color="black", lw=0.7)
     ax.axhline(NEUTRAL, color="black", lw=0.7)
     ax.set_xlim(0, 1)

@@ -188,8 +188,6 @@ ANSWER_C = 0.005
 ANSWER_COLUMNS = audioset_columns("embedding")
 SHIPPED = MEL_CANDIDATE
 SHIPPED_FAST = MEL_FAST_CANDIDATE
-# The 0.3 default's candidate, for the before/after table.
-SHIPPED_0_3 = audioset_candidate_name(0.5, 0.3)
 
 
 def cv_table(
@@ -611,6 +609,30 @@ def export_mel(
     :class:`~music2emotion.training.answer.Answer`) and ``deam`` (regressors reading
     ``deam_columns``) are fitted on rows laid out as :func:`audioset_columns` says, without
     the descriptors. ``conventions`` go into the metadata.
+
+    Parameters
+    ----------
+    answer : Answer
+        The one answer, written as ``output``.
+    deam : regressor
+        DEAM's convention, written as ``deam``; reads ``deam_columns``.
+    deam_columns : numpy.ndarray
+        The columns of the embedding and mel statistics it reads.
+    encoder : str, os.PathLike or onnx.ModelProto
+        The encoder's ONNX file or graph.
+    out : str or os.PathLike
+        Where to write the model.
+    conventions : dict
+        :data:`~music2emotion.modelfile.CONVENTIONS_KEY`'s metadata (spreads, half-widths).
+    extra : dict, optional
+        More metadata (the cross-validated figures, the training data).
+    settings : FeatureSettings, optional
+        The windows and the encoder's front end (default: ``AUDIOSET_SETTINGS``).
+
+    Returns
+    -------
+    pathlib.Path
+        ``out``.
     """
     from onnx import TensorProto, helper
 
