@@ -14,7 +14,6 @@ import csv
 import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -175,11 +174,12 @@ def cmd_tag(args: argparse.Namespace) -> int:
             continue
         values = pred.row(args.scale)
         probs = pred.probabilities
-        tags = EmotionTags(values["valence"], values["arousal"], mid, args.scale, values["mood"],
+        # a model without a mood head: the quadrant of its values as rows write them
+        unit = pred.row()
+        mood = (values["mood"] or mood_word(unit["valence"], unit["arousal"])) if args.mood_tag else None
+        tags = EmotionTags(values["valence"], values["arousal"], mid, args.scale, mood,
                            None if probs is None else tuple(values[c] for c in MOOD_COLUMNS),
                            deam_convention=args.scale == "deam" and pred.deam is not None)
-        # a model without a mood head: the quadrant of the values as written
-        tags = replace(tags, mood=(tags.mood or mood_word(*tags.unit())) if args.mood_tag else None)
         if args.dry_run:
             row(i, "would tag" + (f" (mood {tags.mood})" if tags.mood else ""), tags.valence, tags.arousal)
             continue
