@@ -127,49 +127,64 @@ def test_opset_rewrite_gives_the_same_numbers(tmp_path):
 
 
 @pytest.mark.slow
-def test_exported_mel_model_computes_everything_from_the_encoders_input(tmp_path):
+def test_a_mel_model_computes_its_heads_on_the_rows_its_feature_graph_gives(tmp_path):
+    """The feature graph (the encoder as an ear, the mel statistics) run by training on every
+    window, and the model file written from it: ONNX Runtime on a file gives the heads'
+    values of the rows training saw."""
     pytest.importorskip("skl2onnx")
     from helpers import music
 
-    from music2emotion.modelfile import DEAM_OUTPUT
-    from music2emotion.training import recipe, regressors
+    from music2emotion.audio import stream_audio
+    from music2emotion.modelfile import DEAM_OUTPUT, OUTPUT
+    from music2emotion.prediction import time_weighted_mean
+    from music2emotion.training import regressors
     from music2emotion.training.answer import Answer, convention
-    from music2emotion.training.clips import clip_encodings, clip_mel_statistics
+    from music2emotion.training.clips import AUDIOSET_SETTINGS, mel_statistics
+    from music2emotion.training.features import file_rows
+    from music2emotion.training.graph import FEATURES, audioset_ear, column_nodes, feature_graph, regressor_nodes, save_model
+    from music2emotion.windows import iter_windows
 
     _tiny_encoder(tmp_path / "enc.onnx")
+    graph, rows = feature_graph(MEL, AUDIOSET_SETTINGS, [audioset_ear(tmp_path / "enc.onnx")])
     files = []
     for i in range(6):
         files.append(tmp_path / f"c{i}.wav")
-        sf.write(files[-1], music(10.0 if i % 2 else 4.0, SAMPLE_RATE, seed=i), SAMPLE_RATE)
-    # rows laid out as audioset_columns says; a mel model never reads the descriptors
-    x = np.hstack([np.zeros((len(files), 320), np.float32), clip_encodings(files, tmp_path / "enc.onnx", progress=False),
-                   clip_mel_statistics(files, progress=False)])
-    heard = recipe.audioset_columns("embedding", "melstats")
-    y = np.random.default_rng(0).uniform(0.2, 0.8, (len(files), 2))
+        sf.write(files[-1], music(24.0 if i % 2 else 4.0, SAMPLE_RATE, seed=i), SAMPLE_RATE)
+    got = file_rows(files, graph, MEL, AUDIOSET_SETTINGS, cache_dir=tmp_path / "cache", progress=False,
+                    log=lambda _: None)
+    assert [len(r.x) for r in got] == [1, 3, 1, 3, 1, 3]
+    x = np.vstack([r.x for r in got])
+    # the graph's mel statistics are the numpy ones of the same window
+    (w,) = iter_windows(stream_audio(files[0], SAMPLE_RATE), AUDIOSET_SETTINGS)
+    mel = window_inputs(MEL, w.samples, AUDIOSET_SETTINGS)["mel"]
+    np.testing.assert_allclose(x[0, rows.columns("melstats")], mel_statistics(mel, len(rows.columns("melstats")) // 2),
+                               atol=1e-5)
+    heard = rows.columns("embedding", "melstats")
+    y = np.random.default_rng(0).uniform(0.2, 0.8, (len(x), 2))
     deam = regressors.average("ridge").fit(x[:, heard], y)
-    answer = Answer(recipe.audioset_columns("embedding"), c=1.0).fit(np.vstack([x, x]), np.array([1, 2, 3, 4, 1, 2] * 2))
+    answer = Answer([rows.columns("embedding"), rows.columns("logits")], c=1.0).fit(
+        np.vstack([x, x]), np.array([1, 2, 3, 4] * 6))
     answer.scale = 0.04
-    conventions = {"unit": convention("output", (0.03, 0.04), (0.2, 0.15), 0.9, "test"),
+    conventions = {"unit": convention(OUTPUT, (0.03, 0.04), (0.2, 0.15), 0.9, "test"),
                    "deam": convention(DEAM_OUTPUT, (0.05, 0.06), (0.16, 0.17), 0.9, "test")}
-    path = recipe.export_mel(answer, deam, heard, tmp_path / "enc.onnx", tmp_path / "mel.onnx", conventions)
+    gather = column_nodes(FEATURES, heard, rows.width, "deam_features")
+    deam_nodes = regressor_nodes(deam, len(heard), "deam_features", DEAM_OUTPUT, prefix="deam_")
+    path = save_model(graph, [answer.onnx_nodes(FEATURES, OUTPUT), (gather[0] + deam_nodes[0], gather[1] + deam_nodes[1])],
+                      (OUTPUT, DEAM_OUTPUT), MEL, AUDIOSET_SETTINGS, tmp_path / "mel.onnx", conventions=conventions)
     model = EmotionModel(path, threads=1)
     assert model.kind == MEL and model.input_names == ["mel"] and "n_descriptors" not in model.info
-    for i, f in enumerate(files):
+    start = 0
+    for f, r in zip(files, got):
         pred = model.predict_file(f)
         assert pred.ok, pred.error
-        np.testing.assert_allclose([pred.valence, pred.arousal], answer.values(x[i:i + 1])[0], atol=1e-5)
-        np.testing.assert_allclose([pred.deam.valence, pred.deam.arousal],
-                                   np.clip(deam.predict(x[i:i + 1, heard])[0], 0, 1), atol=1e-5)
-    from music2emotion.audio import stream_audio
-    from music2emotion.training.clips import AUDIOSET_SETTINGS
-
-    w = next(iter(stream_audio(files[1], SAMPLE_RATE)))[: AUDIOSET_SETTINGS.window_samples]
-    feed = {k: v[None] for k, v in window_inputs(MEL, w, AUDIOSET_SETTINGS).items()}
-    (encoded,) = model.session.run([ENCODER_OUTPUT], feed)
-    np.testing.assert_allclose(encoded[0], x[1, 320:1231], atol=1e-4)
-    with pytest.raises(ValueError, match="no descriptors"):
-        recipe.export_mel(answer.with_columns(np.arange(10)), deam, heard, tmp_path / "enc.onnx", tmp_path / "x.onnx",
-                          conventions)
+        mine = slice(start, start + len(r.x))
+        start += len(r.x)
+        want = time_weighted_mean(r.spans[:, 0], r.spans[:, 1], answer.values(x[mine]))
+        np.testing.assert_allclose([pred.valence, pred.arousal], want, atol=1e-5)
+        want = time_weighted_mean(r.spans[:, 0], r.spans[:, 1], np.clip(deam.predict(x[mine][:, heard]), 0, 1))
+        np.testing.assert_allclose([pred.deam.valence, pred.deam.arousal], want, atol=1e-5)
+    with pytest.raises(ValueError, match="a mel-patches model's ears give encoder, musicnn"):
+        feature_graph("mel-patches", AUDIOSET_SETTINGS, [audioset_ear(tmp_path / "enc.onnx")])
 
 
 def test_the_encoders_licence_travels_with_the_package():

@@ -14,6 +14,8 @@
 - ``audioset``: the descriptors, and the mel spectrogram the pretrained AudioSet encoder
   inside the graph takes (:func:`encoder_mel`, as the settings' ``encoder`` says), of the
   same 16 kHz copy brought to the encoder's 32 kHz.
+- ``mel``: that mel spectrogram alone; ``mel-patches``: it and the musicnn patches, both from
+  the one 16 kHz copy.
 
 Plain arrays, so that worker processes and Ray tasks compute them without a session.
 """
@@ -40,6 +42,7 @@ from .modelfile import (
     KINDS,
     LOG_MEL_INPUT,
     MEL,
+    MEL_PATCHES,
     PATCHES_INPUT,
 )
 from .windows import fit_length
@@ -109,19 +112,20 @@ def window_inputs(kind: str, samples: np.ndarray, settings: FeatureSettings) -> 
         ``cnn``: ``{"input": [1, n_mels, frames]}``; ``descriptors``:
         ``{"descriptors": [D]}``; ``fusion``: ``{"descriptors": [D], "patches": [P, 187, 96]}``;
         ``audioset``: ``{"descriptors": [D], "mel": [1, 128, frames]}``; ``mel``:
-        ``{"mel": [1, 128, frames]}``.
+        ``{"mel": [1, 128, frames]}``; ``mel-patches``: ``{"mel": [1, 128, frames],
+        "patches": [P, 187, 96]}``.
     """
     if kind == CNN:
         return {LOG_MEL_INPUT: window_features(samples, settings)}
-    if kind not in (DESCRIPTORS, FUSION, AUDIOSET, MEL):
+    if kind not in (DESCRIPTORS, FUSION, AUDIOSET, MEL, MEL_PATCHES):
         raise ValueError(f"unknown model kind {kind!r}; choose from {', '.join(KINDS)}")
     y, rate = descriptor_audio(samples, settings)
-    # the mel kind's graph computes everything from the encoder's input: no descriptors,
+    # the mel kinds' graphs compute everything from the networks' inputs: no descriptors,
     # which were three quarters of a window's CPU
-    inputs = {} if kind == MEL else {DESCRIPTORS_INPUT: describe(y, rate)}
-    if kind == FUSION:
+    inputs = {} if kind in (MEL, MEL_PATCHES) else {DESCRIPTORS_INPUT: describe(y, rate)}
+    if kind in (FUSION, MEL_PATCHES):
         inputs[PATCHES_INPUT] = musicnn_patches(y, rate)
-    if kind in (AUDIOSET, MEL):
+    if kind in (AUDIOSET, MEL, MEL_PATCHES):
         if settings.encoder is None:
             raise ValueError(f"an {kind} model needs the encoder's settings")
         inputs[ENCODER_INPUT] = encoder_mel(y, rate, settings.encoder)

@@ -28,6 +28,7 @@ from .modelfile import (
     KIND,
     LOG_MEL_INPUT,
     MEL,
+    MEL_PATCHES,
     METADATA_KEY,
     MOODS_OUTPUT,
     SETTINGS,
@@ -60,7 +61,8 @@ class EmotionModel:
     path : pathlib.Path
         The model file.
     kind : str
-        ``"cnn"``, ``"descriptors"``, ``"fusion"``, ``"audioset"`` or ``"mel"`` (:mod:`music2emotion.modelfile`).
+        One of :data:`~music2emotion.modelfile.KINDS` (``"mel"`` for the bundled ``accurate``
+        and ``fast``, ``"mel-patches"`` for ``large``, ``"cnn"`` for ``seed``).
     settings : FeatureSettings
         Sample rate, mel settings and window length the model was trained with.
     info : dict
@@ -123,9 +125,9 @@ class EmotionModel:
         # Windows per ONNX Runtime call (None: all that are given). A fusion window is six
         # tagger passes whose convolution activations take about 80 MB: 16 windows at once
         # peaked at 1.7 GB against 0.45 GB for one, and ran no faster per window (0.28 s
-        # against 0.32 s, within noise), so its windows go one at a time; so do an audioset
-        # or mel model's, whose encoder's activations grow with the batch in the same way.
-        self.session_batch: int | None = 1 if self.kind in (FUSION, AUDIOSET, MEL) else None
+        # against 0.32 s, within noise), so its windows go one at a time; so do the models
+        # with the AudioSet encoder, whose activations grow with the batch in the same way.
+        self.session_batch: int | None = 1 if self.kind in (FUSION, AUDIOSET, MEL, MEL_PATCHES) else None
 
     def __repr__(self) -> str:
         return f"EmotionModel({str(self.path)!r}, kind={self.kind!r})"

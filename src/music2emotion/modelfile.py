@@ -12,9 +12,12 @@ A model is one ONNX file. Its graph maps each window's inputs to ``output`` ``[n
 - ``fusion`` (the accurate model of 0.2): ``descriptors`` and ``patches`` ``[n, P, 187,
   96]``, the input of two pretrained musicnn taggers; its graph also returns ``taggers``,
   their tags and embeddings averaged over the window's patches;
-- ``mel`` (the models of 0.4): ``mel`` alone, the AudioSet encoder's input; the encoder and
+- ``mel`` (the models of 0.4 on): ``mel`` alone, the AudioSet encoder's input; the encoder and
   every other feature (the mel bands' level and spread over the window) are computed inside
-  the graph, which also returns ``encoder``.
+  the graph, which also returns ``encoder``;
+- ``mel-patches`` (the large model): ``mel`` and ``patches`` ``[n, P, 187, 96]``, the inputs
+  of the AudioSet encoder and of the pretrained musicnn MSD tagger inside the graph, which
+  also returns ``encoder``.
 
 Everything needed to run it travels inside the file, as JSON under the metadata key
 :data:`METADATA_KEY`: the kind, the :class:`~music2emotion.config.FeatureSettings` it was
@@ -39,15 +42,16 @@ from .config import MOOD_CLASSES, SCALES, TARGETS, FeatureSettings
 METADATA_KEY = "music2emotion.settings"
 
 # Model kinds, by what each window feeds the graph.
-CNN, FUSION, DESCRIPTORS, AUDIOSET, MEL = "cnn", "fusion", "descriptors", "audioset", "mel"
-KINDS = (CNN, FUSION, DESCRIPTORS, AUDIOSET, MEL)
+CNN, FUSION, DESCRIPTORS, AUDIOSET, MEL, MEL_PATCHES = "cnn", "fusion", "descriptors", "audioset", "mel", "mel-patches"
+KINDS = (CNN, FUSION, DESCRIPTORS, AUDIOSET, MEL, MEL_PATCHES)
 # The graphs' inputs and outputs, by name.
 LOG_MEL_INPUT, DESCRIPTORS_INPUT, PATCHES_INPUT, ENCODER_INPUT = "input", "descriptors", "patches", "mel"
 INPUTS = {CNN: (LOG_MEL_INPUT,), FUSION: (DESCRIPTORS_INPUT, PATCHES_INPUT), DESCRIPTORS: (DESCRIPTORS_INPUT,),
-          AUDIOSET: (DESCRIPTORS_INPUT, ENCODER_INPUT), MEL: (ENCODER_INPUT,)}
+          AUDIOSET: (DESCRIPTORS_INPUT, ENCODER_INPUT), MEL: (ENCODER_INPUT,),
+          MEL_PATCHES: (ENCODER_INPUT, PATCHES_INPUT)}
 OUTPUT = "output"
 TAGGERS = "taggers"  # a fusion graph's second output
-ENCODER_OUTPUT = "encoder"  # an audioset or mel graph's embedding and AudioSet logits
+ENCODER_OUTPUT = "encoder"  # an audioset, mel or mel-patches graph's embedding and AudioSet logits
 # Optional, any kind: [n, 2] valence and arousal as DEAM's listener panel rates them (its
 # convention, whose valence is half energy), beside OUTPUT's one answer.
 DEAM_OUTPUT = "deam"

@@ -80,48 +80,51 @@ class Answer:
 
     Parameters
     ----------
-    columns : numpy.ndarray
-        The feature columns the head reads.
+    columns : numpy.ndarray, or a sequence of them
+        The feature columns the head reads; several groups make several heads, each on its
+        own group, whose logits are averaged (each ear its own head).
     c : float
-        The head's inverse L2 strength (scikit-learn's ``C``).
+        The heads' inverse L2 strength (scikit-learn's ``C``).
     """
 
-    def __init__(self, columns: np.ndarray, c: float):
-        self.head = MoodHead(columns, c)
+    def __init__(self, columns: np.ndarray | Sequence[np.ndarray], c: float):
+        groups = [columns] if isinstance(columns, np.ndarray) else list(columns)
+        self.heads = [MoodHead(g, c) for g in groups]
         self.scale = 1.0
 
-    @property
-    def columns(self) -> np.ndarray:
-        return self.head.columns
-
-    def with_columns(self, columns: np.ndarray) -> Answer:
-        """The same answer reading its features from other column numbers (a graph whose
-        rows lack some leading columns)."""
-        import copy
-
-        out = copy.deepcopy(self)
-        out.head.columns = np.asarray(columns)
-        return out
-
     def fit(self, xq: np.ndarray, quadrants: np.ndarray) -> Answer:
-        """Fit the head on quadrant-labelled rows (the scale is set apart: :func:`deam_scale`)."""
-        self.head.fit(xq, quadrants)
+        """Fit the heads on quadrant-labelled rows (the scale is set apart: :func:`deam_scale`)."""
+        for head in self.heads:
+            head.fit(xq, quadrants)
         return self
 
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """``[n, 4]`` quadrant logits: the heads' mean."""
+        return np.mean([head.logits(x) for head in self.heads], axis=0)
+
     def margins(self, x: np.ndarray) -> np.ndarray:
-        return quadrant_margins(self.head.logits(x))
+        return quadrant_margins(self.logits(x))
 
     def values(self, x: np.ndarray) -> np.ndarray:
         """``[n, 2]`` valence and arousal, 0-1 (clipped as inference clips them)."""
         return margin_values(self.margins(x), self.scale)
 
     def onnx_nodes(self, features: str, output: str, prefix: str = "answer_") -> tuple[list[Any], list[Any]]:
-        """Nodes and constants computing ``output [n, 2]`` from ``features [n, F]``: the
-        head's logits (the scaler folded into one Gemm), each axis's log-odds as a
-        difference of two ReduceLogSumExp, times the scale, plus 0.5."""
+        """Nodes and constants computing ``output [n, 2]`` from ``features [n, F]``: each
+        head's logits (the scaler folded into one Gemm) and their mean, each axis's log-odds
+        as a difference of two ReduceLogSumExp, times the scale, plus 0.5."""
         from onnx import TensorProto, helper
 
-        nodes, inits = self.head.logit_nodes(features, f"{prefix}z", prefix)
+        if len(self.heads) == 1:
+            nodes, inits = self.heads[0].logit_nodes(features, f"{prefix}z", prefix)
+        else:
+            nodes, inits = [], [helper.make_tensor(f"{prefix}inv_heads", TensorProto.FLOAT, [], [1 / len(self.heads)])]
+            for k, head in enumerate(self.heads):
+                head_nodes, head_inits = head.logit_nodes(features, f"{prefix}z{k}", f"{prefix}h{k}_")
+                nodes += head_nodes
+                inits += head_inits
+            nodes += [helper.make_node("Sum", [f"{prefix}z{k}" for k in range(len(self.heads))], [f"{prefix}zsum"]),
+                      helper.make_node("Mul", [f"{prefix}zsum", f"{prefix}inv_heads"], [f"{prefix}z"])]
         inits += [helper.make_tensor(f"{prefix}scale", TensorProto.FLOAT, [], [self.scale]),
                   helper.make_tensor(f"{prefix}centre", TensorProto.FLOAT, [], [NEUTRAL])]
         margins = []
@@ -143,6 +146,12 @@ class Answer:
 # ---------------------------------------------------------------- calibration
 
 
+# The narrowest spread a scale is given. Songs whose values separate their labels perfectly
+# (a small, easy training set) would drive it to 0; at 0.005 a value 0.02 from the middle
+# already says 98 %, and exp() of the furthest value, 0.5 / 0.005, stays finite.
+MIN_SPREAD = 0.005
+
+
 def fit_spread(values: np.ndarray, high: np.ndarray) -> float:
     """The scale ``s`` of the logistic distribution centred on ``values`` whose mass above
     0.5, ``1 / (1 + exp(-(v - 0.5) / s))``, best predicts ``high`` (maximum likelihood)."""
@@ -154,7 +163,7 @@ def fit_spread(values: np.ndarray, high: np.ndarray) -> float:
         z = v / s
         return float(np.mean(np.logaddexp(0.0, np.where(h, -z, z))))
 
-    return float(minimize_scalar(loss, bounds=(1e-4, 1.0), method="bounded", options={"xatol": 1e-7}).x)
+    return float(minimize_scalar(loss, bounds=(MIN_SPREAD, 1.0), method="bounded", options={"xatol": 1e-7}).x)
 
 
 def probabilities(values: np.ndarray, spread: Sequence[float]) -> np.ndarray:
@@ -187,107 +196,43 @@ def convention(output: str, spread: Sequence[float], half_widths: Sequence[float
                             "coverage": coverage, "method": method}, **about}
 
 
-def cross_fit(values: np.ndarray, truth_high: np.ndarray, residuals: np.ndarray,
-              folds: Sequence[np.ndarray], residual_folds: Sequence[np.ndarray], coverage: float,
+def cross_fit(values: np.ndarray, truth_high: np.ndarray, residuals: np.ndarray | None,
+              folds: Sequence[np.ndarray], residual_folds: Sequence[np.ndarray] | None, coverage: float,
               quadrants: np.ndarray | None = None) -> dict[str, Any]:
     """Out-of-fold calibration figures of one scale: each fold's spreads from the other
     folds' values (``values`` ``[n, 2]`` against ``truth_high`` ``[n, 2]``), its half-widths
-    from the other folds' ``residuals`` (``[m, 2]``, DEAM songs, split by ``residual_folds``),
-    tried on its own songs; then the spreads and half-widths from every song.
+    from the other folds' ``residuals`` (``[m, 2]``, rated songs, split by
+    ``residual_folds``), tried on its own songs; then the spreads and half-widths from every
+    song. Without ``residuals`` (no ratings) there are no intervals.
 
     Returns
     -------
     dict
-        ``spread``, ``half_width`` (per axis, from all songs), ``coverage`` and
-        ``coverage_folds`` (held out), ``probabilities`` ``[n, 4]`` (out of fold), and
-        with ``quadrants`` (1-4 of the ``values``' songs): ``accuracy``, ``log_loss``, ``ece``.
+        ``spread``, ``half_width`` (per axis, from all songs; ``None`` without residuals),
+        ``coverage`` and ``coverage_folds`` (held out; ``None`` without residuals),
+        ``probabilities`` ``[n, 4]`` (out of fold), and with ``quadrants`` (1-4 of the
+        ``values``' songs): ``accuracy``, ``log_loss``, ``ece``.
     """
-    values, high, res = (np.asarray(a, np.float64) for a in (values, truth_high, residuals))
+    values, high = (np.asarray(a, np.float64) for a in (values, truth_high))
+    res = None if residuals is None else np.asarray(residuals, np.float64)
     p = np.zeros((len(values), 4))
     hits = []
-    for test, r_test in zip(folds, residual_folds):
+    for k, test in enumerate(folds):
         others = np.setdiff1d(np.arange(len(values)), test)
         spread = [fit_spread(values[others, j], high[others, j]) for j in range(2)]
         p[test] = probabilities(values[test], spread)
-        r_others = np.setdiff1d(np.arange(len(res)), r_test)
-        half = [conformal_half_width(res[r_others, j], coverage) for j in range(2)]
-        hits.append([float((np.abs(res[r_test, j]) <= half[j]).mean()) for j in range(2)])
+        if res is not None:
+            r_test = residual_folds[k]  # type: ignore[index]
+            r_others = np.setdiff1d(np.arange(len(res)), r_test)
+            half = [conformal_half_width(res[r_others, j], coverage) for j in range(2)]
+            hits.append([float((np.abs(res[r_test, j]) <= half[j]).mean()) for j in range(2)])
     out: dict[str, Any] = {
         "spread": [fit_spread(values[:, j], high[:, j]) for j in range(2)],
-        "half_width": [conformal_half_width(res[:, j], coverage) for j in range(2)],
-        "coverage": np.mean(hits, 0).tolist(), "coverage_folds": hits, "probabilities": p}
+        "half_width": None if res is None else [conformal_half_width(res[:, j], coverage) for j in range(2)],
+        "coverage": np.mean(hits, 0).tolist() if hits else None, "coverage_folds": hits or None,
+        "probabilities": p}
     if quadrants is not None:
         q = np.asarray(quadrants)
         out.update(accuracy=float((p.argmax(1) + 1 == q).mean()), log_loss=log_loss(q, p),
                    ece=expected_calibration_error(p, q))
     return out
-
-
-def cross_validate_answer(x: np.ndarray, y: np.ndarray, quadrants: Any, deam_folds: Sequence[np.ndarray],
-                          columns: np.ndarray, c: float, coverage: float) -> dict[str, Any]:
-    """Cross-validate the one answer on fold k of DEAM and of the quadrant songs held out
-    together: the head fitted on the other quadrant folds, its scale on the other DEAM
-    folds; then calibrate its spreads and half-widths out of fold (:func:`cross_fit`).
-
-    Parameters
-    ----------
-    x, y : numpy.ndarray
-        DEAM's feature rows and ``[n, 2]`` ratings (0-1).
-    quadrants : QuadrantData
-        The quadrant-labelled songs (:class:`~music2emotion.training.evaluate.QuadrantData`).
-    deam_folds : sequence of numpy.ndarray
-        DEAM's folds as row indices, one per quadrant fold.
-    columns, c : numpy.ndarray, float
-        The head's feature columns and ``C``.
-    coverage : float
-        The intervals' coverage.
-
-    Returns
-    -------
-    dict
-        ``quadrant_values`` and ``deam_values`` (out of fold), ``fold_scores`` (the quadrant
-        scores per fold), ``scale``, ``relation`` (:func:`deam_relation`) and
-        ``calibration`` (:func:`cross_fit`).
-    """
-    from .quadrants import quadrant_scores, sides
-
-    q_folds = quadrants.fold_indices()
-    xq, labels = quadrants.x, quadrants.quadrants
-    mq, md = np.zeros((len(labels), 2)), np.zeros((len(y), 2))
-    for q_test, d_test in zip(q_folds, deam_folds):
-        head = Answer(columns, c).fit(np.delete(xq, q_test, 0), np.delete(labels, q_test))
-        mq[q_test], md[d_test] = head.margins(xq[q_test]), head.margins(x[d_test])
-    vq, vd = np.zeros_like(mq), np.zeros_like(md)
-    for q_test, d_test in zip(q_folds, deam_folds):
-        k = deam_scale(np.delete(md, d_test, 0), np.delete(y[:, 1], d_test))
-        vq[q_test], vd[d_test] = (margin_values(m[t], k) for m, t in ((mq, q_test), (md, d_test)))
-    relation = deam_relation(y, vd[:, 0])
-    calibration = cross_fit(vq, sides(labels), answer_targets(y, relation) - vd, q_folds, deam_folds,
-                            coverage, labels)
-    return {"quadrant_values": vq, "deam_values": vd, "quadrant_margins": mq, "relation": relation,
-            "fold_scores": [quadrant_scores(labels[t], vq[t]) for t in q_folds], "calibration": calibration}
-
-
-def fit_answer(x: np.ndarray, y: np.ndarray, quadrants: Any, columns: np.ndarray, c: float,
-               quadrant_margins: np.ndarray, coverage: float) -> tuple[Answer, dict[str, Any]]:
-    """The shipped answer: its head on every quadrant song, its scale on every DEAM song;
-    its spreads from the out-of-fold ``quadrant_margins`` (:func:`cross_validate_answer`) on
-    that scale, its half-widths from DEAM's ratings (which the head never sees).
-
-    Returns
-    -------
-    Answer, dict
-        The answer, and ``spread``, ``half_width`` (per axis) and ``relation``.
-    """
-    from .quadrants import sides
-
-    answer = Answer(columns, c).fit(quadrants.x, quadrants.quadrants)
-    answer.scale = deam_scale(answer.margins(x), y[:, 1])
-    vq = margin_values(np.asarray(quadrant_margins), answer.scale)
-    high = sides(quadrants.quadrants)
-    vd = answer.values(x)
-    relation = deam_relation(y, vd[:, 0])
-    res = answer_targets(y, relation) - vd
-    return answer, {"spread": [fit_spread(vq[:, j], high[:, j]) for j in range(2)],
-                    "half_width": [conformal_half_width(res[:, j], coverage) for j in range(2)],
-                    "relation": relation}

@@ -41,26 +41,30 @@ def _clean(name: str) -> str:
     return re.sub(r"\s+", "", name).lower()
 
 
-def read_csv_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
-    """The rows of a CSV file with a header row, as ``(line number, {column: cell})``.
+def read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """A CSV file with a header row: its column names, compared without case or white
+    space, and its rows as ``(line number, {column: cell})``; cells are stripped, blank rows
+    skipped, and a short row lacks its last columns."""
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.reader(fh)
+        header = [_clean(c) for c in next(reader, [])]
+        return header, [(line, {name: cell.strip() for name, cell in zip(header, row)})
+                        for line, row in enumerate(reader, start=2) if any(cell.strip() for cell in row)]
 
-    Column names are compared without case or white space, cells are stripped, blank rows
-    are skipped and a short row lacks its last columns.
+
+def read_csv_rows(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, str]]]:
+    """The rows of :func:`read_csv`, once the file is known to have the ``required`` columns.
 
     Raises
     ------
     ValueError
         A column of ``required`` is missing; the message names the file.
     """
-    with path.open(newline="", encoding="utf-8-sig") as fh:
-        reader = csv.reader(fh)
-        header = [_clean(c) for c in next(reader, [])]
-        missing = [c for c in required if c not in header]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
-        for line, row in enumerate(reader, start=2):
-            if any(cell.strip() for cell in row):
-                yield line, {name: cell.strip() for name, cell in zip(header, row)}
+    header, rows = read_csv(path)
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+    yield from rows
 
 
 def read_annotations(path: str | os.PathLike[str]) -> dict[int, Labels]:

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..config import TARGETS, to_deam
+from ..config import DEAM_MAX, DEAM_MIN, TARGETS, to_deam
 from . import metrics
 from .data import kfold_ids
 
@@ -84,22 +84,25 @@ def format_score(result: dict[str, Any], title: str = "") -> str:
 
 
 def scatter_plot(
-    y_true: np.ndarray, y_pred: np.ndarray, out: str | os.PathLike[str], title: str = ""
+    y_true: np.ndarray, y_pred: np.ndarray, out: str | os.PathLike[str], title: str = "",
+    scale: tuple[float, float] = (DEAM_MIN, DEAM_MAX),
 ) -> Path:
-    """Predicted vs true for each dimension, on the DEAM 1-9 scale, with the identity line."""
+    """Predicted vs true for each dimension, with the identity line, on the rating ``scale``
+    the 0-1 values stand for (default DEAM's 1-9)."""
     from ..plot import new_figure
 
-    t, p = to_deam(y_true), to_deam(y_pred)
+    low, high = scale
+    t, p = (low + np.asarray(v, np.float64) * (high - low) for v in (y_true, y_pred))
     r2 = metrics.r2(y_true, y_pred)
     fig = new_figure(5 * len(TARGETS), 4.6, dpi=110)
     axes = fig.subplots(1, len(TARGETS))
     for i, (ax, dim) in enumerate(zip(np.atleast_1d(axes), TARGETS)):
         ax.scatter(t[:, i], p[:, i], s=6, alpha=0.45)
-        ax.plot([1, 9], [1, 9], color="black", lw=0.8)
-        ax.set_xlim(1, 9)
-        ax.set_ylim(1, 9)
+        ax.plot([low, high], [low, high], color="black", lw=0.8)
+        ax.set_xlim(low, high)
+        ax.set_ylim(low, high)
         ax.set_aspect("equal")
-        ax.set_xlabel(f"true {dim} (DEAM 1-9)")
+        ax.set_xlabel(f"true {dim} ({low:g}-{high:g})")
         ax.set_ylabel(f"predicted {dim}")
         ax.set_title(f"{dim}: R² {r2[i]:.3f}")
         ax.grid(alpha=0.3)

@@ -140,6 +140,12 @@ class MusiCNN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``[batch, frames, mels]`` -> (tag probabilities ``[batch, 50]``, penultimate ``[batch, 200]``)."""
+        tags, penultimate, _ = self.layers(x)
+        return tags, penultimate
+
+    def layers(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``[batch, frames, mels]`` -> (tag probabilities ``[batch, 50]``, penultimate
+        ``[batch, 200]``, the mid end's max and mean pools ``[batch, 1506]``)."""
         x = self.bn_in(x.unsqueeze(1))
         padded = F.pad(x, (0, 0, 3, 3))
         front = [bn(F.relu(conv(padded))).amax(3) for conv, bn in zip(self.timbral, self.timbral_bn)]
@@ -157,7 +163,7 @@ class MusiCNN(nn.Module):
         # TF flattens [features, (max, mean)], interleaving the two pools
         pooled = torch.stack([mid.amax(2), mid.mean(2)], 2).flatten(1)
         penultimate = self.dense_bn(F.relu(self.dense(self.pool_bn(pooled))))
-        return torch.sigmoid(self.out(penultimate)), penultimate
+        return torch.sigmoid(self.out(penultimate)), penultimate, pooled
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -225,25 +231,44 @@ def store_half(proto: Any) -> Any:
     return proto
 
 
-def export_encoder(model: MusiCNN, out: str | os.PathLike[str], frames: int = 187, n_mels: int = 96,
-                   half_storage: bool = True) -> Path:
-    """Write the tagger to ONNX: ``patches [n, frames, mels]`` -> ``tags``, ``embedding``."""
+class _Layers(nn.Module):
+    """:meth:`MusiCNN.layers` as a module's forward, for the exporter."""
+
+    def __init__(self, net: MusiCNN):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.net.layers(x)
+
+
+def musicnn_graph(model: MusiCNN, frames: int = 187, n_mels: int = 96, layers: bool = True,
+                  half_storage: bool = True) -> Any:
+    """The tagger as an ONNX graph: ``patches [n, frames, mels]`` -> ``tags``, ``embedding``
+    (the penultimate layer) and, with ``layers``, ``pooled`` (:meth:`MusiCNN.layers`)."""
     import warnings
 
     import onnx
 
-    from .onnx_format import OPSETS, save_onnx
+    from .onnx_format import OPSETS
 
+    outputs = ["tags", "embedding"] + (["pooled"] if layers else [])
     buf = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
         torch.onnx.export(
-            model.eval(), (torch.zeros(2, frames, n_mels),), buf,
-            input_names=["patches"], output_names=["tags", "embedding"],
-            dynamic_axes={"patches": {0: "n"}, "tags": {0: "n"}, "embedding": {0: "n"}},
+            _Layers(model.eval()) if layers else model.eval(), (torch.zeros(2, frames, n_mels),), buf,
+            input_names=["patches"], output_names=outputs,
+            dynamic_axes={name: {0: "n"} for name in ["patches", *outputs]},
             opset_version=OPSETS[""], dynamo=False,
         )
     proto = onnx.load_from_string(buf.getvalue())
-    if half_storage:
-        proto = store_half(proto)
-    return save_onnx(proto, out)
+    return store_half(proto) if half_storage else proto
+
+
+def export_encoder(model: MusiCNN, out: str | os.PathLike[str], frames: int = 187, n_mels: int = 96,
+                   half_storage: bool = True) -> Path:
+    """Write the tagger to ONNX: ``patches [n, frames, mels]`` -> ``tags``, ``embedding``."""
+    from .onnx_format import save_onnx
+
+    return save_onnx(musicnn_graph(model, frames, n_mels, layers=False, half_storage=half_storage), out)

@@ -239,11 +239,14 @@ def independence(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
 # ---------------------------------------------------------------- folds and targets
 
 
-def group_folds(data: QuadrantSet, folds: int = 5, seed: int = 42) -> list[list[str]]:
-    """Seeded folds of song ids, balanced by quadrant as far as the rarest quadrant allows,
-    that never split an artist.
+def grouped_folds(strata: Sequence[Any], groups: Sequence[str], folds: int = 5, seed: int = 42) -> list[np.ndarray]:
+    """Seeded folds of row numbers, balanced by ``strata`` as far as the rarest stratum
+    allows, that never split a group (an artist).
 
-    Songs without an artist are their own group.
+    Raises
+    ------
+    ValueError
+        Fewer than 2 folds, or fewer groups than folds.
     """
     import warnings
 
@@ -251,17 +254,22 @@ def group_folds(data: QuadrantSet, folds: int = 5, seed: int = 42) -> list[list[
 
     if folds < 2:
         raise ValueError("folds must be at least 2")
-    groups = [a or f"\0{sid}" for a, sid in zip(data.artists, data.ids)]
     if len(set(groups)) < folds:
         raise ValueError(f"{folds} folds asked for, but only {len(set(groups))} artists")
     split = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
-        # a quadrant with fewer songs than folds leaves some folds without it: scikit-learn
+        # a stratum with fewer songs than folds leaves some folds without it: scikit-learn
         # warns, but every fold is still valid, and the per-half AUCs say NaN where a fold
         # lacks a side
         warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        return [sorted(data.ids[i] for i in test)
-                for _, test in split.split(np.zeros(len(data.ids)), data.quadrants, groups)]
+        return [np.sort(test) for _, test in split.split(np.zeros(len(groups)), np.asarray(strata), list(groups))]
+
+
+def group_folds(data: QuadrantSet, folds: int = 5, seed: int = 42) -> list[list[str]]:
+    """Seeded folds of song ids, balanced by quadrant, that never split an artist
+    (:func:`grouped_folds`). Songs without an artist are their own group."""
+    groups = [a or f"\0{sid}" for a, sid in zip(data.artists, data.ids)]
+    return [sorted(data.ids[i] for i in test) for test in grouped_folds(data.quadrants, groups, folds, seed)]
 
 
 def pseudo_ratings(quadrants: np.ndarray, margin: Sequence[float]) -> np.ndarray:

@@ -1,26 +1,25 @@
-"""The bundled models' recipe: the candidates, the CV table, the final fit, one ONNX file.
+"""The table of candidates that ``music2emotion evaluate`` (without ``--model``)
+cross-validates on DEAM and quadrant-labelled songs, and the exporters of 0.2's models.
 
-Training side only (scikit-learn, skl2onnx, onnx):
+Training side only (scikit-learn, skl2onnx, onnx). The bundled models are made by
+``music2emotion train`` (:mod:`~music2emotion.training.trainer`); this table compares what
+they are made of with the descriptors and baselines of earlier versions, on the same folds:
 
-1. :func:`audioset_features` computes, for every clip, exactly what inference computes (the
-   descriptors, and the pretrained AudioSet encoder's embedding and logits on its mel input,
-   run by ONNX Runtime), each part cached in its own ``.npz``.
+1. :func:`audioset_features` computes, for every clip, the descriptors and the pretrained
+   AudioSet encoder's embedding, logits and mel statistics, each part cached in its own
+   ``.npz``.
 2. :func:`cv_table` cross-validates the baselines and every candidate on the same folds;
    :func:`cross_validation_report` writes the folds, the table and the out-of-fold
-   predictions, for ``music2emotion evaluate`` and ``scripts/reproduce_model.py`` alike.
-3. :func:`export_mel` writes a bundled model as one ONNX graph: mel -> the encoder and the
-   mel statistics -> the one answer (:class:`~music2emotion.training.answer.Answer`) and
-   DEAM's regressors; :func:`export_fusion` the descriptors-only models and the musicnn
-   fusion models of 0.2 (whose taggers :func:`build_encoder` rebuilds from the ``musicnn``
-   wheel).
+   predictions.
+3. :func:`export_fusion` writes the descriptors-only models and the musicnn fusion models
+   of 0.2 (whose taggers :func:`build_encoder` rebuilds from the ``musicnn`` wheel).
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,7 @@ from ..modelfile import (
 from . import evaluate as ev
 from . import regressors as rg
 from .clips import CLIP_SETTINGS, clip_encodings, describe_clips
+from .graph import N_AUDIOSET_EMBEDDING, N_AUDIOSET_LOGITS, regressor_nodes
 from .quadrants import QuadrantLogistic, group_folds, load_quadrants, pseudo_ratings
 
 MUSICNN_WHEEL = "musicnn-0.1.0-py3-none-any.whl"
@@ -69,19 +69,11 @@ def build_encoder(wheel: str | os.PathLike[str], out: str | os.PathLike[str], na
     return export_encoder(load_musicnn(read_wheel_checkpoint(wheel, name)), out, PATCH_FRAMES, MUSICNN_MELS)
 
 
-# ---------------------------------------------------------------- candidates
-
 # ---------------------------------------------------------------- the AudioSet encoder
 
-# EfficientAT mn04_as (Schmid, Koutini & Widmer 2023): its pooled embedding and its AudioSet
-# logits, in this order after the descriptors in an audioset model's feature columns.
-N_AUDIOSET_EMBEDDING, N_AUDIOSET_LOGITS = 384, 527
 # the mean and the standard deviation of each of the encoder input's mel bands that lie
 # below its band limit (103 of 128: frontends.heard_bands)
 N_MEL_STATISTICS = 2 * heard_bands(EncoderSettings())
-AUDIOSET_SOURCE = ("EfficientAT mn04_as (Schmid, Koutini & Widmer, ICASSP 2023), AudioSet-trained weights "
-                   "released with https://github.com/fschmid56/EfficientAT under the MIT licence, "
-                   "copyright 2022 Florian Schmid; exported to ONNX unchanged")
 
 
 def audioset_columns(*blocks: str) -> np.ndarray:
@@ -138,8 +130,7 @@ class Candidate:
 
 
 def _ensemble(n_features: int, *members: str) -> Callable[[], rg.Average]:
-    makers = {"ridge": rg.ridge, "pca-svr": lambda: rg.pca_svr(n_features), "hgb": rg.hgb, "gbm": rg.gbm}
-    return lambda: rg.Average([(m, makers[m]()) for m in members])
+    return lambda: rg.ensemble(n_features, *members)
 
 
 def candidates() -> dict[str, Candidate]:
@@ -395,73 +386,6 @@ def run_cross_validation(
 # ---------------------------------------------------------------- export
 
 
-def _members(fitted: Any) -> list[list[Any]]:
-    """The convertible estimators whose mean is the prediction: per member, one
-    single-output estimator per axis (valence, arousal)."""
-    if isinstance(fitted, ev.ColumnSubset):
-        raise ValueError("export the regressor itself; the graph feeds it every feature column")
-    members = [est for _, est in fitted.fitted_] if isinstance(fitted, rg.Average) else [fitted]
-    if isinstance(fitted, rg.Average) and fitted.weights is not None:
-        raise ValueError("weighted averages are not exported")
-    if not all(isinstance(m, rg.PerAxis) for m in members):
-        raise ValueError("every member must be a regressors.PerAxis")
-    return [m.estimators_ for m in members]
-
-
-def _regressor_nodes(fitted: Any, n_feat: int, features: str = "features",
-                     output: str = OUTPUT) -> tuple[list[Any], list[Any]]:
-    """The nodes and constants that turn ``features [n, n_feat]`` into ``output``: each
-    member's per-axis estimators converted by skl2onnx, and their mean."""
-    import onnx
-    from onnx import TensorProto, helper
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
-
-    from .onnx_format import OPSETS
-
-    nodes: list[Any] = []
-    inits: list[Any] = []
-    member_outputs = []
-    for i, axes in enumerate(_members(fitted)):
-        axis_outputs = []
-        for j, est in enumerate(axes):
-            with _tree_attributes_as_ints():
-                head = convert_sklearn(est, initial_types=[("features", FloatTensorType([None, n_feat]))],
-                                       target_opset=OPSETS)
-            head = onnx.compose.add_prefix(head, f"m{i}a{j}_")
-            for node in head.graph.node:
-                node.input[:] = [features if n == f"m{i}a{j}_features" else n for n in node.input]
-            nodes += head.graph.node
-            inits += head.graph.initializer
-            axis_outputs.append(head.graph.output[0].name)
-        nodes.append(helper.make_node("Concat", axis_outputs, [f"m{i}_output"], axis=1))
-        member_outputs.append(f"m{i}_output")
-    inits.append(helper.make_tensor("inv_members", TensorProto.FLOAT, [], [1.0 / len(member_outputs)]))
-    nodes += [helper.make_node("Sum", member_outputs, ["member_sum"]),
-              helper.make_node("Mul", ["member_sum", "inv_members"], [output])]
-    return nodes, inits
-
-
-@contextmanager
-def _tree_attributes_as_ints() -> Iterator[None]:
-    """skl2onnx 1.20 writes a HistGradientBoosting leaf's missing-value flag as a Python
-    bool into an ONNX integer attribute, which onnx refuses ("Expected an int, got a
-    boolean"); hand it an int instead while converting. The flag itself never matters here:
-    descriptors and tagger outputs are never NaN."""
-    import skl2onnx.common.tree_ensemble as trees
-
-    original = trees.add_node
-
-    def add_node(*args: Any, nodes_missing_value_tracks_true: Any = False, **kwargs: Any) -> Any:
-        return original(*args, nodes_missing_value_tracks_true=int(nodes_missing_value_tracks_true), **kwargs)
-
-    trees.add_node = add_node
-    try:
-        yield
-    finally:
-        trees.add_node = original
-
-
 def export_fusion(
     fitted: Any,
     encoders: Sequence[str | os.PathLike[str]],
@@ -509,7 +433,7 @@ def export_fusion(
             helper.make_node("ReduceMean", ["window_patches"], ["window_embedding"], axes=[1], keepdims=0),
             helper.make_node("Concat", [DESCRIPTORS_INPUT, "window_embedding"], ["features"], axis=1),
         ]
-    head_nodes, head_inits = _regressor_nodes(fitted, n_feat)
+    head_nodes, head_inits = regressor_nodes(fitted, n_feat)
     nodes += head_nodes
     inits += head_inits
     outputs = [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, ["n", len(TARGETS)])]
@@ -529,146 +453,3 @@ def export_fusion(
                                    "Group, Universitat Pompeu Fabra; ISC licence)")
     return save_onnx(model, out, metadata(FUSION if encoders else DESCRIPTORS, CLIP_SETTINGS,
                                           **about, **(extra or {})))
-
-
-def load_audioset_encoder(path: str | os.PathLike[str] | Any) -> Any:
-    """The encoder's ONNX graph (input ``spec``, outputs ``logits``, ``features``) at the
-    project's opsets, checked to be the graph these models are built for; ``path`` is its
-    file or an already loaded graph (a fine-tuned one)."""
-    import copy
-
-    import onnx
-
-    from .onnx_format import to_project_opset
-
-    enc = onnx.load(str(path)) if isinstance(path, (str, os.PathLike)) else copy.deepcopy(path)
-    names = ([i.name for i in enc.graph.input], sorted(o.name for o in enc.graph.output))
-    if names != (["spec"], ["features", "logits"]):
-        raise ValueError(f"{path}: not the EfficientAT encoder (inputs/outputs {names})")
-    return to_project_opset(enc)
-
-
-def _answer_nodes(features: str, n_features: int, answer: Any, deam: Any, deam_columns: np.ndarray,
-                  ) -> tuple[list[Any], list[Any], list[Any]]:
-    """Nodes, constants and outputs of a model's two scales on ``features [n, n_features]``:
-    the one answer (``answer``, a :class:`~music2emotion.training.answer.Answer`) as
-    :data:`OUTPUT`, DEAM's convention (``deam``, regressors reading ``deam_columns``) as
-    :data:`DEAM_OUTPUT`."""
-    from onnx import TensorProto, helper
-
-    from ..modelfile import DEAM_OUTPUT
-
-    nodes, inits = answer.onnx_nodes(features, OUTPUT)
-    deam_columns = np.asarray(deam_columns, np.int64)
-    if np.array_equal(deam_columns, np.arange(n_features)):
-        nodes.append(helper.make_node("Identity", [features], ["deam_features"]))
-    else:
-        inits.append(helper.make_tensor("deam_feature_columns", TensorProto.INT64, [len(deam_columns)],
-                                        deam_columns.tolist()))
-        nodes.append(helper.make_node("Gather", [features, "deam_feature_columns"], ["deam_features"], axis=1))
-    deam_nodes, deam_inits = _regressor_nodes(deam, len(deam_columns), "deam_features", DEAM_OUTPUT)
-    outputs = [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["n", len(TARGETS)])
-               for name in (OUTPUT, DEAM_OUTPUT)]
-    return nodes + deam_nodes, inits + deam_inits, outputs
-
-
-def _encoder_nodes(encoder: str | os.PathLike[str] | Any) -> tuple[list[Any], list[Any], list[Any]]:
-    """The encoder's nodes and weights reading :data:`ENCODER_INPUT`, and its
-    :data:`ENCODER_OUTPUT` ``[n, 384 + 527]`` (the embedding, then the AudioSet logits)."""
-    from onnx import TensorProto, helper
-
-    from ..modelfile import ENCODER_INPUT, ENCODER_OUTPUT
-
-    enc = load_audioset_encoder(encoder)
-    renamed = {"spec": ENCODER_INPUT, "features": "enc_features", "logits": "enc_logits"}
-    for node in enc.graph.node:
-        node.input[:] = [renamed.get(n, n) for n in node.input]
-        node.output[:] = [renamed.get(n, n) for n in node.output]
-    nodes = [*enc.graph.node, helper.make_node("Concat", ["enc_features", "enc_logits"], [ENCODER_OUTPUT], axis=1)]
-    outputs = [helper.make_tensor_value_info(ENCODER_OUTPUT, TensorProto.FLOAT,
-                                             ["n", N_AUDIOSET_EMBEDDING + N_AUDIOSET_LOGITS])]
-    return nodes, list(enc.graph.initializer), outputs
-
-
-def export_mel(
-    answer: Any,
-    deam: Any,
-    deam_columns: np.ndarray,
-    encoder: str | os.PathLike[str] | Any,
-    out: str | os.PathLike[str],
-    conventions: dict[str, Any],
-    extra: dict[str, Any] | None = None,
-    settings: Any = None,
-) -> Path:
-    """One ONNX graph of the ``mel`` kind: ``mel [n, 1, 128, frames]`` -> ``output [n, 2]``
-    (the one answer), ``deam [n, 2]`` (DEAM's convention) and ``encoder [n, 384 + 527]``.
-
-    Everything is computed inside the graph from the encoder's input: the encoder (its ONNX
-    file or a loaded graph, such as a fine-tuned one) and the mean and standard deviation of
-    each mel band over the window. ``answer`` (a
-    :class:`~music2emotion.training.answer.Answer`) and ``deam`` (regressors reading
-    ``deam_columns``) are fitted on rows laid out as :func:`audioset_columns` says, without
-    the descriptors. ``conventions`` go into the metadata.
-
-    Parameters
-    ----------
-    answer : Answer
-        The one answer, written as ``output``.
-    deam : regressor
-        DEAM's convention, written as ``deam``; reads ``deam_columns``.
-    deam_columns : numpy.ndarray
-        The columns of the embedding and mel statistics it reads.
-    encoder : str, os.PathLike or onnx.ModelProto
-        The encoder's ONNX file or graph.
-    out : str or os.PathLike
-        Where to write the model.
-    conventions : dict
-        :data:`~music2emotion.modelfile.CONVENTIONS_KEY`'s metadata (spreads, half-widths).
-    extra : dict, optional
-        More metadata (the cross-validated figures, the training data).
-    settings : FeatureSettings, optional
-        The windows and the encoder's front end (default: ``AUDIOSET_SETTINGS``).
-
-    Returns
-    -------
-    pathlib.Path
-        ``out``.
-    """
-    from onnx import TensorProto, helper
-
-    from ..modelfile import CONVENTIONS_KEY, ENCODER_INPUT, ENCODER_OUTPUT, MEL
-    from .clips import AUDIOSET_SETTINGS
-    from .onnx_format import OPSETS, save_onnx
-
-    settings = settings or AUDIOSET_SETTINGS
-    enc = settings.encoder
-    bands = heard_bands(enc)
-    inputs = [helper.make_tensor_value_info(ENCODER_INPUT, TensorProto.FLOAT, ["n", 1, enc.n_mels, "frames"])]
-    nodes, inits, outputs = _encoder_nodes(encoder)
-    # the heard bands' mean and standard deviation over the frames, as clips.mel_statistics
-    inits += [helper.make_tensor("mel_rows", TensorProto.INT64, [2], [-1, bands]),
-              helper.make_tensor("mel_band_start", TensorProto.INT64, [1], [0]),
-              helper.make_tensor("mel_band_end", TensorProto.INT64, [1], [bands]),
-              helper.make_tensor("mel_band_axis", TensorProto.INT64, [1], [2])]
-    nodes += [helper.make_node("Slice", [ENCODER_INPUT, "mel_band_start", "mel_band_end", "mel_band_axis"],
-                               ["mel_heard"]),
-              helper.make_node("ReduceMean", ["mel_heard"], ["mel_mean4"], axes=[3], keepdims=1),
-              helper.make_node("Sub", ["mel_heard", "mel_mean4"], ["mel_centred"]),
-              helper.make_node("Mul", ["mel_centred", "mel_centred"], ["mel_square"]),
-              helper.make_node("ReduceMean", ["mel_square"], ["mel_var4"], axes=[3], keepdims=1),
-              helper.make_node("Sqrt", ["mel_var4"], ["mel_std4"]),
-              helper.make_node("Reshape", ["mel_mean4", "mel_rows"], ["mel_mean"]),
-              helper.make_node("Reshape", ["mel_std4", "mel_rows"], ["mel_std"]),
-              helper.make_node("Concat", [ENCODER_OUTPUT, "mel_mean", "mel_std"], ["all_features"], axis=1)]
-    # the graph's features are the rows' after the descriptors
-    columns = audioset_columns("embedding", "logits", "melstats")
-    if min(answer.columns.min(), np.min(deam_columns)) < columns[0]:
-        raise ValueError("a mel model computes no descriptors")
-    head_nodes, head_inits, head_outputs = _answer_nodes(
-        "all_features", len(columns), answer.with_columns(answer.columns - columns[0]), deam,
-        np.asarray(deam_columns) - columns[0])
-    about: dict[str, Any] = {"encoder_source": AUDIOSET_SOURCE, CONVENTIONS_KEY: conventions}
-    graph = helper.make_graph(nodes + head_nodes, "music2emotion_mel", inputs, head_outputs + outputs,
-                              inits + head_inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(d, v) for d, v in OPSETS.items()])
-    return save_onnx(model, out, metadata(MEL, settings, **about, **(extra or {})))

@@ -125,6 +125,13 @@ def average(*names: str) -> Average:
     return Average([(n, CANDIDATES[n]()) for n in names])
 
 
+def ensemble(n_features: int, *members: str) -> Average:
+    """The mean of ``members`` (``ridge``, ``pca-svr``, ``hgb``, ``gbm``) fitted on
+    ``n_features`` columns: the regressors every exported model is made of."""
+    makers = {"ridge": ridge, "pca-svr": lambda: pca_svr(n_features), "hgb": hgb, "gbm": gbm}
+    return Average([(m, makers[m]()) for m in members])
+
+
 CANDIDATES: dict[str, Callable[[], Any]] = {
     "ridge": ridge,
     "svr": svr,
