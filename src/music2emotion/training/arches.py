@@ -95,6 +95,9 @@ ARCHES: dict[str, Arch] = {a.name: a for a in (
     # the encoder hears the middle 5 s of each window: half its cost, for 0.021 of valence AUC
     Arch("fast", MEL, FAST_SETTINGS, (("embedding",),), 0.005, ("embedding",), ("ridge",),
          "the AudioSet encoder on the middle 5 s of each window: less CPU"),
+    Arch("large", MEL_PATCHES, AUDIOSET_SETTINGS, (("embedding", "msd_penultimate"),), 0.005,
+         ("embedding", "melstats", "msd_penultimate"), ("ridge", "pca-svr", "hgb"),
+         "the AudioSet encoder and musicnn's MSD tagger side by side: the most accurate, several times the CPU"),
 )}
 DEFAULT_ARCH = "accurate"
 

@@ -29,6 +29,7 @@ from . import metrics
 from .cnn import build_model
 from .data import FeatureCache, load_dataset, split_ids
 from .export import export_checkpoint
+from .features import default_cache_dir
 
 BEST = "best_emotion_model.pt"
 LAST = "last.pt"
@@ -37,11 +38,6 @@ HISTORY = "history.csv"
 CURVES = "training_curves.png"
 HISTORY_COLUMNS = ["epoch", "train_loss", "train_mae", "val_loss", "val_mae", "val_r2_valence",
                    "val_r2_arousal", "lr"]
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "music2emotion" / "features"
 
 
 @dataclass

@@ -1,0 +1,104 @@
+"""The choices behind the ``large`` model, on ``train``'s folds: which of musicnn's layers its
+heads read, how its two ears meet, and how strongly the heads are regularised.
+
+    python scripts/large_frontier.py --deam ../shared/deam --quadrants ../shared/4q/labels.csv \\
+        --out runs/large-frontier [--musicnn-wheel WHL]
+
+Every row is ``train``'s own cross-validation (:func:`music2emotion.training.trainer.cross_validate`:
+the 4Q songs in 5 folds grouped by artist, DEAM's in 5, fold k of both held out together) of
+a variant of the ``large`` recipe, on the feature rows ``train --arch large`` computes and
+caches, so after one such run nothing is decoded again. First the quadrant head (the one
+answer: 4Q's figures) with a ridge for DEAM's convention, then DEAM's regressors beside the
+chosen head. Writes ``frontier.md`` and ``frontier.json`` into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+from music2emotion.training.arches import ARCHES
+from music2emotion.training.features import file_rows
+from music2emotion.training.labels import read_labels
+from music2emotion.training.trainer import corpus, cross_validate, song_folds
+
+# (name, head groups, C): one group is one head on its blocks side by side; several groups
+# are heads of their own whose logits are averaged.
+HEADS = [
+    ("AudioSet embedding (accurate's head)", (("embedding",),), 0.005),
+    ("musicnn penultimate alone", (("msd_penultimate",),), 0.005),
+    ("musicnn tags alone", (("msd_tags",),), 0.02),
+    ("musicnn pooled alone", (("msd_pooled",),), 0.002),
+    *[(f"embedding + penultimate, C {c:g}", (("embedding", "msd_penultimate"),), c)
+      for c in (0.002, 0.005, 0.01, 0.02)],
+    ("embedding + tags", (("embedding", "msd_tags"),), 0.005),
+    ("embedding + penultimate + tags", (("embedding", "msd_penultimate", "msd_tags"),), 0.005),
+    ("embedding + pooled", (("embedding", "msd_pooled"),), 0.002),
+    ("embedding | penultimate, heads averaged", (("embedding",), ("msd_penultimate",)), 0.005),
+    ("embedding | penultimate, heads averaged, C 0.01", (("embedding",), ("msd_penultimate",)), 0.01),
+]
+# DEAM's convention: blocks read by ridge + PCA-SVR + histogram boosting
+RATINGS = [
+    ("embedding + melstats (accurate's)", ("embedding", "melstats")),
+    ("+ penultimate", ("embedding", "melstats", "msd_penultimate")),
+    ("+ penultimate + tags", ("embedding", "melstats", "msd_penultimate", "msd_tags")),
+    ("+ pooled", ("embedding", "melstats", "msd_pooled")),
+]
+SHOWN = ("valence_auc", "happy_vs_angry", "tender_vs_sad", "arousal_auc", "mood_right", "valence_r2", "arousal_r2")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--deam", required=True)
+    ap.add_argument("--quadrants", required=True)
+    ap.add_argument("--out", default="runs/large-frontier")
+    ap.add_argument("--musicnn-wheel")
+    ap.add_argument("--cache-dir")
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--only", choices=("heads", "ratings"), help="one of the two stages")
+    ap.add_argument("--head", type=int, default=None, help="row of HEADS the ratings stage uses (default: the recipe's)")
+    args = ap.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    base = ARCHES["large"]
+    graph, rows = base.ears(args.musicnn_wheel)
+    labels = read_labels([args.quadrants], [], Path(args.deam) / "annotations", Path(args.deam) / "audio")
+    c = corpus(labels, file_rows([s.path for s in labels.songs], graph, base.kind, base.settings,
+                                 cache_dir=args.cache_dir, jobs=args.jobs))
+    folds = song_folds(c.labels, 5, 42)
+    results = []
+
+    def run(stage: str, name: str, arch) -> None:
+        t0 = time.time()
+        cv = cross_validate(c, arch, rows, folds, args.jobs, log=lambda _: None)
+        row = {"stage": stage, "name": name, "mean": cv["mean"], "std": cv["std"], "all": cv["all"],
+               "seconds": round(time.time() - t0, 1)}
+        results.append(row)
+        print(f"{stage}: {name}: " + ", ".join(f"{k} {cv['mean'][k]:.3f}" for k in SHOWN)
+              + f", ECE (all) {cv['all']['ece']:.3f}", flush=True)
+        (out / "frontier.json").write_text(json.dumps(results, indent=1))
+
+    if args.only != "ratings":
+        for name, groups, c_ in HEADS:
+            run("heads", name, dataclasses.replace(base, head_blocks=groups, head_c=c_, ratings_members=("ridge",)))
+    if args.only != "heads":
+        head = base if args.head is None else dataclasses.replace(base, head_blocks=HEADS[args.head][1],
+                                                                  head_c=HEADS[args.head][2])
+        for name, blocks in RATINGS:
+            run("ratings", name, dataclasses.replace(head, ratings_blocks=blocks))
+    lines = ["| stage | variant | " + " | ".join(SHOWN) + " | ECE (all songs) |",
+             "|---|---|" + "---|" * (len(SHOWN) + 1)]
+    for r in results:
+        lines.append(f"| {r['stage']} | {r['name']} | " + " | ".join(
+            f"{r['mean'][k]:.3f} ± {r['std'][k]:.3f}" for k in SHOWN) + f" | {r['all']['ece']:.3f} |")
+    (out / "frontier.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
