@@ -93,34 +93,36 @@ def main() -> int:
 
 
 def plot(runs: list[dict], path: Path) -> None:
+    """The figures against N, mean over repeats with a band of one standard deviation."""
     from music2emotion.plot import new_figure
 
     sizes = sorted({r["size"] for r in runs})
-    fig = new_figure(9.5, 4.0, dpi=110)
+    fig = new_figure(10, 4.4, dpi=110)
     axes = fig.subplots(1, 2, sharey=True)
     for ax, where, title in zip(axes, ("folds", "other_artists"),
                                 ("cross-validated on the N songs (5 folds by artist)",
-                                 "a model of N songs on every other artist's songs")):
+                                 "a model of N songs, on every other artist's songs")):
         for key, label in SHOWN.items():
-            by = {}
+            by: dict[int, list[float]] = {}
             for r in runs:
                 by.setdefault(r["size"], []).append(r[where][key])
-            xs = sorted(by)
-            mean = np.array([np.mean(by[x]) for x in xs])
-            spread = np.array([np.std(by[x]) for x in xs])
-            line, = ax.plot(xs, mean, "o-", label=label)
-            ax.fill_between(xs, mean - spread, mean + spread, color=line.get_color(), alpha=0.15, lw=0)
-        ax.axhline(0.5, color="0.5", lw=0.8, ls=":")
-        ax.axhline(0.25, color="0.5", lw=0.8, ls="--")
+            mean = np.array([np.mean(by[x]) for x in sizes])
+            spread = np.array([np.std(by[x]) for x in sizes])
+            (line,) = ax.plot(sizes, mean, "o-", label=label)
+            ax.fill_between(sizes, mean - spread, mean + spread, color=line.get_color(), alpha=0.15, lw=0)
+        for level, what in ((0.5, "chance: AUC"), (0.25, "chance: mood right")):
+            ax.axhline(level, color="0.5", lw=0.8, ls=":")
+            ax.text(sizes[-1], level + 0.01, what, ha="right", va="bottom", fontsize=7, color="0.4")
         ax.set_xscale("log")
+        ax.minorticks_off()
         ax.set_xticks(sizes, [str(s) for s in sizes])
         ax.set_xlabel("songs labelled by mood (N)")
         ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("score (AUC: chance 0.5; mood right: chance 0.25)")
+    axes[0].set_ylabel("score")
     axes[0].set_ylim(0.2, 1.0)
-    axes[1].legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=len(SHOWN), fontsize=8, frameon=False)
     fig.savefig(path)
 
 

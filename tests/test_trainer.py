@@ -112,6 +112,15 @@ def test_moods_and_ratings_make_both_conventions(by_both, sets, tmp_path, capsys
     assert main(["evaluate", "--model", str(model_file), "--quadrants", str(sets["quadrants"]),
                  "--out", str(tmp_path / "eval")]) == 0
     assert json.loads((tmp_path / "eval" / "evaluation.json").read_text())["quadrants"]["songs"] == 40
+    assert main(["plot", str(song), "--model", str(model_file), "-o", str(tmp_path / "curve.png")]) == 0
+    pytest.importorskip("mutagen")
+    music = tmp_path / "music"
+    music.mkdir()
+    for f in sorted(song.parent.glob("Q[14]S0*.mp3"))[:4]:
+        (music / f.name).write_bytes(f.read_bytes())
+    assert main(["tag", str(music), "--model", str(model_file), "--no-progress"]) == 0
+    assert main(["playlist", str(music), "--mood", "happy", "-o", str(tmp_path / "happy.m3u8"), "--length", "2"]) == 0
+    assert len([line for line in (tmp_path / "happy.m3u8").read_text().splitlines() if not line.startswith("#")]) == 2
 
 
 def test_the_report_is_readable_and_says_what_was_measured(by_both):

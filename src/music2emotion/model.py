@@ -52,7 +52,7 @@ class EmotionModel:
     ----------
     model : str or os.PathLike, optional
         A model file, or the name of a bundled one (``"accurate"``, the default;
-        ``"fast"``; ``"seed"``).
+        ``"fast"``; ``"large"``; ``"seed"``).
     threads : int
         ONNX Runtime threads; 0 lets it use every core.
 
@@ -351,7 +351,7 @@ def predict_file(
         Any audio file libsndfile or FFmpeg decodes.
     model : EmotionModel, str or os.PathLike, optional
         A loaded model, a bundled model's name (``"accurate"``, the default; ``"fast"``;
-        ``"seed"``) or a model file; loaded once per process and kept. It may also come
+        ``"large"``; ``"seed"``) or a model file; loaded once per process and kept. It may also come
         second, by position, as in ``predict_file("song.mp3", "fast")``; every other
         option is keyword-only.
     window_seconds, hop_seconds, batch_size, timeline
