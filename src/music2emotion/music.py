@@ -29,19 +29,23 @@ HEARD_OUTPUT = "heard"
 HEARD_COLUMNS = ("music", "speech")
 
 # The rule and its thresholds, chosen on 2,072 real songs (DEAM's 1,441 and 4Q's 631 clips
-# of 10 s, one window each) and 227 generated files of 10-100 s (bench/not_music.py measures
-# them again on any folders and model). A window hears no music when its Music logit is
-# below MUSIC_BELOW, or when its Speech logit exceeds its Music logit by more than
+# of 10 s, one window each) and generated non-music (bench/not_music.py measures them again
+# on any folders and model). A window hears no music when its Music logit is below
+# MUSIC_BELOW, or when its Speech logit exceeds its Music logit by more than
 # SPEECH_OVER_MUSIC (speech over a faint music bed); such a window is speech when its Speech
 # logit is above SPEECH_ABOVE, else noise. A file is not music when that is so for more than
-# NOT_MUSIC_SHARE of its audio. Measured with the accurate and the fast model alike: 11 of
-# the 2,072 songs flagged (0.53 %; all but 3 are clips the encoder hears as speech, a boat,
-# a train or insects); every file of white, pink and brown noise, mains hum, room tone,
-# near-silence with hiss and synthetic speech, clean or in room noise, flagged (192 of 192),
-# with the right kind; speech over music 30 dB below it flagged in 5 or 7 of 10, 20 dB below
-# in 1 or 4, 15 dB or closer in none; a spoken intro before 40 s of music flagged only when
-# it is longer than the music. Songs' Music logits: 0.5 % quantile -1.0, median 1.8; the
-# noises' highest -1.1 (quiet brown noise), speech's -1.4.
+# NOT_MUSIC_SHARE of its audio. Measured with the accurate and the fast model:
+# - songs: 11 of 2,072 flagged by each (0.53 %; the accurate model hears 5 of them as
+#   speech, 3 as a boat, a train or insects, 3 as a chant, wind chimes and faint music);
+#   the songs' Music logits have their 0.5 % quantile at -1.0 (accurate) and -1.25 (fast);
+# - 72 files of 10-60 s of white, pink and brown noise, mains hum, room tone and
+#   near-silence with hiss: all flagged as noise (their highest window: -1.1, quiet brown
+#   noise); 45 of synthetic speech (espeak-ng, 10 voices), 15 of them in room noise: all
+#   flagged as speech;
+# - where the line lies: speech over music 30 dB below it is flagged in 11 of 12 files,
+#   20 dB below in 2 (accurate) or 3 (fast), 15 dB below in 0 or 1, 10 dB or closer in
+#   none; a spoken intro before 40 s of music only when it is longer (60 s: 12 of 12; 10 to
+#   40 s: none).
 MUSIC_BELOW = -1.0
 SPEECH_OVER_MUSIC = 1.0
 SPEECH_ABOVE = -1.0
