@@ -170,6 +170,8 @@ def test_the_command_line_writes_the_warning_and_exits_0(heard_folder, tmp_path,
 
 
 @pytest.mark.slow
+# Ray Data's execution touches its own deprecated settings; nothing this project sets
+@pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")
 def test_worker_processes_the_ray_engine_and_the_server_give_the_same_warning(heard_folder, ray_instance):
     from music2emotion import ray_engine
 
