@@ -412,3 +412,51 @@ def mood_clip(mood: str, seconds: float, seed: int = 0, sr: int = SR) -> np.ndar
     else:
         raise ValueError(mood)
     return np.clip(y, -1, 1).astype(np.float32)
+
+
+def _note(freq: float, seconds: float, sr: int, amp: float, harmonics: int = 8, decay: float = 3.0) -> np.ndarray:
+    """A plucked harmonic tone: ``harmonics`` partials falling as 1/k^1.2, the higher ones
+    dying away faster, with a 5 ms attack."""
+    t = np.arange(int(seconds * sr)) / sr
+    y = sum(np.sin(2 * np.pi * freq * k * t) / k**1.2 * np.exp(-decay * np.sqrt(k) * t)
+            for k in range(1, harmonics + 1) if freq * k < sr / 2)
+    return amp * y * np.minimum(1.0, t / 0.005)
+
+
+def band(seconds: float, sr: int = SR, seed: int = 0, bpm: float = 120.0) -> np.ndarray:
+    """What the AudioSet encoder hears as music (the other generators here it hears as sine
+    waves, clicks or noise): chords of harmonic tones changing every bar (I-IV-V-vi), a
+    bass, a melody of eighth notes and a kick, snare and hi-hat beat at ``bpm``. The bundled
+    models' encoder gives it a Music logit of 0.4-2.2 on 3-10 s (seeds 0-2; real songs'
+    median is 1.8, and the not-music threshold -1.0)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    y = np.zeros(n + sr)
+    beat = 60.0 / bpm
+    root = 220.0 * 2 ** (rng.integers(0, 5) / 12)
+    scale = (0, 2, 4, 5, 7, 9, 11, 12)
+    t = np.arange(int(0.25 * sr)) / sr
+    kick = np.sin(2 * np.pi * np.cumsum(50 + 100 * np.exp(-t * 30)) / sr) * np.exp(-t * 12)
+
+    def add(x: np.ndarray, at: float) -> None:
+        i = int(at * sr)
+        y[i : i + len(x)] += x[: len(y) - i]
+
+    for b in range(int(np.ceil(seconds / beat))):
+        at, chord = b * beat, (0, 5, 7, 9)[(b // 4) % 4]
+        if b % 4 == 0:
+            for step in (0, 4, 7):
+                add(_note(root * 2 ** ((chord + step) / 12), 4 * beat, sr, 0.12, decay=1.0), at)
+            add(_note(root / 2 * 2 ** (chord / 12), 4 * beat, sr, 0.25, harmonics=5, decay=1.5), at)
+        if b % 2 == 0:
+            add(0.7 * kick, at)
+        else:
+            s = np.arange(int(0.18 * sr)) / sr
+            add(0.4 * (0.6 * rng.standard_normal(len(s)) + 0.5 * np.sin(2 * np.pi * 190 * s)) * np.exp(-s * 25), at)
+        for half, hat, tune in ((0.0, 0.25, 0.15), (0.5, 0.15, 0.12)):  # on the beat, and off it
+            h = np.arange(int(0.04 * sr)) / sr
+            add(hat * np.diff(rng.standard_normal(len(h) + 1)) * np.exp(-h * 90), at + half * beat)
+            melody = 2 * root * 2 ** ((chord + scale[rng.integers(0, len(scale))]) / 12)
+            add(_note(melody, beat / 2, sr, tune, decay=4.0), at + half * beat)
+    y = y[:n]
+    return (0.5 * y / np.abs(y).max()).astype(np.float32)

@@ -48,10 +48,11 @@ def test_a_damaged_stretch_is_skipped_and_the_rest_predicted(songs, fast, tmp_pa
     whole = songs / name
     broken = damage(whole, tmp_path / name)
     a, b = fast.predict_file(whole), fast.predict_file(broken)
-    assert a.ok and a.warning == ""
+    assert a.ok and "damaged" not in a.warning
     assert b.ok, b.error
     assert abs(a.valence - b.valence) < 0.05 and abs(a.arousal - b.arousal) < 0.05
-    found = WARNING.fullmatch(b.warning)
+    # the damage first; helpers.music is heard as noise, so a "not music" warning follows
+    found = WARNING.fullmatch(b.warning.split("; ")[0])
     assert found, b.warning
     lost, at = map(float, found.groups())
     assert lost == pytest.approx(a.duration - b.duration, abs=0.05)

@@ -1,6 +1,6 @@
 """The beets plugin against real beets: a temporary library, ``beet import -A`` of generated
-files, ``beet emotion``, range queries on the float fields, tags written on request and
-analysis on import."""
+files, ``beet emotion``, range queries on the float fields, tags written on request,
+analysis on import, and tracks that are not music left without values unless asked."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("beets")
 pytest.importorskip("mutagen")
 
-from helpers import make_song  # noqa: E402
+from helpers import band, noise, write  # noqa: E402
 from test_tags import audio_bytes, decoded, name_song  # noqa: E402
 
 from music2emotion import EmotionModel, predict_file  # noqa: E402
@@ -52,14 +52,14 @@ def titles(env: dict[str, str], *query: str) -> set[str]:
 @pytest.fixture()
 def music(tmp_path) -> Path:
     """Three songs tagged earlier by ``music2emotion tag`` (arousal 0.2, 0.6, 0.9) and one
-    that never was."""
+    that never was, all of them what the encoder hears as music."""
     d = tmp_path / "music"
     mid = model_id(EmotionModel("fast"))
     for name, ext, arousal in [("low", ".flac", 0.2), ("mid", ".mp3", 0.6), ("high", ".ogg", 0.9)]:
-        path = make_song(d / f"{name}{ext}", seed=len(name))
+        path = write(d / f"{name}{ext}", band(3.0, seed=len(name) % 3))
         name_song(path, "Tester", name)
         write_tags(path, EmotionTags(0.5, arousal, mid))
-    fresh = make_song(d / "fresh.wav", seconds=3.0, seed=9)
+    fresh = write(d / "fresh.wav", band(3.0, seed=1))
     name_song(fresh, "Tester", "fresh")
     return d
 
@@ -137,3 +137,21 @@ def test_mood_fields_from_a_model_with_a_mood_head(tmp_path, mood_model, mood_fo
     assert moods == {m: m for m in ("happy", "angry", "sad", "tender")}
     stored = read_tags(d / "tender.wav")
     assert stored.probabilities is not None and max(stored.probabilities) == stored.probabilities[3]
+
+
+def test_tracks_that_are_not_music_get_the_warning_and_no_values(tmp_path):
+    d = tmp_path / "music"
+    for name, y in (("hiss", noise(12.0, amp=0.1)), ("band", band(12.0))):
+        name_song(write(d / f"{name}.flac", y), "Tester", name)
+    env = _library(tmp_path)
+    beet(env, "import", "-A", "-q", str(d))
+    out = beet(env, "emotion")
+    assert "1 items analysed, 0 failed" in out and "1 items not music" in out
+    warnings = dict(line.split("|") for line in beet(env, "ls", "-f", "$title|$emotion_warning").splitlines())
+    assert warnings["hiss"].startswith("not music: noise (") and warnings["band"] in ("", "$emotion_warning")
+    assert titles(env, "valence:0..1") == {"band"}  # no values: range queries never find it
+    assert "0 items analysed" in beet(env, "emotion")  # known not music: not predicted again
+    out = beet(env, "emotion", "--include-not-music", "-w")
+    assert "1 items analysed, 0 failed" in out and "not music" not in out
+    assert titles(env, "valence:0..1") == {"band", "hiss"}
+    assert read_tags(d / "hiss.flac").warning == warnings["hiss"]

@@ -22,7 +22,7 @@ PACKAGE = Path(music2emotion.__file__).parent
 NAME = "music2emotion"
 # the inference core: what `pip install music2emotion` runs
 CORE = {f"{NAME}.{m}" for m in ("_version", "config", "audio", "windows", "dsp", "frontends", "descriptors",
-                                "modelfile", "model", "prediction", "engine", "output")} | {NAME} | {
+                                "modelfile", "music", "model", "prediction", "engine", "output")} | {NAME} | {
     f"{NAME}.audio.{m}" for m in ("errors", "decoder", "content", "mpeg", "sndfile", "ffmpeg", "stream", "scan")}
 # third-party packages of training and the apps, never of the core (pyarrow may be, for
 # Parquet output, imported only when asked for)

@@ -1,5 +1,6 @@
 """Playlists: mood words, regions, nearness, journeys that never step back, and M3U8 files
-that follow the format, from tags, prediction files and fresh predictions."""
+that follow the format, from tags, prediction files and fresh predictions; files that are
+not music left out of each unless asked."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import tone, write
+from helpers import band, noise, tone, write
 
 from music2emotion.cli import main
 from music2emotion.collection.moods import MOODS, mood_word, parse_point, quadrant_word
@@ -265,3 +266,46 @@ def test_cli_usage_errors(tagged_grid, tmp_path, argv, message, capsys):
     out = tmp_path / "x.m3u8"
     assert main(["playlist", str(tagged_grid), "-o", str(out), *argv]) == 2
     assert message in capsys.readouterr().err and not out.exists()
+
+
+# --- not music ------------------------------------------------------------------------------
+
+SPOKEN = "not music: speech (no music heard in 96 % of the audio)"
+
+
+def test_cli_leaves_out_what_is_not_music_from_tags_and_prediction_files(tagged_grid, tmp_path, capsys):
+    pytest.importorskip("mutagen")
+    from music2emotion.collection.tags import EmotionTags, write_tags
+
+    talk = write(tagged_grid / "talk.wav", tone(330, 1.0))
+    write_tags(talk, EmotionTags(0.5, 0.5, "grid (music2emotion 0.1.0, sha256 00000000)", warning=SPOKEN))
+    damaged = "damaged: 0.20 s of audio could not be decoded and was skipped (at 3.00 s)"
+    extra = [write(tmp_path / "more" / f"{name}.flac", tone(440, 1.0)) for name in ("podcast", "fine")]
+    table = _predictions_file(tmp_path / "rows.csv", [
+        {"path": str(extra[0]), "valence": 0.5, "arousal": 0.5, "warning": SPOKEN},
+        {"path": str(extra[1]), "valence": 0.5, "arousal": 0.5, "warning": damaged},
+    ])
+    out = tmp_path / "middle.m3u8"
+    argv = ["playlist", str(tagged_grid), str(table), "-o", str(out), "--near", "0.5,0.5", "--radius", "0.01",
+            "--no-predict"]
+    assert main(argv) == 0
+    assert {e[2].name for e in parse_m3u8(out)} == {"v0.5_a0.5.wav", "fine.flac"}
+    err = capsys.readouterr().err
+    assert ("note: 2 files left out: not music, no music heard in most of their audio (speech 2); "
+            "--include-not-music keeps them") in err
+    assert "wrote" in err and "of 26 songs" in err
+    assert main([*argv, "--include-not-music"]) == 0
+    assert {e[2].name for e in parse_m3u8(out)} == {"v0.5_a0.5.wav", "fine.flac", "talk.wav", "podcast.flac"}
+    assert "not music" not in capsys.readouterr().err
+
+
+def test_cli_leaves_out_fresh_predictions_that_are_not_music(tmp_path, capsys):
+    pytest.importorskip("mutagen")
+    d = tmp_path / "new"
+    write(d / "hiss.wav", noise(12.0, amp=0.1))
+    write(d / "band.wav", band(12.0))
+    out = tmp_path / "all.m3u8"
+    assert main(["playlist", str(d), "-o", str(out), "--valence", "0:1", "--model", "fast", "--jobs", "1"]) == 0
+    assert [e[2].name for e in parse_m3u8(out)] == ["band.wav"]
+    err = capsys.readouterr().err
+    assert "2 of 2 audio files predicted now" in err and "1 files left out: not music" in err and "(noise 1)" in err

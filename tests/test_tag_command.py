@@ -1,5 +1,6 @@
 """``music2emotion tag`` and ``read-tags`` end to end: one row per file, skip and force,
-dry runs, the DEAM scale and mood words, and files that cannot be tagged."""
+dry runs, the DEAM scale and mood words, files that cannot be tagged, and files that are
+not music, left untagged unless asked."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 pytest.importorskip("mutagen")
 
-from helpers import make_song, tone, write  # noqa: E402
+from helpers import band, make_song, noise, tone, write  # noqa: E402
 from test_tags import audio_bytes, decoded  # noqa: E402
 
 from music2emotion.cli import main  # noqa: E402
@@ -142,3 +143,26 @@ def test_read_tags_formats(song_folder, tiny_model, capsys):
     assert record["model"] == stored.model and record["error"] is None
     (song_folder / "bad.mp3").write_text("nope")
     assert main(["read-tags", str(song_folder / "bad.mp3")]) == 1
+
+
+def test_files_that_are_not_music_are_left_untagged_unless_asked(tmp_path, capsys):
+    d = tmp_path / "mixed"
+    hiss, song = write(d / "hiss.flac", noise(12.0, amp=0.1)), write(d / "band.flac", band(12.0))
+    before = hiss.read_bytes()
+    assert main(["tag", str(d), "--model", "fast", "--jobs", "1"]) == 0
+    captured = capsys.readouterr()
+    lines = {Path(ln.split()[0]).name: ln for ln in captured.out.splitlines()[1:]}
+    assert lines["hiss.flac"].split()[1:] == ["skipped", "(not", "music:", "noise)"]
+    assert lines["band.flac"].split()[-1] == "tagged" and read_tags(song).warning == ""
+    assert read_tags(hiss) is None and hiss.read_bytes() == before
+    assert "2 files with model fast (" in captured.err and "1 tagged, 1 skipped" in captured.err
+    assert ("note: 1 files not tagged: not music, no music heard in most of their audio (noise 1); "
+            "--include-not-music keeps them") in captured.err
+
+    assert main(["tag", str(d), "--model", "fast", "--jobs", "1", "--include-not-music"]) == 0
+    stored = read_tags(hiss)
+    assert stored is not None and stored.warning.startswith("not music: noise (")
+    capsys.readouterr()
+    assert main(["read-tags", str(d), "--format", "csv"]) == 0
+    by_name = {Path(r["path"]).name: r for r in csv.DictReader(io.StringIO(capsys.readouterr().out))}
+    assert by_name["hiss.flac"]["warning"] == stored.warning and by_name["band.flac"]["warning"] == ""

@@ -23,6 +23,7 @@ from music2emotion.collection.tags import (  # noqa: E402
     FIELD_AROUSAL,
     FIELD_MODEL,
     FIELD_VALENCE,
+    FIELD_WARNING,
     BadTagValue,
     EmotionTags,
     TagError,
@@ -161,6 +162,16 @@ def test_field_names_are_the_documented_ones(tmp_path):
     assert id3.getall("TMOO")[0].text == ["tender"]  # ID3v2.4's mood frame
     assert mutagen.File(flac).tags[FIELD_MODEL] == [VALUES.model]
     assert bytes(mutagen.File(m4a).tags[f"----:com.apple.iTunes:{FIELD_VALENCE}"][0]) == b"0.6235"
+
+
+@pytest.mark.parametrize("ext", [".mp3", ".flac", ".m4a"])
+def test_a_warning_is_stored_and_dropped_when_a_new_prediction_has_none(tmp_path, ext):
+    path = song(tmp_path, ext)
+    warned = EmotionTags(0.4, 0.6, VALUES.model, warning="not music: speech (no music heard in 92 % of the audio)")
+    write_tags(path, warned)
+    assert read_tags(path).warning == warned.warning and warned.fields()[FIELD_WARNING] == warned.warning
+    write_tags(path, VALUES)
+    assert read_tags(path).warning == "" and FIELD_WARNING not in VALUES.fields()
 
 
 def test_id3v23_stays_v23(tmp_path):

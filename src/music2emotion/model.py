@@ -23,6 +23,7 @@ from .config import FeatureSettings
 from .frontends import window_inputs
 from .modelfile import (
     AUDIOSET,
+    ENCODER_OUTPUT,
     FUSION,
     INPUTS,
     KIND,
@@ -38,6 +39,7 @@ from .modelfile import (
     read_metadata,
     resolve_model,
 )
+from .music import ENCODER_WIDTH, HEARD_COLUMNS, HEARD_OUTPUT, heard
 from .prediction import Prediction, failure_reason, song_prediction
 from .windows import DEFAULT_BATCH, check_options, iter_windows, with_window
 
@@ -78,7 +80,14 @@ class EmotionModel:
         The ``(valence, arousal)`` half-widths of the unit values' intervals on the 0-1
         scale, when the file has them.
     window_outputs : tuple of str
-        The graph outputs each window is run for (:meth:`run_windows`).
+        The graph outputs each window's values are read from (:meth:`run_windows`).
+    hears : bool
+        Whether the graph also returns the AudioSet encoder's output (``encoder``, its
+        embedding and 527 logits), from which every prediction tells whether the audio
+        is music (:mod:`music2emotion.music`).
+    window_widths : dict of str to int
+        What :meth:`run_windows` returns per window, by name: each of
+        :attr:`window_outputs`, then ``heard`` when :attr:`hears`; its values per window.
 
     Raises
     ------
@@ -120,6 +129,13 @@ class EmotionModel:
         missing = [o for o in self.window_outputs if o not in graph_outputs]
         if missing:
             raise ValueError(f"{self.path}: its metadata names graph outputs it lacks: {', '.join(missing)}")
+        encoder = next((o for o in self.session.get_outputs() if o.name == ENCODER_OUTPUT), None)
+        # by the output's layout, not the model's kind: any graph that returns the encoder's
+        # embedding and logits tells music from speech and noise at no extra cost
+        self.hears: bool = encoder is not None and list(encoder.shape[1:]) == [ENCODER_WIDTH]
+        self.window_widths: dict[str, int] = {name: output_width(name) for name in self.window_outputs}
+        if self.hears:
+            self.window_widths[HEARD_OUTPUT] = len(HEARD_COLUMNS)
         self.mood_head: bool = legacy_head or self.conventions["unit"].spread is not None
         self.intervals: tuple[float, float] | None = self.conventions["unit"].intervals
         # Windows per ONNX Runtime call (None: all that are given). A fusion window is six
@@ -174,23 +190,29 @@ class EmotionModel:
         Returns
         -------
         dict of str to numpy.ndarray
-            By name of :attr:`window_outputs`: ``[len(windows), 2]`` valence and arousal in
-            [0, 1] for each convention's output, and a 0.3 model's ``moods``
+            By name of :attr:`window_widths`: ``[len(windows), 2]`` valence and arousal in
+            [0, 1] for each convention's output, a 0.3 model's ``moods``
             ``[len(windows), 4]`` quadrant probabilities (``MOOD_CLASSES`` order, each row
-            summing to 1); float32.
+            summing to 1), and when the model :attr:`hears`, ``heard`` ``[len(windows), 2]``
+            (:func:`music2emotion.music.heard`); float32.
         """
-        widths = {name: output_width(name) for name in self.window_outputs}
         if not windows:
-            return {name: np.zeros((0, w), np.float32) for name, w in widths.items()}
+            return {name: np.zeros((0, w), np.float32) for name, w in self.window_widths.items()}
+        fetch = [*self.window_outputs, *([ENCODER_OUTPUT] if self.hears else [])]
         step = self.session_batch or len(windows)
-        parts: dict[str, list[np.ndarray]] = {name: [] for name in self.window_outputs}
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in self.window_widths}
         for i in range(0, len(windows), step):
             feed = {name: np.ascontiguousarray(np.stack([w[name] for w in windows[i : i + step]]),
                                                np.float32)
                     for name in self.input_names}
-            for name, out in zip(self.window_outputs, self.session.run(list(self.window_outputs), feed)):
-                parts[name].append(np.asarray(out, np.float32).reshape(-1, widths[name]))
-        result = {name: np.clip(np.concatenate(v), 0.0, 1.0) for name, v in parts.items()}
+            got = dict(zip(fetch, self.session.run(fetch, feed)))
+            for name in self.window_outputs:
+                parts[name].append(np.asarray(got[name], np.float32).reshape(-1, self.window_widths[name]))
+            if self.hears:
+                parts[HEARD_OUTPUT].append(heard(got[ENCODER_OUTPUT]))
+        result = {name: np.concatenate(v) for name, v in parts.items()}
+        for name in self.window_outputs:
+            result[name] = np.clip(result[name], 0.0, 1.0)
         if MOODS_OUTPUT in result:
             p = result[MOODS_OUTPUT]
             # a graph's softmax sums to 1 within float32 rounding; make it exact
@@ -316,7 +338,7 @@ class EmotionModel:
             outputs.append(self.run_windows(pending))
         except Exception as exc:  # a decoder or feature bug must not take other files down
             return Prediction(name, error=failure_reason(exc))
-        return song_prediction(name, spans, {k: np.concatenate([o[k] for o in outputs]) for k in self.window_outputs},
+        return song_prediction(name, spans, {k: np.concatenate([o[k] for o in outputs]) for k in self.window_widths},
                                conventions=self.conventions, duration=meter.samples / settings.sample_rate,
                                silent=meter.silent, damage=meter.damage, timeline=timeline)
 

@@ -38,6 +38,7 @@ import numpy as np
 from .audio import AudioError
 from .config import INTERVAL_COLUMNS, MOOD_CLASSES, MOOD_COLUMNS, NEUTRAL, Scale, to_deam
 from .modelfile import MOODS_OUTPUT, Convention
+from .music import HEARD_OUTPUT, not_music
 from .windows import TooShortError
 
 SILENT_WARNING = "silent: the audio is digital silence, so the values mean nothing"
@@ -249,7 +250,9 @@ class Prediction(_Scaled, MoodEstimates):
     error : str
         Empty on success, else a one-line reason.
     warning : str
-        Set when a result needs care (digital silence).
+        Set when a result needs care: digital silence, damaged stretches skipped, no
+        music heard in most of the audio (:mod:`music2emotion.music`); several are joined
+        by ``"; "``.
     timeline : list of Segment
         Each window's values, when asked for.
     mood, p_happy, p_angry, p_sad, p_tender, valence_low, valence_high, arousal_low, arousal_high
@@ -293,12 +296,37 @@ class Prediction(_Scaled, MoodEstimates):
         return [{"path": self.path, **s.row(scale)} for s in self.timeline]
 
 
-def time_weighted_mean(starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Mean of ``values`` (one row per window) in which every second counts the same.
+def time_weights(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The seconds of audio each window stands for, when every second counts the same.
 
     Each stretch of time between window edges is shared equally by the windows covering
     it, so a window's weight is the audio it covers, less what it shares. Time covered by
     no window (a hop longer than the window) does not count.
+
+    Parameters
+    ----------
+    starts, ends : array_like
+        Each window's start and end, in seconds.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``[windows]`` float64, adding up to the seconds the windows cover.
+    """
+    starts, ends = np.asarray(starts, np.float64), np.asarray(ends, np.float64)
+    edges = np.unique(np.concatenate([starts, ends]))
+    mids = (edges[:-1] + edges[1:]) / 2
+    cover = np.searchsorted(np.sort(starts), mids, "right") - np.searchsorted(
+        np.sort(ends), mids, "right"
+    )
+    share = np.where(cover > 0, np.diff(edges) / np.maximum(cover, 1), 0.0)
+    cum = np.concatenate([[0.0], np.cumsum(share)])
+    return cum[np.searchsorted(edges, ends)] - cum[np.searchsorted(edges, starts)]
+
+
+def time_weighted_mean(starts: np.ndarray, ends: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` (one row per window) in which every second counts the same
+    (each window weighs :func:`time_weights`).
 
     Parameters
     ----------
@@ -312,15 +340,7 @@ def time_weighted_mean(starts: np.ndarray, ends: np.ndarray, values: np.ndarray)
     numpy.ndarray
         ``[k]`` float64.
     """
-    starts, ends = np.asarray(starts, np.float64), np.asarray(ends, np.float64)
-    edges = np.unique(np.concatenate([starts, ends]))
-    mids = (edges[:-1] + edges[1:]) / 2
-    cover = np.searchsorted(np.sort(starts), mids, "right") - np.searchsorted(
-        np.sort(ends), mids, "right"
-    )
-    share = np.where(cover > 0, np.diff(edges) / np.maximum(cover, 1), 0.0)
-    cum = np.concatenate([[0.0], np.cumsum(share)])
-    weights = cum[np.searchsorted(edges, ends)] - cum[np.searchsorted(edges, starts)]
+    weights = time_weights(starts, ends)
     return weights @ np.asarray(values, np.float64) / weights.sum()
 
 
@@ -360,7 +380,9 @@ def song_prediction(
         Each window's start and end, in seconds, in order.
     outputs : mapping of str to numpy.ndarray
         Each graph output's rows, one per window (``[windows, 2]`` values of each
-        convention's output; ``[windows, 4]`` ``moods`` of a 0.3 model's head).
+        convention's output; ``[windows, 4]`` ``moods`` of a 0.3 model's head), and for a
+        model whose graph returns the AudioSet encoder's output, what it heard
+        (``heard``, :func:`music2emotion.music.heard`).
     conventions : mapping of str to Convention
         The model's output scales (:func:`~music2emotion.modelfile.read_conventions`).
     duration : float
@@ -376,11 +398,15 @@ def song_prediction(
     Returns
     -------
     Prediction
-        With ``error`` set when a window's outputs are not finite.
+        With ``error`` set when a window's outputs are not finite; with a ``not music``
+        warning (:func:`music2emotion.music.not_music`, after the others) when the encoder
+        heard no music in most of the audio, unless the audio is digital silence, which
+        has its own warning.
     """
     rows = {name: np.asarray(v, np.float64).reshape(len(spans), -1) for name, v in outputs.items()}
     if len(spans) == 0 or not all(np.isfinite(v).all() for v in rows.values()):
         return Prediction(str(path), error=NO_VALUES)
+    heard = rows.pop(HEARD_OUTPUT, None)
     starts, ends = np.array(spans, np.float64).reshape(-1, 2).T
     song = {name: time_weighted_mean(starts, ends, v) for name, v in rows.items()}
     segments = []
@@ -389,8 +415,9 @@ def song_prediction(
             fields = _estimates({name: v[i] for name, v in rows.items()}, conventions)
             segments.append(Segment(round(a, 3), round(b, 3), fields.pop("valence"), fields.pop("arousal"),
                                     **fields))
+    hearing = "" if heard is None or silent else not_music(heard, time_weights(starts, ends))
     return Prediction(str(path), duration=duration, windows=len(spans),
-                      warning="; ".join(w for w in (SILENT_WARNING if silent else "", damage) if w),
+                      warning="; ".join(w for w in (SILENT_WARNING if silent else "", damage, hearing) if w),
                       timeline=segments,
                       **_estimates(song, conventions))
 

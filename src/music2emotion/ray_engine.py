@@ -247,8 +247,7 @@ class _ModelActor:
         features = batch.pop("features")
         windows = np.flatnonzero(batch["index"] >= 0)
         outputs = self.model.run_windows([pickle.loads(features[i]) for i in windows]) if windows.size else {}
-        for name in self.model.window_outputs:
-            width = output_width(name)
+        for name, width in self.model.window_widths.items():
             values = np.full((len(features), width), np.nan)  # NaN: a summary row
             if name in outputs:
                 values[windows] = outputs[name]
@@ -275,15 +274,16 @@ class _Partial:
 class _Gatherer:
     """Collects window values per file and hands back each file's :class:`Prediction` once
     its summary and all its windows have arrived. A window that arrives twice (a retried
-    task) counts once. ``window_outputs`` and ``conventions`` are the model's (its
-    :class:`EmotionModel` attributes)."""
+    task) counts once. ``window_widths`` and ``conventions`` are the model's (its
+    :class:`EmotionModel` attributes): what each window's row carries (the values, and what
+    the encoder heard), and how the values read."""
 
-    def __init__(self, timeline: bool = False, window_outputs: Sequence[str] = (OUTPUT,),
+    def __init__(self, timeline: bool = False, window_widths: Mapping[str, int] | None = None,
                  conventions: Mapping[str, Convention] = PLAIN) -> None:
         self.partial: dict[str, _Partial] = {}
         self.finished: set[str] = set()
         self.timeline, self.conventions = timeline, conventions
-        self.widths = {name: output_width(name) for name in window_outputs}
+        self.widths = dict(window_widths or {OUTPUT: output_width(OUTPUT)})
         self.columns = ("start", "end", *(_column(n, j) for n, w in self.widths.items() for j in range(w)))
 
     def add(self, batch: dict[str, np.ndarray]) -> list[Prediction]:
@@ -521,7 +521,7 @@ def _predict(names: list[str], model: EmotionModel, settings: FeatureSettings,
         return
     model_ref = ray.put(model.path.read_bytes())
     cpus = max(1, int(ray.cluster_resources().get("CPU", 1)))
-    gatherer = _Gatherer(timeline, model.window_outputs, model.conventions)
+    gatherer = _Gatherer(timeline, model.window_widths, model.conventions)
     todo = names
     # a first pass a few files a task; the files of tasks that died get a second pass one
     # file a task, so that a file that kills its worker takes only itself down

@@ -13,12 +13,14 @@ import argparse
 import csv
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..collection.moods import MOODS, OLD_WORDS, QUADRANT_MOODS, mood_word, parse_point, quadrant_word, to_unit_checked
 from ..config import MOOD_COLUMNS, SCALES
+from ..music import not_music_kind
 from .common import UsageError, add_model, audio_files, check, load_model, no_audio_found, print_skipped
 
 if TYPE_CHECKING:
@@ -35,6 +37,19 @@ def _require_tags() -> None:
         import mutagen  # noqa: F401
     except ImportError as exc:
         raise UsageError("this command needs the 'tags' extra: pip install 'music2emotion[tags]'") from exc
+
+
+def _include_not_music(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--include-not-music", action="store_true",
+                   help=f"also {what} files whose prediction says 'not music' (no music heard in most of "
+                        "the audio: speech, noise); left out by default")
+
+
+def _not_music_note(kinds: Counter[str], left_out: str) -> str:
+    """The summary line for the files left out as not music, by kind."""
+    by_kind = ", ".join(f"{kind} {n}" for kind, n in sorted(kinds.items()))
+    return (f"{sum(kinds.values())} files {left_out}: not music, no music heard in most of their audio "
+            f"({by_kind}); --include-not-music keeps them")
 
 
 def _model_and_jobs(p: argparse.ArgumentParser) -> None:
@@ -54,6 +69,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scale", choices=SCALES, default="unit", help="write 0-1 (default) or DEAM's 1-9 values")
     p.add_argument("--mood-tag", action="store_true",
                    help=f"also write a MOOD tag ({', '.join(QUADRANT_MOODS)}), replacing any MOOD the file has")
+    _include_not_music(p, "tag")
     _model_and_jobs(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -86,6 +102,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="scale of the numbers given here: 0-1 (default) or DEAM's 1-9")
     p.add_argument("--absolute", action="store_true", help="write absolute paths (default: relative to the playlist)")
     p.add_argument("--no-predict", action="store_true", help="leave out audio files without tags instead of predicting them")
+    _include_not_music(p, "place")
     _model_and_jobs(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -139,6 +156,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     mid = model_id(model)
     rows: dict[int, dict[str, Any]] = {}
     todo: list[int] = []
+    not_music: Counter[str] = Counter()
 
     def row(i: int, status: str, valence: float | None = None, arousal: float | None = None) -> None:
         # shown as written: 4 decimals
@@ -172,6 +190,11 @@ def cmd_tag(args: argparse.Namespace) -> int:
         if not pred.ok:
             row(i, f"error: {pred.error}")
             continue
+        kind = not_music_kind(pred.warning)
+        if kind and not args.include_not_music:
+            not_music[kind] += 1
+            row(i, f"skipped (not music: {kind})")
+            continue
         values = pred.row(args.scale)
         probs = pred.probabilities
         # a model without a mood head: the quadrant of its values as rows write them
@@ -179,7 +202,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         mood = (values["mood"] or mood_word(unit["valence"], unit["arousal"])) if args.mood_tag else None
         tags = EmotionTags(values["valence"], values["arousal"], mid, args.scale, mood,
                            None if probs is None else tuple(values[c] for c in MOOD_COLUMNS),
-                           deam_convention=args.scale == "deam" and pred.deam is not None)
+                           deam_convention=args.scale == "deam" and pred.deam is not None, warning=pred.warning)
         if args.dry_run:
             row(i, "would tag" + (f" (mood {tags.mood})" if tags.mood else ""), tags.valence, tags.arousal)
             continue
@@ -199,14 +222,16 @@ def cmd_tag(args: argparse.Namespace) -> int:
         counts[key] = counts.get(key, 0) + 1
     print(f"{len(files)} files with model {mid}: "
           + ", ".join(f"{n} {k}" for k, n in counts.items()), file=sys.stderr)
+    if not_music:
+        print(f"note: {_not_music_note(not_music, 'not tagged')}", file=sys.stderr)
     print_skipped(skipped)
     return 1 if counts.get("error") else 0
 
 
 # --- read-tags ----------------------------------------------------------------------------------
 
-# the probabilities last, after the columns of files tagged before them
-READ_COLUMNS = ["path", "valence", "arousal", "scale", "model", "mood", "error", *MOOD_COLUMNS]
+# the probabilities and the warning last, after the columns of files tagged before them
+READ_COLUMNS = ["path", "valence", "arousal", "scale", "model", "mood", "error", *MOOD_COLUMNS, "warning"]
 
 
 def cmd_read_tags(args: argparse.Namespace) -> int:
@@ -229,7 +254,7 @@ def cmd_read_tags(args: argparse.Namespace) -> int:
         else:
             if stored is not None:
                 row.update(valence=stored.valence, arousal=stored.arousal, scale=SCALE_TAGS[stored.scale],
-                           model=stored.model, mood=stored.mood or "")
+                           model=stored.model, mood=stored.mood or "", warning=stored.warning)
                 if stored.probabilities is not None:
                     row.update(zip(MOOD_COLUMNS, stored.probabilities))
         rows.append(row)
@@ -247,7 +272,9 @@ def cmd_read_tags(args: argparse.Namespace) -> int:
                   "model": r["model"] or ("" if r["error"] or r["valence"] != "" else "(no emotion tags)")}
                  for r in rows]
         probabilities = list(MOOD_COLUMNS) if any(r[MOOD_COLUMNS[0]] != "" for r in rows) else []
-        _print(_table(shown, ["path", "valence", "arousal", "scale", "mood", *probabilities, "model", "error"]))
+        warning = ["warning"] if any(r["warning"] for r in rows) else []
+        _print(_table(shown, ["path", "valence", "arousal", "scale", "mood", *probabilities, "model", *warning,
+                              "error"]))
     print_skipped(skipped)
     return 1 if any(r["error"] for r in rows) else 0
 
@@ -368,7 +395,7 @@ def _songs_from_predictions(path: Path, tags_available: bool) -> tuple[list[Song
         duration, name = _file_details(r["path"], tags_available)
         if duration is None and r.get("duration") not in (None, ""):
             duration = float(r["duration"])
-        songs.append(Song(str(r["path"]), v, a, duration, name, _probabilities(r, path)))
+        songs.append(Song(str(r["path"]), v, a, duration, name, _probabilities(r, path), r.get("warning") or ""))
     return songs, missing
 
 
@@ -417,7 +444,7 @@ def cmd_playlist(args: argparse.Namespace) -> int:
                 deam_only += stored is not None
                 continue
             v, a = stored.answer
-            songs.append(Song(str(f), v, a, *_file_details(str(f), True), stored.probabilities))
+            songs.append(Song(str(f), v, a, *_file_details(str(f), True), stored.probabilities, stored.warning))
         if deam_only:
             notes.append(f"{deam_only} files tagged in DEAM's convention alone count as untagged: "
                          "the plane and the words are the one answer's")
@@ -432,7 +459,7 @@ def cmd_playlist(args: argparse.Namespace) -> int:
                     continue
                 probs = pred.probabilities
                 songs.append(Song(pred.path, pred.valence, pred.arousal, *_file_details(pred.path, True),
-                                  None if probs is None else tuple(probs.values())))
+                                  None if probs is None else tuple(probs.values()), pred.warning))
             notes.append(f"{len(untagged) - failed} of {len(files)} audio files predicted now (no tags)")
     # the same file from two sources counts once: the first source given wins
     seen: set[str] = set()
@@ -442,6 +469,11 @@ def cmd_playlist(args: argparse.Namespace) -> int:
         if key not in seen:
             seen.add(key)
             unique.append(s)
+    if not args.include_not_music:
+        kinds = Counter(k for s in unique if (k := not_music_kind(s.warning)))
+        if kinds:
+            unique = [s for s in unique if not not_music_kind(s.warning)]
+            notes.append(_not_music_note(kinds, "left out"))
     picked = select(unique)
     unrated = sum(s.probabilities is None for s in unique)
     if args.mood and unrated:

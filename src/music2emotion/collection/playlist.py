@@ -28,9 +28,10 @@ Range = tuple[float, float]
 @dataclass(frozen=True)
 class Song:
     """One playlist candidate: its file, valence and arousal (0-1), length in seconds
-    (``None`` when unknown), the name players show (``None``: the file name) and the
+    (``None`` when unknown), the name players show (``None``: the file name), the
     quadrant probabilities in the order of ``MOOD_CLASSES`` (``None``: its model has no
-    mood head)."""
+    mood head) and its prediction's warning (``""``: none; ``not music: ...`` for a file
+    that is not music, :mod:`music2emotion.music`)."""
 
     path: str
     valence: float
@@ -38,6 +39,7 @@ class Song:
     duration: float | None = None
     name: str | None = None
     probabilities: tuple[float, ...] | None = None
+    warning: str = ""
 
     @property
     def point(self) -> tuple[float, float]:

@@ -13,6 +13,8 @@ Fields (documented in docs/collection.md), one text value each:
 ``MUSIC2EMOTION_P_HAPPY``   the quadrant probabilities, 4 decimals, when the
 ``..._P_ANGRY``, ``_P_SAD``  model has a mood head
 ``MUSIC2EMOTION_P_TENDER``
+``MUSIC2EMOTION_WARNING``   the prediction's warning, when it had one (``not
+                            music: speech (...)``, ``damaged: ...``)
 ``MOOD``                    optional: happy, angry, sad or tender (``calm``, as
                             earlier versions wrote it, reads as ``tender``)
 ==========================  =================================================
@@ -64,6 +66,9 @@ FIELD_AROUSAL = "MUSIC2EMOTION_AROUSAL"
 FIELD_SCALE = "MUSIC2EMOTION_SCALE"
 FIELD_MODEL = "MUSIC2EMOTION_MODEL"
 FIELD_MOOD = "MOOD"
+# the prediction's warning, so that readers of the tags (playlists, beets) can leave out
+# files that are not music as readers of prediction rows do
+FIELD_WARNING = "MUSIC2EMOTION_WARNING"
 # the mood head's probabilities, in the order of MOOD_CLASSES
 FIELDS_PROBABILITY = tuple(f"MUSIC2EMOTION_{c.upper()}" for c in MOOD_COLUMNS)
 FIELDS = (FIELD_VALENCE, FIELD_AROUSAL, FIELD_SCALE, FIELD_MODEL)
@@ -98,7 +103,7 @@ class EmotionTags:
     ``model`` that made them, when written the ``mood`` word, and the quadrant
     ``probabilities`` (in the order of ``MOOD_CLASSES``) of a model with a mood head;
     ``deam_convention``: the values are the model's DEAM convention (on 1-9), not its one
-    answer."""
+    answer; ``warning``: the prediction's warning (``""``: none)."""
 
     valence: float
     arousal: float
@@ -107,6 +112,7 @@ class EmotionTags:
     mood: str | None = None
     probabilities: tuple[float, float, float, float] | None = None
     deam_convention: bool = False
+    warning: str = ""
 
     def __post_init__(self) -> None:
         # a MOOD of an earlier version (calm) is stored and read as today's word (tender)
@@ -126,7 +132,8 @@ class EmotionTags:
         return None if self.deam_convention else self.unit()
 
     def fields(self) -> dict[str, str]:
-        """The field values as written: 4 decimals, the scale and model, the mood if set."""
+        """The field values as written: 4 decimals, the scale and model, the mood and the
+        warning if set."""
         out = {FIELD_VALENCE: f"{self.valence:.4f}", FIELD_AROUSAL: f"{self.arousal:.4f}",
                FIELD_SCALE: DEAM_CONVENTION_TAG if self.deam_convention else SCALE_TAGS[self.scale],
                FIELD_MODEL: self.model}
@@ -134,6 +141,8 @@ class EmotionTags:
             out.update({f: f"{p:.4f}" for f, p in zip(FIELDS_PROBABILITY, self.probabilities)})
         if self.mood:
             out[FIELD_MOOD] = self.mood
+        if self.warning:
+            out[FIELD_WARNING] = self.warning
         return out
 
 
@@ -241,7 +250,7 @@ def _save(f: mutagen.FileType, target: str) -> None:
 
 
 def _parse(f: mutagen.FileType) -> EmotionTags | None:
-    raw = {field: _get(f, field) for field in (*FIELDS, *FIELDS_PROBABILITY, FIELD_MOOD)}
+    raw = {field: _get(f, field) for field in (*FIELDS, *FIELDS_PROBABILITY, FIELD_MOOD, FIELD_WARNING)}
     if raw[FIELD_VALENCE] is None and raw[FIELD_AROUSAL] is None:
         return None
     values = []
@@ -264,7 +273,8 @@ def _parse(f: mutagen.FileType) -> EmotionTags | None:
                               f"{[raw[field] for field in FIELDS_PROBABILITY]}, not four numbers") from None
     mood = raw[FIELD_MOOD]
     return EmotionTags(values[0], values[1], raw[FIELD_MODEL] or "", scale,
-                       mood or None, probabilities, deam_convention=written == DEAM_CONVENTION_TAG)
+                       mood or None, probabilities, deam_convention=written == DEAM_CONVENTION_TAG,
+                       warning=raw[FIELD_WARNING] or "")
 
 
 def read_tags(path: str | os.PathLike[str]) -> EmotionTags | None:
@@ -388,7 +398,8 @@ def write_tags(path: str | os.PathLike[str], tags: EmotionTags) -> None:
             while block := src.read(1 << 20):
                 dst.write(block)
         copy = type(original)(os.fsencode(temp))
-        _set(copy, tags.fields(), remove=FIELDS_PROBABILITY)  # none of another model's
+        # none of another model's probabilities, nor another prediction's warning
+        _set(copy, tags.fields(), remove=(*FIELDS_PROBABILITY, FIELD_WARNING))
         _save(copy, os.fsencode(temp))
         check = type(original)(os.fsencode(temp))
         stored = _parse(check)
