@@ -9,7 +9,9 @@ the 4Q songs in 5 folds grouped by artist, DEAM's in 5, fold k of both held out 
 a variant of the ``large`` recipe, on the feature rows ``train --arch large`` computes and
 caches, so after one such run nothing is decoded again. First the quadrant head (the one
 answer: 4Q's figures) with a ridge for DEAM's convention, then DEAM's regressors beside the
-chosen head. Writes ``frontier.md`` and ``frontier.json`` into ``--out``.
+recipe's head. ``--seeds`` repeats each row on other fold assignments: a choice that holds
+on several is not one fold assignment's luck. Writes ``frontier.md`` and ``frontier.json``
+into ``--out``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from music2emotion.training.arches import ARCHES
 from music2emotion.training.features import file_rows
@@ -38,8 +42,14 @@ HEADS = [
     ("embedding + tags", (("embedding", "msd_tags"),), 0.005),
     ("embedding + penultimate + tags", (("embedding", "msd_penultimate", "msd_tags"),), 0.005),
     ("embedding + pooled", (("embedding", "msd_pooled"),), 0.002),
+    ("embedding + penultimate + tags, C 0.003", (("embedding", "msd_penultimate", "msd_tags"),), 0.003),
+    ("embedding + penultimate + tags, C 0.01", (("embedding", "msd_penultimate", "msd_tags"),), 0.01),
+    ("embedding + penultimate + melstats", (("embedding", "msd_penultimate", "melstats"),), 0.005),
     ("embedding | penultimate, heads averaged", (("embedding",), ("msd_penultimate",)), 0.005),
     ("embedding | penultimate, heads averaged, C 0.01", (("embedding",), ("msd_penultimate",)), 0.01),
+    ("embedding | penultimate + tags, heads averaged (large)", (("embedding",), ("msd_penultimate", "msd_tags")),
+     0.005),
+    ("embedding | penultimate | tags, heads averaged", (("embedding",), ("msd_penultimate",), ("msd_tags",)), 0.005),
 ]
 # DEAM's convention: blocks read by ridge + PCA-SVR + histogram boosting
 RATINGS = [
@@ -60,7 +70,8 @@ def main() -> int:
     ap.add_argument("--cache-dir")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--only", choices=("heads", "ratings"), help="one of the two stages")
-    ap.add_argument("--head", type=int, default=None, help="row of HEADS the ratings stage uses (default: the recipe's)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[42],
+                    help="fold seeds: each row's figures are the mean over them (train's own is 42)")
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,28 +80,30 @@ def main() -> int:
     labels = read_labels([args.quadrants], [], Path(args.deam) / "annotations", Path(args.deam) / "audio")
     c = corpus(labels, file_rows([s.path for s in labels.songs], graph, base.kind, base.settings,
                                  cache_dir=args.cache_dir, jobs=args.jobs))
-    folds = song_folds(c.labels, 5, 42)
     results = []
 
     def run(stage: str, name: str, arch) -> None:
         t0 = time.time()
-        cv = cross_validate(c, arch, rows, folds, args.jobs, log=lambda _: None)
-        row = {"stage": stage, "name": name, "mean": cv["mean"], "std": cv["std"], "all": cv["all"],
+        cvs = [cross_validate(c, arch, rows, song_folds(c.labels, 5, seed), args.jobs, log=lambda _: None)
+               for seed in args.seeds]
+        row = {"stage": stage, "name": name, "seeds": args.seeds,
+               "mean": {k: float(np.mean([cv["mean"][k] for cv in cvs])) for k in cvs[0]["mean"]},
+               "std": {k: float(np.mean([cv["std"][k] for cv in cvs])) for k in cvs[0]["std"]},
+               "all": {k: float(np.mean([cv["all"][k] for cv in cvs])) for k in cvs[0]["all"]},
                "seconds": round(time.time() - t0, 1)}
         results.append(row)
-        print(f"{stage}: {name}: " + ", ".join(f"{k} {cv['mean'][k]:.3f}" for k in SHOWN)
-              + f", ECE (all) {cv['all']['ece']:.3f}", flush=True)
+        print(f"{stage}: {name}: " + ", ".join(f"{k} {row['mean'][k]:.3f}" for k in SHOWN)
+              + f", ECE (all) {row['all']['ece']:.3f}", flush=True)
         (out / "frontier.json").write_text(json.dumps(results, indent=1))
 
     if args.only != "ratings":
         for name, groups, c_ in HEADS:
             run("heads", name, dataclasses.replace(base, head_blocks=groups, head_c=c_, ratings_members=("ridge",)))
     if args.only != "heads":
-        head = base if args.head is None else dataclasses.replace(base, head_blocks=HEADS[args.head][1],
-                                                                  head_c=HEADS[args.head][2])
         for name, blocks in RATINGS:
-            run("ratings", name, dataclasses.replace(head, ratings_blocks=blocks))
-    lines = ["| stage | variant | " + " | ".join(SHOWN) + " | ECE (all songs) |",
+            run("ratings", name, dataclasses.replace(base, ratings_blocks=blocks))
+    lines = [f"Fold seeds {', '.join(map(str, args.seeds))}: mean over them of each figure's fold mean ± std.", "",
+             "| stage | variant | " + " | ".join(SHOWN) + " | ECE (all songs) |",
              "|---|---|" + "---|" * (len(SHOWN) + 1)]
     for r in results:
         lines.append(f"| {r['stage']} | {r['name']} | " + " | ".join(

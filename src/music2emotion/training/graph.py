@@ -11,7 +11,7 @@ A model of the ``mel`` and ``mel-patches`` kinds is one graph from the window's 
    musicnn MSD tagger on the ``patches`` input (its pooled features, penultimate layer and
    tags, averaged over the window's patches);
 2. the **feature row** :data:`FEATURES` ``[n, F]``: all of that side by side, laid out as
-   the model's :class:`Layout` says;
+   the model's :class:`Layout` says, the encoder's output first;
 3. the **heads**, which read columns of that row: the one answer
    (:class:`~music2emotion.training.answer.Answer`) or a regressor as
    :data:`~music2emotion.modelfile.OUTPUT`, and where a model carries a ratings convention
@@ -48,6 +48,7 @@ from ..modelfile import (
     PATCHES_INPUT,
     metadata,
 )
+from ..music import AUDIOSET_CLASSES, EMBEDDING_WIDTH, ENCODER_WIDTH
 from .onnx_format import OPSETS, save_onnx
 
 # The tensor every head reads: one row of features per window.
@@ -55,8 +56,6 @@ FEATURES = "features"
 # The musicnn ear's output inside a graph: its features averaged over the window's patches.
 MUSICNN_OUTPUT = "musicnn"
 
-# The AudioSet encoder (EfficientAT mn04_as): its pooled embedding, then its AudioSet logits.
-N_AUDIOSET_EMBEDDING, N_AUDIOSET_LOGITS = 384, 527
 # musicnn's MSD tagger: the max- and mean-pooled mid-end features (2 x 753), the penultimate
 # dense layer and the 50 Last.fm tags (happy, sad, mellow, chill, party, beautiful...).
 N_MUSICNN_POOLED, N_MUSICNN_PENULTIMATE, N_MUSICNN_TAGS = 2 * 753, 200, 50
@@ -99,7 +98,7 @@ def layout(kind: str, settings: FeatureSettings) -> Layout:
     """The feature row of a model of ``kind`` with ``settings``."""
     if kind not in (MEL, MEL_PATCHES):
         raise ValueError(f"no feature row for a {kind!r} model")
-    blocks = [("embedding", N_AUDIOSET_EMBEDDING), ("logits", N_AUDIOSET_LOGITS),
+    blocks = [("embedding", EMBEDDING_WIDTH), ("logits", AUDIOSET_CLASSES),
               ("melstats", 2 * heard_bands(settings.encoder))]
     if kind == MEL_PATCHES:
         blocks += [("msd_pooled", N_MUSICNN_POOLED), ("msd_penultimate", N_MUSICNN_PENULTIMATE),
@@ -163,7 +162,7 @@ def audioset_ear(encoder: str | os.PathLike[str] | Any) -> Any:
         nodes, list(enc.graph.initializer),
         [helper.make_tensor_value_info(ENCODER_INPUT, TensorProto.FLOAT, ["n", 1, 128, "frames"])],
         [helper.make_tensor_value_info(ENCODER_OUTPUT, TensorProto.FLOAT,
-                                       ["n", N_AUDIOSET_EMBEDDING + N_AUDIOSET_LOGITS])], "audioset_ear")
+                                       ["n", ENCODER_WIDTH])], "audioset_ear")
 
 
 def musicnn_ear(wheel: str | os.PathLike[str]) -> Any:
@@ -257,7 +256,7 @@ def feature_graph(kind: str, settings: FeatureSettings, ears: Sequence[Any]) -> 
         [helper.make_tensor_value_info(name, TensorProto.FLOAT, inputs[name]) for name in INPUTS[kind]],
         [helper.make_tensor_value_info(FEATURES, TensorProto.FLOAT, ["n", rows.width]),
          helper.make_tensor_value_info(ENCODER_OUTPUT, TensorProto.FLOAT,
-                                       ["n", N_AUDIOSET_EMBEDDING + N_AUDIOSET_LOGITS])],
+                                       ["n", ENCODER_WIDTH])],
         "music2emotion_features")
     return model, rows
 

@@ -29,6 +29,7 @@ import numpy as np
 from ..config import TARGETS, EncoderSettings
 from ..descriptors import DESCRIPTOR_NAMES, N_DESCRIPTORS
 from ..frontends import MUSICNN_MELS, PATCH_FRAMES, PATCHES, heard_bands
+from ..music import AUDIOSET_CLASSES, EMBEDDING_WIDTH
 from ..modelfile import (
     DESCRIPTORS,
     DESCRIPTORS_INPUT,
@@ -41,7 +42,7 @@ from ..modelfile import (
 from . import evaluate as ev
 from . import regressors as rg
 from .clips import CLIP_SETTINGS, clip_encodings, describe_clips
-from .graph import N_AUDIOSET_EMBEDDING, N_AUDIOSET_LOGITS, regressor_nodes
+from .graph import regressor_nodes
 from .quadrants import QuadrantLogistic, group_folds, load_quadrants, pseudo_ratings
 
 MUSICNN_WHEEL = "musicnn-0.1.0-py3-none-any.whl"
@@ -81,7 +82,7 @@ def audioset_columns(*blocks: str) -> np.ndarray:
     encoder's), ``melstats`` (the mean of each of the encoder input's heard bands, then
     their standard deviations: :func:`~music2emotion.training.clips.mel_statistics`). A mel
     model's graph computes all but the descriptors, in this order."""
-    ends = np.cumsum([0, N_DESCRIPTORS, N_AUDIOSET_EMBEDDING, N_AUDIOSET_LOGITS, N_MEL_STATISTICS])
+    ends = np.cumsum([0, N_DESCRIPTORS, EMBEDDING_WIDTH, AUDIOSET_CLASSES, N_MEL_STATISTICS])
     spans = dict(zip(("descriptors", "embedding", "logits", "melstats"), zip(ends[:-1], ends[1:])))
     return np.concatenate([np.arange(*spans[b]) for b in blocks])
 

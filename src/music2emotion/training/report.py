@@ -140,6 +140,8 @@ def write_report(out: Path, report: dict[str, Any], cv: dict[str, Any], c: Any) 
                  "to " + ", ".join(f"{v:.1e} ({k})" for k, v in diff.items()) + ".")
     if report["skipped"] or report["notes"]:
         lines += ["", "## Left out", ""] + [f"- {x}" for x in report["skipped"] + report["notes"]]
+    if report["warnings"]:
+        lines += ["", "## Kept, with a warning", ""] + [f"- {x}" for x in report["warnings"]]
     tmp = out / f".report.{os.getpid()}.tmp.md"
     tmp.write_text("\n".join(lines) + "\n")
     os.replace(tmp, out / "report.md")

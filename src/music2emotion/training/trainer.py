@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,8 @@ import numpy as np
 from .._version import __version__
 from ..config import MOOD_CLASSES, NEUTRAL, TARGETS
 from ..modelfile import CONVENTIONS_KEY, DEAM_OUTPUT, OUTPUT
-from ..prediction import time_weighted_mean
+from ..music import ENCODER_WIDTH, heard, not_music
+from ..prediction import time_weighted_mean, time_weights
 from . import answer as ans
 from . import metrics
 from . import regressors as rg
@@ -79,12 +80,15 @@ class Corpus:
         ``[windows]`` the song each row belongs to.
     spans : numpy.ndarray
         ``[windows, 2]`` each window's start and end.
+    warnings : list of str
+        ``"path: warning"`` for the songs kept with one (damaged stretches, not music).
     """
 
     labels: Labels
     x: np.ndarray
     song: np.ndarray
     spans: np.ndarray
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def moods(self) -> np.ndarray:
@@ -132,13 +136,17 @@ def corpus(labels: Labels, rows: Sequence[FileRows | str], log: Callable[[str], 
         Too few songs are left (:func:`~music2emotion.training.labels.check_enough`).
     """
     kept, xs, owner, spans = [], [], [], []
-    skipped = []
+    skipped, warnings = [], []
     for song, r in zip(labels.songs, rows):
         if isinstance(r, str):
             skipped.append(f"{song.path}: {r}")
             continue
-        if r.warning:
-            log(f"{song.path}: {r.warning}")
+        # a feature row begins with the encoder's output, whose logits say whether it is music
+        heard_music = not_music(heard(r.x[:, :ENCODER_WIDTH]), time_weights(r.spans[:, 0], r.spans[:, 1]))
+        warning = "; ".join(w for w in (r.warning, heard_music) if w)
+        if warning:
+            warnings.append(f"{song.path}: {warning}")
+            log(f"kept {warnings[-1]}")
         owner.append(np.full(len(r.x), len(kept)))
         kept.append(song)
         xs.append(r.x)
@@ -149,7 +157,7 @@ def corpus(labels: Labels, rows: Sequence[FileRows | str], log: Callable[[str], 
     if skipped:
         log(f"{len(skipped)} of {len(labels.songs)} labelled file(s) could not be used")
     check_enough(out, "the songs that could be decoded")
-    return Corpus(out, np.concatenate(xs), np.concatenate(owner), np.concatenate(spans))
+    return Corpus(out, np.concatenate(xs), np.concatenate(owner), np.concatenate(spans), warnings)
 
 
 def song_folds(labels: Labels, k: int, seed: int) -> list[np.ndarray]:
@@ -540,7 +548,7 @@ def train_model(
                         for s, cal in cv["calibration"].items()},
         "relation": None if cv["relation"] is None else dict(zip(("beta", "c"), cv["relation"])),
         "export_check": {"max_abs_diff": diff},
-        "skipped": c.labels.missing, "notes": c.labels.notes,
+        "skipped": c.labels.missing, "warnings": c.warnings, "notes": c.labels.notes,
         "seconds": {"features": round(t_features, 1), "fits": round(t_cv, 1),
                     "total": round(time.time() - started, 1)},
     }
