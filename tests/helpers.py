@@ -103,10 +103,12 @@ def av_suffix(path: Path) -> str:
 
 
 def write_av(path: Path, y: np.ndarray, sr: int = 44_100, codec: str | None = None,
-             container: str | None = None, bitrate: int | None = None) -> Path:
+             container: str | None = None, bitrate: int | None = None,
+             options: dict[str, str] | None = None) -> Path:
     """Audio ``[n]`` or ``[n, channels]`` encoded by PyAV's bundled FFmpeg (there is no ffmpeg
     program here, and libsndfile writes no MP4, WebM or WMA); the container and codec follow
-    the extension (:data:`AV_FORMATS`) unless given. Opus is encoded at 48 kHz, as it must be."""
+    the extension (:data:`AV_FORMATS`) unless given, ``options`` go to the muxer. Opus is
+    encoded at 48 kHz, as it must be."""
     import pytest
 
     av = pytest.importorskip("av")
@@ -117,7 +119,7 @@ def write_av(path: Path, y: np.ndarray, sr: int = 44_100, codec: str | None = No
     y = np.asarray(y, np.float32)
     y = y[:, None] if y.ndim == 1 else y
     layout = {1: "mono", 2: "stereo", 6: "5.1"}[y.shape[1]]
-    with av.open(str(path), "w", format=fmt) as out:
+    with av.open(str(path), "w", format=fmt, options=options or {}) as out:
         stream = out.add_stream(codec, rate=sr, layout=layout)
         if bitrate or codec == "wmav2":  # wmav2 has no default bitrate
             stream.bit_rate = bitrate or 128_000
@@ -224,6 +226,65 @@ def cut(path: Path, out: Path, head: float = 0.0, tail: float = 0.0) -> Path:
     data = Path(path).read_bytes()
     Path(out).write_bytes(data[int(len(data) * head) : len(data) - int(len(data) * tail)])
     return Path(out)
+
+
+# --- the damage campaign ----------------------------------------------------------------------
+
+# The containers the damage campaign mutates (the extension names each, as in
+# write_music_as): an MP3 with a Xing header (libsndfile's LAME writes one) and one without
+# (PyAV's), an M4A with its index (moov) last as FFmpeg writes it and one with it first.
+DAMAGE_CONTAINERS = ("song.wav", "song.aiff", "song.flac", "song.mp3", "noxing.mp3", "song.ogg",
+                     "song.opus", "song.m4a", "faststart.m4a", "song.webm", "song.aac")
+
+
+def write_damage_source(path: Path, seconds: float, seed: int = 0) -> Path:
+    """Stereo :func:`music` in the container its name says (:data:`DAMAGE_CONTAINERS`)."""
+    path = Path(path)
+    if path.name.endswith("noxing.mp3"):
+        return write_av(path, music(seconds, 44_100, 2, seed), 44_100, options={"write_xing": "0"})
+    if path.name.endswith("faststart.m4a"):
+        return write_av(path, music(seconds, 44_100, 2, seed), 44_100, options={"movflags": "faststart"})
+    return write_music_as(path, seconds, seed=seed)
+
+
+# How the campaign damages a file: bits flipped all over it, stretches zeroed or written
+# twice, its header overwritten, and cut at its head or at several points of its tail.
+MUTATIONS = ("flip", "zero", "dup", "header", "head", "cut10", "cut50", "cut90", "cut99")
+
+
+def mutate(data: bytes, kind: str, seed: int = 0) -> bytes:
+    """``data`` (a file's bytes) damaged as :data:`MUTATIONS` names, at seeded places:
+
+    ``flip``: one bit flipped in 0.1 % of the bytes; ``zero``: a stretch of 64 kB (an eighth
+    of a smaller file) zeroed, as a bad sector leaves it; ``dup``: a stretch of 16 kB (a
+    fiftieth of a smaller file) written twice, as a resumed copy leaves it; ``header``:
+    bytes 8 to 72 overwritten by random ones; ``head``: the first tenth gone; ``cutN``: only
+    the first N % kept, as an interrupted download leaves it.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(data)
+    out = bytearray(data)
+    if kind == "flip":
+        where = rng.choice(n, max(1, n // 1000), replace=False)
+        for i, bit in zip(where, rng.integers(0, 8, len(where))):
+            out[i] ^= 1 << int(bit)
+    elif kind == "zero":
+        size = min(64 * 1024, n // 8)
+        start = int(rng.integers(n // 4, max(n // 4 + 1, 3 * n // 4 - size)))
+        out[start : start + size] = bytes(size)
+    elif kind == "dup":
+        size = min(16 * 1024, max(64, n // 50))
+        start = int(rng.integers(n // 4, 3 * n // 4))
+        out[start:start] = data[start : start + size]
+    elif kind == "header":
+        out[8:72] = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+    elif kind == "head":
+        del out[: n // 10]
+    elif kind.startswith("cut"):
+        del out[n * int(kind[3:]) // 100 :]
+    else:
+        raise ValueError(kind)
+    return bytes(out)
 
 
 def make_library(root: Path) -> Path:

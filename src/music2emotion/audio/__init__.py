@@ -20,7 +20,7 @@ limit.
 
 from __future__ import annotations
 
-from .decoder import GAP_TOLERANCE_SECONDS, MAX_DAMAGED_SHARE, Losses
+from .decoder import GAP_TOLERANCE_SECONDS, MAX_DAMAGED_SHARE, TRUNCATION_SLACK_SECONDS, Ending, Losses, verdict
 from .errors import (
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
@@ -38,7 +38,6 @@ from .sndfile import declared_frames
 from .stream import (
     BLOCK_BYTES,
     BLOCK_SECONDS,
-    TRUNCATION_SLACK_SECONDS,
     AudioStream,
     LevelMeter,
     as_frames,
@@ -53,8 +52,8 @@ __all__ = [
     "BLOCK_BYTES", "BLOCK_SECONDS", "FFMPEG_DECLARED_LENGTH", "GAP_TOLERANCE_SECONDS",
     "MAX_DAMAGED_SHARE", "MAX_SAMPLE_RATE", "MIN_SAMPLE_RATE", "MP3_CHAIN", "MP3_SCAN_BYTES",
     "NOT_AUDIO", "NO_AUDIO_STREAM", "SCAN_EXTENSIONS", "TRUNCATION_SLACK_SECONDS",
-    "VIDEO_EXTENSIONS", "AudioError", "AudioScan", "AudioStream", "LevelMeter", "Losses",
+    "VIDEO_EXTENSIONS", "AudioError", "AudioScan", "AudioStream", "Ending", "LevelMeter", "Losses",
     "as_frames", "declared_frames", "declared_seconds", "find_audio_files", "format_seconds",
     "load_audio", "open_decoder", "quiet_decoder_messages", "scan_audio_files",
-    "skipped_kind", "stream_array", "stream_audio", "too_long",
+    "skipped_kind", "stream_array", "stream_audio", "too_long", "verdict",
 ]
