@@ -255,7 +255,7 @@ MUTATIONS = ("flip", "zero", "dup", "header", "head", "cut10", "cut50", "cut90",
 def mutate(data: bytes, kind: str, seed: int = 0) -> bytes:
     """``data`` (a file's bytes) damaged as :data:`MUTATIONS` names, at seeded places:
 
-    ``flip``: one bit flipped in 0.1 % of the bytes; ``zero``: a stretch of 64 kB (an eighth
+    ``flip``: one bit flipped in 0.1 % of the bytes; ``zero``: a stretch of 64 kB (a sixteenth
     of a smaller file) zeroed, as a bad sector leaves it; ``dup``: a stretch of 16 kB (a
     fiftieth of a smaller file) written twice, as a resumed copy leaves it; ``header``:
     bytes 8 to 72 overwritten by random ones; ``head``: the first tenth gone; ``cutN``: only
@@ -269,7 +269,7 @@ def mutate(data: bytes, kind: str, seed: int = 0) -> bytes:
         for i, bit in zip(where, rng.integers(0, 8, len(where))):
             out[i] ^= 1 << int(bit)
     elif kind == "zero":
-        size = min(64 * 1024, n // 8)
+        size = min(64 * 1024, n // 16)
         start = int(rng.integers(n // 4, max(n // 4 + 1, 3 * n // 4 - size)))
         out[start : start + size] = bytes(size)
     elif kind == "dup":
@@ -285,6 +285,55 @@ def mutate(data: bytes, kind: str, seed: int = 0) -> bytes:
     else:
         raise ValueError(kind)
     return bytes(out)
+
+
+# Every reason a damaged file may get, by the name of its outcome: the one-line errors and
+# warnings users are told of (README, docs/usage.md). A length is format_seconds' ("0.0929 s",
+# "2.08 min", "1 h 30 min").
+_S = r"(\d[\d.e+-]* (s|min)|\d+ h( \d+ min)?)"
+_PAST = r"more than the 25 % a prediction may skip"
+DOCUMENTED_ERRORS = {
+    "truncated": rf"truncated: {_S} of {_S} decoded \(\d+ % missing\), {_PAST}"
+                 rf"|truncated: \d+ % of the audio is missing \({_S} could not be decoded, {_S} cut off, of {_S}\), {_PAST}"
+                 r"|truncated: the file stops before any of its audio \(it holds a header and no samples\)",
+    "damaged": rf"damaged: \d+ % of the audio could not be decoded \({_S} of {_S}\), {_PAST}"
+               rf"|damaged: \d+ % of the audio is missing \({_S} could not be decoded, {_S} cut off, of {_S}\), {_PAST}",
+    "container unreadable": r"truncated or damaged [\w/ ()]+ file: FFmpeg cannot read it \(.+\)",
+    "decoding failed": r"decoding failed after \d+\.\d s of audio: .+",
+    "not audio": r"not a supported audio format \(neither libsndfile nor FFmpeg recognise it\)",
+    "no audio data": r"no audio data \(the file holds a header but no samples\)",
+    "invalid header": r"invalid header \((no sample rate or channels|implausible sample rate \d+ Hz)\)",
+    "no decoder": r"no decoder for its audio \(an unknown codec, or a damaged header\)",
+    "no audio stream": r"no audio stream \(the file holds only video or data\)",
+    "too short": r"too short: \d+\.\d+ s of audio, at least \d+(\.\d+)? s needed",
+    "invalid samples": r"invalid samples: the audio holds NaN or infinite values",
+}
+DOCUMENTED_WARNINGS = {
+    "damaged": rf"damaged: {_S} of audio could not be decoded and was skipped \((at \d+\.\d s|in \d+ stretches, "
+               rf"the first at \d+\.\d s|the decoder does not say where)\)(, and {_S} of audio was decoded from "
+               rf"data that fails its checksum)?|damaged: {_S} of audio was decoded from data that fails its checksum",
+    "truncated": rf"truncated: {_S} of {_S} decoded, the rest is missing"
+                 rf"|truncated: {_S} decoded, then the file stops short \(it does not state its full length\)",
+    "silent": r"silent: .+",
+}
+
+
+def outcome(error: str, warning: str) -> str:
+    """What a row's ``error`` and ``warning`` say, by name: ``"clean"``, the warnings'
+    names (``"damaged + truncated"``), ``"error: truncated"``, ...; ``"UNDOCUMENTED: ..."``
+    for a reason outside :data:`DOCUMENTED_ERRORS` and :data:`DOCUMENTED_WARNINGS`."""
+    import re
+
+    if error:
+        name = next((k for k, p in DOCUMENTED_ERRORS.items() if re.fullmatch(p, error)), None)
+        return f"error: {name}" if name else f"UNDOCUMENTED: {error}"
+    names = []
+    for part in filter(None, warning.split("; ")):
+        name = next((k for k, p in DOCUMENTED_WARNINGS.items() if re.fullmatch(p, part)), None)
+        if name is None:
+            return f"UNDOCUMENTED: {part}"
+        names.append(name)
+    return " + ".join(names) or "clean"
 
 
 def make_library(root: Path) -> Path:

@@ -379,6 +379,42 @@ def mp4_ending(path: Path) -> Ending:
     return Ending(complete=True)
 
 
+def _vint(buf: bytes, i: int) -> tuple[int, int] | None:
+    """The EBML variable-length integer at ``buf[i]``: its value (-1 for the reserved
+    "unknown size") and its length in bytes; ``None`` when there is none."""
+    if i >= len(buf) or not buf[i]:
+        return None
+    n = 9 - buf[i].bit_length()
+    if i + n > len(buf):
+        return None
+    value = int.from_bytes(buf[i : i + n], "big") & ((1 << (7 * n)) - 1)
+    return (-1 if value == (1 << (7 * n)) - 1 else value), n
+
+
+def matroska_ending(path: Path) -> Ending:
+    """What a Matroska/WebM file's Segment says of its end: one that runs past the end of
+    the file is cut; one that ends inside it holds every byte it states (``complete``), so
+    audio short of its Duration was lost to damage (a damaged cluster, which FFmpeg passes
+    over to the next: in a file of one cluster, all that follows the damage); a Segment of
+    unknown size (a live recording) says nothing."""
+    with open(path, "rb") as f:
+        size = f.seek(0, io.SEEK_END)
+        f.seek(0)
+        head = f.read(4096)
+    i = 4  # past the EBML header's ID
+    length = _vint(head, i)
+    if length is None or length[0] < 0:
+        return Ending()
+    i += length[1] + length[0]
+    if head[i : i + 4] != b"\x18\x53\x80\x67":  # the Segment
+        return Ending()
+    length = _vint(head, i + 4)
+    if length is None or length[0] < 0:
+        return Ending()
+    end = i + 4 + length[1] + length[0]
+    return Ending(cut=True) if end > size else Ending(complete=True)
+
+
 # --- a view of a file -------------------------------------------------------------------------
 
 

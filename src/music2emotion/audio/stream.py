@@ -20,6 +20,7 @@ from .content import (
     ADTS,
     AIFF,
     FLAC,
+    MATROSKA,
     MP4,
     MPEG,
     OGG,
@@ -27,6 +28,7 @@ from .content import (
     Content,
     OggScan,
     flac_last_frame_cut,
+    matroska_ending,
     mp4_ending,
     ogg_scan,
     pcm_ending,
@@ -180,6 +182,8 @@ def _ending(path: Path, content: Content | None, scan: OggScan | None, offset: i
         return pcm_ending(path, content)
     if content is MP4:
         return mp4_ending(path)
+    if content is MATROSKA:
+        return matroska_ending(path)
     if content is FLAC:
         return Ending(cut=flac_last_frame_cut(path))
     if content is ADTS:
