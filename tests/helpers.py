@@ -61,8 +61,12 @@ def write(path: str | os.PathLike[str], y: np.ndarray, sr: int = SR, **kwargs: o
     which the soundfile wheels bundle)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # bytes: soundfile cannot encode names that are not valid UTF-8 itself
-    sf.write(os.fsencode(path), y, sr, **kwargs)
+    # bytes: soundfile cannot encode names that are not valid UTF-8 itself; 30 s at a time,
+    # since libsndfile's Vorbis encoder crashed (SIGSEGV) on one write of a minute
+    y = np.asarray(y)
+    with sf.SoundFile(os.fsencode(path), "w", sr, 1 if y.ndim == 1 else y.shape[1], **kwargs) as f:
+        for i in range(0, max(len(y), 1), 30 * sr):
+            f.write(y[i : i + 30 * sr])
     return path
 
 

@@ -72,7 +72,7 @@ class Losses:
         self.stretches: list[tuple[int, int]] = []
         self.settled: int | None = None  # the frames lost, from the declared length (settle)
         # the share of the audio decoded from data that fails its checksum, kept rather than
-        # skipped because skipping it would lose most of the file (Ogg pages, see open_decoder)
+        # skipped because skipping it would lose most of the file (Ogg pages: OggScan.kept)
         self.kept = 0.0
 
     def __bool__(self) -> bool:

@@ -192,6 +192,7 @@ def _ending(path: Path, content: Content | None, scan: OggScan | None, offset: i
 
 
 def _open(p: Path, content: Content | None, scan: OggScan | None, offset: int, states: bool) -> Decoder:
+    """``p`` opened by the decoder its content calls for (see :func:`open_decoder`)."""
     if content is not None and not content.sndfile:
         return FFmpegDecoder(p)
     if scan is not None and (scan.damaged or scan.gaps):
@@ -295,7 +296,9 @@ def _block_frames(rate: int, channels: int, block_seconds: float = BLOCK_SECONDS
 
 class AudioStream(Iterator[np.ndarray]):
     """The blocks of :func:`stream_audio`, and once they are all yielded, ``damage``: the
-    warning for what decoding had to skip (``""`` when nothing)."""
+    warnings for what is missing from the audio (:func:`~.decoder.verdict`: ``damaged: ...``
+    for what decoding had to skip, ``truncated: ...`` for a file cut short; ``""`` when
+    nothing is)."""
 
     def __init__(self, path: str | os.PathLike[str], sample_rate: int, block_seconds: float,
                  max_seconds: float | None):
@@ -352,10 +355,11 @@ def stream_audio(
     """The file as consecutive mono float32 blocks at ``sample_rate``.
 
     Memory is one block (at most ``block_seconds`` and ``BLOCK_BYTES``) whatever the file's
-    length. Errors found late (truncation, a decoder failure midway, too much damage) are
-    raised after the blocks decoded so far, so callers must not treat a partial stream as a
-    result. Damaged stretches a decoder skips (see :mod:`music2emotion.audio.ffmpeg`) are
-    left out of the blocks, and the stream's ``damage`` says how much was lost and where.
+    length. Errors found late (a decoder failure midway, too much of the audio damaged or
+    cut off) are raised after the blocks decoded so far, so callers must not treat a partial
+    stream as a result. Damaged stretches a decoder skips (see
+    :mod:`music2emotion.audio.ffmpeg`) are left out of the blocks, and the stream's
+    ``damage`` says how much was lost and where, and how much of a truncated file is missing.
 
     Parameters
     ----------
@@ -379,7 +383,8 @@ def stream_audio(
     ------
     AudioError
         While iterating: the file cannot be decoded, is longer than ``max_seconds``, or
-        lost more than ``MAX_DAMAGED_SHARE`` of its audio; the message is a one-line reason.
+        misses more than ``MAX_DAMAGED_SHARE`` of its audio, damaged or cut off; the message
+        is a one-line reason.
     """
     return AudioStream(path, sample_rate, block_seconds, max_seconds)
 
@@ -488,7 +493,8 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> 
 class LevelMeter:
     """Passes a stream of blocks through while counting its samples and energy, so a file's
     duration and whether it is digital silence come without a second pass; ``damage`` is
-    the stream's warning for what its decoder skipped (``""`` for audio in memory)."""
+    the stream's warnings for what is missing from its audio, damaged or cut off (``""``
+    for audio in memory)."""
 
     def __init__(self, blocks: Iterable[np.ndarray]):
         self._blocks = blocks
@@ -507,5 +513,6 @@ class LevelMeter:
 
     @property
     def damage(self) -> str:
-        """What the decoder had to skip, once the stream is done (:class:`AudioStream`)."""
+        """What is missing from the audio, damaged or cut off, once the stream is done
+        (:class:`AudioStream`)."""
         return str(getattr(self._blocks, "damage", ""))
