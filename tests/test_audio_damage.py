@@ -205,6 +205,8 @@ def losses(*stretches: tuple[float, float]) -> Losses:
     ((), 0, 30, Ending(), r"ERROR truncated: the file stops before any of its audio \(it holds a header and no samples\)"),
     ((), 0, None, Ending(cut=True), r"ERROR truncated: the file stops before any of its audio \(it holds a header and no samples\)"),
     ((), 0, None, Ending(), r"ERROR no audio data \(the file holds a header but no samples\)"),
+    ((), 0, 30, Ending(complete=True), r"ERROR damaged: 100 % of the audio could not be decoded \(30 s of 30 s\), "
+                                       r"more than the 25 % a prediction may skip"),
 ])
 def test_one_policy_decides_what_a_file_missing_audio_gets(lost, decoded, declared, ending, outcome):
     got = losses(*lost)

@@ -221,13 +221,6 @@ def ogg_scan(path: Path) -> OggScan:
     return scan
 
 
-def ogg_damaged(path: Path) -> bool:
-    """Whether a page of the Ogg file ``path`` is damaged or broken (:func:`ogg_scan`); a
-    last page cut short is truncation, not damage."""
-    scan = ogg_scan(path)
-    return bool(scan.damaged or scan.gaps)
-
-
 # --- where a container says it ends -----------------------------------------------------------
 
 # FLAC's checksums: CRC-8 (polynomial 0x07) over a frame header, CRC-16 (0x8005) over a frame

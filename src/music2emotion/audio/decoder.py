@@ -159,7 +159,7 @@ def verdict(losses: Losses, decoded: int, declared: int | None, ending: Ending) 
     damage), or when its bytes show it cut short (``ending.cut``) though nothing states how
     long it should be (a cut Ogg file, an MP3 without a Xing header or ``TLEN``): then the
     warning says what was decoded, and the bound applies to the damage alone, since the
-    part cut off is unknown. A file that is nothing but its header is an error either way.
+    part cut off is unknown. A file of which nothing decodes is an error either way.
 
     Parameters
     ----------
@@ -193,7 +193,11 @@ def verdict(losses: Losses, decoded: int, declared: int | None, ending: Ending) 
     short = stated - decoded - losses.frames + losses.last(decoded) if stated is not None else 0
     cut_short = ending.cut or (short > TRUNCATION_SLACK_SECONDS * rate and not ending.complete)
     if not decoded:
-        raise AudioError(truncated_before_audio() if cut_short else NO_SAMPLES)
+        if cut_short:
+            raise AudioError(truncated_before_audio())
+        if stated and ending.complete:  # all its bytes, and not a sample of them decoded
+            raise AudioError(too_much_missing(stated / rate, 0, stated / rate, MAX_DAMAGED_SHARE))
+        raise AudioError(NO_SAMPLES)
     cut = 0
     if cut_short:
         losses.drop_last(decoded)
