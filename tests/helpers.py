@@ -253,17 +253,18 @@ def write_damage_source(path: Path, seconds: float, seed: int = 0) -> Path:
 
 # How the campaign damages a file: bits flipped all over it, stretches zeroed or written
 # twice, its header overwritten, and cut at its head or at several points of its tail.
-MUTATIONS = ("flip", "zero", "dup", "header", "head", "cut10", "cut50", "cut90", "cut99")
+MUTATIONS = ("flip", "zero", "zero64", "dup", "header", "head", "cut10", "cut50", "cut90", "cut99")
 
 
 def mutate(data: bytes, kind: str, seed: int = 0) -> bytes:
     """``data`` (a file's bytes) damaged as :data:`MUTATIONS` names, at seeded places:
 
-    ``flip``: one bit flipped in 0.1 % of the bytes; ``zero``: a stretch of 64 kB (a sixteenth
-    of a smaller file) zeroed, as a bad sector leaves it; ``dup``: a stretch of 16 kB (a
-    fiftieth of a smaller file) written twice, as a resumed copy leaves it; ``header``:
-    bytes 8 to 72 overwritten by random ones; ``head``: the first tenth gone; ``cutN``: only
-    the first N % kept, as an interrupted download leaves it.
+    ``flip``: one bit flipped in 0.1 % of the bytes; ``zero``: a sixteenth of the bytes, at
+    most 64 kB, zeroed, as a bad sector leaves it; ``zero64``: 64 kB zeroed (a quarter of a
+    file under 256 kB); ``dup``: a stretch of 16 kB (a fiftieth of a smaller file) written
+    twice, as a resumed copy leaves it; ``header``: bytes 8 to 72 overwritten by random
+    ones; ``head``: the first tenth gone; ``cutN``: only the first N % kept, as an
+    interrupted download leaves it.
     """
     rng = np.random.default_rng(seed)
     n = len(data)
@@ -272,8 +273,8 @@ def mutate(data: bytes, kind: str, seed: int = 0) -> bytes:
         where = rng.choice(n, max(1, n // 1000), replace=False)
         for i, bit in zip(where, rng.integers(0, 8, len(where))):
             out[i] ^= 1 << int(bit)
-    elif kind == "zero":
-        size = min(64 * 1024, n // 16)
+    elif kind in ("zero", "zero64"):
+        size = min(64 * 1024, n // 16) if kind == "zero" else min(64 * 1024, n // 4)
         start = int(rng.integers(n // 4, max(n // 4 + 1, 3 * n // 4 - size)))
         out[start : start + size] = bytes(size)
     elif kind == "dup":

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import cut, damage, music, write, write_m4a, write_music_as, write_video
+from helpers import cut, damage, music, mutate, write, write_m4a, write_music_as, write_video
 from music2emotion import EmotionModel
 from music2emotion.audio import MAX_DAMAGED_SHARE, AudioError, Ending, Losses, load_audio, stream_audio, verdict
 from music2emotion.cli import main
@@ -59,6 +59,33 @@ def test_a_damaged_stretch_is_skipped_and_the_rest_predicted(songs, fast, tmp_pa
     assert lost == pytest.approx(a.duration - b.duration, abs=0.05)
     assert 0.03 < lost < MAX_DAMAGED_SHARE * SECONDS
     assert 8.0 < at < 12.0  # a third of the bytes is about a third of the audio
+
+
+def test_bits_flipped_all_over_an_ogg_file_are_decoded_as_they_are(songs, tmp_path):
+    """0.1 % of a 30 s Opus file's bits flipped leaves nearly every page with a bad checksum:
+    FFmpeg, which drops such pages, refused the file ("truncated: the audio stops at 0.0 s");
+    skipping them would lose most of it, so they are decoded as they are, and said to be."""
+    broken = tmp_path / "flipped.opus"
+    broken.write_bytes(mutate((songs / "song.opus").read_bytes(), "flip"))
+    blocks = stream_audio(broken)
+    decoded = sum(map(len, blocks)) / 22_050
+    assert decoded > (1 - MAX_DAMAGED_SHARE) * SECONDS
+    kept = re.search(r"([\d.]+) s of audio was decoded from data that fails its checksum$", blocks.damage)
+    assert blocks.damage.startswith("damaged: ") and kept and float(kept.group(1)) > 20, blocks.damage
+
+
+def test_64_kb_zeroed_in_an_ogg_file_are_skipped(songs, tmp_path):
+    """FFmpeg's Ogg demuxer gives up after 64 kB without a page, so a zeroed stretch that
+    long ended the file there; the stretch is left out of what it reads."""
+    data = bytearray((songs / "song.opus").read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 65536] = bytes(65536)
+    broken = tmp_path / "zeroed.opus"
+    broken.write_bytes(bytes(data))
+    blocks = stream_audio(broken)
+    decoded = sum(map(len, blocks)) / 22_050
+    found = WARNING.fullmatch(blocks.damage)
+    assert found and float(found.group(1)) == pytest.approx(SECONDS - decoded, abs=0.1), blocks.damage
+    assert 2 < float(found.group(1)) < MAX_DAMAGED_SHARE * SECONDS
 
 
 def test_a_stream_says_what_it_skipped_once_it_is_done(songs, tmp_path):
