@@ -61,8 +61,12 @@ def write(path: str | os.PathLike[str], y: np.ndarray, sr: int = SR, **kwargs: o
     which the soundfile wheels bundle)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # bytes: soundfile cannot encode names that are not valid UTF-8 itself
-    sf.write(os.fsencode(path), y, sr, **kwargs)
+    # bytes: soundfile cannot encode names that are not valid UTF-8 itself; 30 s at a time,
+    # since libsndfile's Vorbis encoder crashed (SIGSEGV) on one write of a minute
+    y = np.asarray(y)
+    with sf.SoundFile(os.fsencode(path), "w", sr, 1 if y.ndim == 1 else y.shape[1], **kwargs) as f:
+        for i in range(0, max(len(y), 1), 30 * sr):
+            f.write(y[i : i + 30 * sr])
     return path
 
 
@@ -103,10 +107,12 @@ def av_suffix(path: Path) -> str:
 
 
 def write_av(path: Path, y: np.ndarray, sr: int = 44_100, codec: str | None = None,
-             container: str | None = None, bitrate: int | None = None) -> Path:
+             container: str | None = None, bitrate: int | None = None,
+             options: dict[str, str] | None = None) -> Path:
     """Audio ``[n]`` or ``[n, channels]`` encoded by PyAV's bundled FFmpeg (there is no ffmpeg
     program here, and libsndfile writes no MP4, WebM or WMA); the container and codec follow
-    the extension (:data:`AV_FORMATS`) unless given. Opus is encoded at 48 kHz, as it must be."""
+    the extension (:data:`AV_FORMATS`) unless given, ``options`` go to the muxer. Opus is
+    encoded at 48 kHz, as it must be."""
     import pytest
 
     av = pytest.importorskip("av")
@@ -117,7 +123,7 @@ def write_av(path: Path, y: np.ndarray, sr: int = 44_100, codec: str | None = No
     y = np.asarray(y, np.float32)
     y = y[:, None] if y.ndim == 1 else y
     layout = {1: "mono", 2: "stereo", 6: "5.1"}[y.shape[1]]
-    with av.open(str(path), "w", format=fmt) as out:
+    with av.open(str(path), "w", format=fmt, options=options or {}) as out:
         stream = out.add_stream(codec, rate=sr, layout=layout)
         if bitrate or codec == "wmav2":  # wmav2 has no default bitrate
             stream.bit_rate = bitrate or 128_000
@@ -224,6 +230,115 @@ def cut(path: Path, out: Path, head: float = 0.0, tail: float = 0.0) -> Path:
     data = Path(path).read_bytes()
     Path(out).write_bytes(data[int(len(data) * head) : len(data) - int(len(data) * tail)])
     return Path(out)
+
+
+# --- the damage campaign ----------------------------------------------------------------------
+
+# The containers the damage campaign mutates (the extension names each, as in
+# write_music_as): an MP3 with a Xing header (libsndfile's LAME writes one) and one without
+# (PyAV's), an M4A with its index (moov) last as FFmpeg writes it and one with it first.
+DAMAGE_CONTAINERS = ("song.wav", "song.aiff", "song.flac", "song.mp3", "noxing.mp3", "song.ogg",
+                     "song.opus", "song.m4a", "faststart.m4a", "song.webm", "song.aac")
+
+
+def write_damage_source(path: Path, seconds: float, seed: int = 0) -> Path:
+    """Stereo :func:`music` in the container its name says (:data:`DAMAGE_CONTAINERS`)."""
+    path = Path(path)
+    if path.name.endswith("noxing.mp3"):
+        return write_av(path, music(seconds, 44_100, 2, seed), 44_100, options={"write_xing": "0"})
+    if path.name.endswith("faststart.m4a"):
+        return write_av(path, music(seconds, 44_100, 2, seed), 44_100, options={"movflags": "faststart"})
+    return write_music_as(path, seconds, seed=seed)
+
+
+# How the campaign damages a file: bits flipped all over it, stretches zeroed or written
+# twice, its header overwritten, and cut at its head or at several points of its tail.
+MUTATIONS = ("flip", "zero", "zero64", "dup", "header", "head", "cut10", "cut50", "cut90", "cut99")
+
+
+def mutate(data: bytes, kind: str, seed: int = 0) -> bytes:
+    """``data`` (a file's bytes) damaged as :data:`MUTATIONS` names, at seeded places:
+
+    ``flip``: one bit flipped in 0.1 % of the bytes; ``zero``: a sixteenth of the bytes, at
+    most 64 kB, zeroed, as a bad sector leaves it; ``zero64``: 64 kB zeroed (a quarter of a
+    file under 256 kB); ``dup``: a stretch of 16 kB (a fiftieth of a smaller file) written
+    twice, as a resumed copy leaves it; ``header``: bytes 8 to 72 overwritten by random
+    ones; ``head``: the first tenth gone; ``cutN``: only the first N % kept, as an
+    interrupted download leaves it.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(data)
+    out = bytearray(data)
+    if kind == "flip":
+        where = rng.choice(n, max(1, n // 1000), replace=False)
+        for i, bit in zip(where, rng.integers(0, 8, len(where))):
+            out[i] ^= 1 << int(bit)
+    elif kind in ("zero", "zero64"):
+        size = min(64 * 1024, n // 16) if kind == "zero" else min(64 * 1024, n // 4)
+        start = int(rng.integers(n // 4, max(n // 4 + 1, 3 * n // 4 - size)))
+        out[start : start + size] = bytes(size)
+    elif kind == "dup":
+        size = min(16 * 1024, max(64, n // 50))
+        start = int(rng.integers(n // 4, 3 * n // 4))
+        out[start:start] = data[start : start + size]
+    elif kind == "header":
+        out[8:72] = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()
+    elif kind == "head":
+        del out[: n // 10]
+    elif kind.startswith("cut"):
+        del out[n * int(kind[3:]) // 100 :]
+    else:
+        raise ValueError(kind)
+    return bytes(out)
+
+
+# Every reason a damaged file may get, by the name of its outcome: the one-line errors and
+# warnings users are told of (README, docs/usage.md). A length is format_seconds' ("0.0929 s",
+# "2.08 min", "1 h 30 min").
+_S = r"(\d[\d.e+-]* (s|min)|\d+ h( \d+ min)?)"
+_PAST = r"more than the 25 % a prediction may skip"
+DOCUMENTED_ERRORS = {
+    "truncated": rf"truncated: {_S} of {_S} decoded \(\d+ % missing\), {_PAST}"
+                 rf"|truncated: \d+ % of the audio is missing \({_S} could not be decoded, {_S} cut off, of {_S}\), {_PAST}"
+                 r"|truncated: the file stops before any of its audio \(it holds a header and no samples\)",
+    "damaged": rf"damaged: \d+ % of the audio could not be decoded \({_S} of {_S}\), {_PAST}"
+               rf"|damaged: \d+ % of the audio is missing \({_S} could not be decoded, {_S} cut off, of {_S}\), {_PAST}",
+    "container unreadable": r"truncated or damaged [\w/ ()]+ file: FFmpeg cannot read it \(.+\)",
+    "decoding failed": r"decoding failed after \d+\.\d s of audio: .+",
+    "not audio": r"not a supported audio format \(neither libsndfile nor FFmpeg recognise it\)",
+    "no audio data": r"no audio data \(the file holds a header but no samples\)",
+    "invalid header": r"invalid header \((no sample rate or channels|implausible sample rate \d+ Hz)\)",
+    "no decoder": r"no decoder for its audio \(an unknown codec, or a damaged header\)",
+    "no audio stream": r"no audio stream \(the file holds only video or data\)",
+    "too short": r"too short: \d+\.\d+ s of audio, at least \d+(\.\d+)? s needed",
+    "invalid samples": r"invalid samples: the audio holds NaN or infinite values",
+}
+DOCUMENTED_WARNINGS = {
+    "damaged": rf"damaged: {_S} of audio could not be decoded and was skipped \((at \d+\.\d s|in \d+ stretches, "
+               rf"the first at \d+\.\d s|the decoder does not say where)\)(, and {_S} of audio was decoded from "
+               rf"data that fails its checksum)?|damaged: {_S} of audio was decoded from data that fails its checksum",
+    "truncated": rf"truncated: {_S} of {_S} decoded, the rest is missing"
+                 rf"|truncated: {_S} decoded, then the file stops short \(it does not state its full length\)",
+    "silent": r"silent: .+",
+}
+
+
+def outcome(error: str, warning: str) -> str:
+    """What a row's ``error`` and ``warning`` say, by name: ``"clean"``, the warnings'
+    names (``"damaged + truncated"``), ``"error: truncated"``, ...; ``"UNDOCUMENTED: ..."``
+    for a reason outside :data:`DOCUMENTED_ERRORS` and :data:`DOCUMENTED_WARNINGS`."""
+    import re
+
+    if error:
+        name = next((k for k, p in DOCUMENTED_ERRORS.items() if re.fullmatch(p, error)), None)
+        return f"error: {name}" if name else f"UNDOCUMENTED: {error}"
+    names = []
+    for part in filter(None, warning.split("; ")):
+        name = next((k for k, p in DOCUMENTED_WARNINGS.items() if re.fullmatch(p, part)), None)
+        if name is None:
+            return f"UNDOCUMENTED: {part}"
+        names.append(name)
+    return " + ".join(names) or "clean"
 
 
 def make_library(root: Path) -> Path:

@@ -1,6 +1,8 @@
 """Decoding by content: a file's bytes choose its decoder, never its name, so a mislabelled
 file gives the samples, and the prediction, of the correctly named one; junk before an
-MP3's first frame, an MP3 cut at the head, and what the first bytes of each format say."""
+MP3's first frame, an MP3 cut at the head, what the first bytes of each format say, and what
+each container's bytes say of where it should end (the evidence the one policy on missing
+audio goes by)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,26 @@ import shutil
 import numpy as np
 import pytest
 
-from helpers import cut, damage, music, write, write_av, write_m4a, write_music_as
+from helpers import cut, damage, music, mutate, write, write_av, write_damage_source, write_m4a, write_music_as
 from music2emotion import EmotionModel
-from music2emotion.audio import AudioError, load_audio
-from music2emotion.audio.content import ADTS, FLAC, MATROSKA, MP4, MPEG, OGG, WAV, ogg_damaged, sniff
-from music2emotion.audio.mpeg import length_header
+from music2emotion.audio import AudioError, Ending, load_audio, stream_audio
+from music2emotion.audio.content import (
+    ADTS,
+    AIFF,
+    FLAC,
+    MATROSKA,
+    MP4,
+    MPEG,
+    OGG,
+    WAV,
+    FileView,
+    flac_last_frame_cut,
+    mp4_ending,
+    ogg_scan,
+    pcm_ending,
+    sniff,
+)
+from music2emotion.audio.mpeg import last_frame_cut, length_header, tlen_seconds
 
 pytest.importorskip("av")
 
@@ -104,6 +121,10 @@ def test_text_and_cut_heads_tell_nothing(tmp_path):
 
 def test_a_damaged_ogg_page_is_found_and_a_cut_last_page_is_not_damage(tmp_path):
     whole = write_music_as(tmp_path / "a.ogg", 20.0)
+    def ogg_damaged(path):
+        scan = ogg_scan(path)
+        return bool(scan.damaged or scan.gaps)
+
     assert not ogg_damaged(whole)
     assert ogg_damaged(damage(whole, tmp_path / "damaged.ogg"))
     assert not ogg_damaged(cut(whole, tmp_path / "cut.ogg", tail=0.3))
@@ -111,3 +132,93 @@ def test_a_damaged_ogg_page_is_found_and_a_cut_last_page_is_not_damage(tmp_path)
     tagged.write_bytes(b"ID3\x04\x00\x00\x00\x00\x00\x0a" + bytes(10) + whole.read_bytes())
     assert not ogg_damaged(tagged)
     assert ogg_damaged(damage(tagged, tmp_path / "tagged_damaged.ogg"))
+
+
+def test_an_ogg_scan_tells_damaged_pages_stretches_that_are_none_and_a_cut_end(tmp_path):
+    whole = write_music_as(tmp_path / "a.opus", 20.0)
+    scan = ogg_scan(whole)
+    assert scan.pages > 10 and not scan.damaged and not scan.gaps and not scan.cut
+    flipped = tmp_path / "flip.opus"
+    flipped.write_bytes(mutate(whole.read_bytes(), "flip"))
+    f = ogg_scan(flipped)
+    # bits flipped all over: most pages fail their checksum, and are kept, headers included
+    assert len(f.damaged) > scan.pages / 2 and f.kept > 0.5 and f.headers
+    zeroed = tmp_path / "zero.opus"
+    zeroed.write_bytes(mutate(whole.read_bytes(), "zero"))
+    z = ogg_scan(zeroed)
+    # a zeroed stretch is no page at all: left out, and the pages around it are skipped
+    assert len(z.gaps) == 1 and z.kept == 0 and not z.cut
+    assert ogg_scan(cut(whole, tmp_path / "cut.opus", tail=0.3)).cut
+
+
+def test_a_file_view_leaves_out_gaps_and_mends_bytes(tmp_path):
+    path = tmp_path / "bytes"
+    path.write_bytes(bytes(range(100)))
+    view = FileView(path, 10, {20: b"\xff\xff", 61: b"\xee"}, [(30, 60)])
+    assert view.read() == bytes(range(10, 20)) + b"\xff\xff" + bytes(range(22, 30)) + bytes([60, 0xEE]) + \
+        bytes(range(62, 100))
+    view.seek(19)
+    assert view.read(3) == bytes([29, 60, 0xEE])
+    assert view.seek(0, 2) == 20 + 40  # bytes 10-30 and 60-100
+    view.close()
+
+
+@pytest.mark.parametrize("name, content", [("a.wav", WAV), ("a.aiff", AIFF)])
+def test_a_pcm_header_states_the_length_a_cut_file_should_have(tmp_path, name, content):
+    whole = write_music_as(tmp_path / name, 4.0)
+    assert pcm_ending(whole, content) == Ending()
+    ending = pcm_ending(cut(whole, tmp_path / ("cut" + name), tail=0.5), content)
+    assert ending.cut and ending.seconds == pytest.approx(4.0, abs=1e-3)
+
+
+def test_mp4_boxes_tell_a_cut_file_from_a_whole_one(tmp_path):
+    whole = write_damage_source(tmp_path / "faststart.m4a", 4.0)
+    assert mp4_ending(whole) == Ending(complete=True)
+    assert mp4_ending(cut(whole, tmp_path / "cut.m4a", tail=0.3)) == Ending(cut=True)
+    for tail in (b"\x00" * 5, b"not a box, but bytes added after the boxes"):  # none missing
+        padded = tmp_path / "padded.m4a"
+        padded.write_bytes(whole.read_bytes() + tail)
+        assert mp4_ending(padded) == Ending(complete=True)
+
+
+@pytest.mark.parametrize("name", ["song.flac", "song.mp3", "noxing.mp3", "song.aac"])
+def test_the_last_frame_tells_a_cut_file(tmp_path, name):
+    whole = write_damage_source(tmp_path / name, 6.0)
+    cut_at = {"song.flac": flac_last_frame_cut, "song.aac": lambda p: last_frame_cut(p, adts=True)}.get(
+        name, last_frame_cut)
+    assert not cut_at(whole)
+    for point in ("cut50", "cut90", "cut99"):
+        broken = tmp_path / f"{point}-{name}"
+        broken.write_bytes(mutate(whole.read_bytes(), point))
+        assert cut_at(broken), point
+
+
+def test_an_id3_tlen_states_the_length_of_an_mp3_without_a_xing_header(tmp_path):
+    whole = write_damage_source(tmp_path / "noxing.mp3", 6.0)
+    assert length_header(whole) == (False, False) and tlen_seconds(whole) is None
+    data = whole.read_bytes()
+    frame = b"TLEN" + (6).to_bytes(4, "big") + b"\x00\x00" + b"\x006000\x00"
+    tag = b"ID3\x03\x00\x00" + bytes([0, 0, 0, len(frame)]) + frame
+    start = 10 + int.from_bytes(data[6:10], "big")  # past the tag PyAV's muxer wrote (syncsafe, small)
+    tagged = tmp_path / "tagged.mp3"
+    tagged.write_bytes(tag + data[start:])
+    assert tlen_seconds(tagged) == 6.0
+    halved = tmp_path / "halved.mp3"  # cut at a frame boundary: only TLEN tells
+    halved.write_bytes(mutate(tagged.read_bytes(), "cut50"))
+    blocks = stream_audio(halved)
+    with pytest.raises(AudioError, match=r"^truncated: \d(\.\d+)? s of 6 s decoded \(\d\d % missing\)"):
+        list(blocks)
+
+
+def test_a_xing_frame_count_that_cannot_go_with_its_bytes_states_nothing(tmp_path):
+    """One flipped bit in a 3 s file's Xing frame count declared 121 hours, and the file was
+    refused as 100 % damaged; such a count is damage, and FFmpeg decodes the file."""
+    whole = write(tmp_path / "whole.mp3", music(3.0, 44_100, 2), 44_100)
+    data = bytearray(whole.read_bytes())
+    at = data.find(b"Xing") if b"Xing" in data else data.find(b"Info")
+    assert length_header(whole) == (True, True)
+    data[at + 8] ^= 0x40  # the frame count's top byte
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(bytes(data))
+    assert length_header(bad) == (False, False)
+    assert len(load_audio(bad)) / 22_050 == pytest.approx(3.0, abs=0.1)

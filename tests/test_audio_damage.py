@@ -1,8 +1,10 @@
 """Files as broken as they come: damaged stretches are skipped, as players skip them, and
-the row says how much audio was lost and where; too much damage, no audio at all, truncated
-heads and tails and videos without sound are one-line errors. The damage warning reaches
-every way in (the library, the command line, the Ray engine's rows, ``tag``, the server).
-Every file is made here, with soundfile and PyAV."""
+the row says how much audio was lost and where; a truncated file is predicted on what it
+holds with a warning saying so; more than a quarter of the audio missing, no audio at all,
+heads cut off and videos without sound are one-line errors (:func:`verdict` decides, for
+every container). The damage warning reaches every way in (the library, the command line,
+the Ray engine's rows, ``tag``, the server). Every file is made here, with soundfile and
+PyAV; the campaign over every container and kind of damage is ``test_damage_campaign.py``."""
 
 from __future__ import annotations
 
@@ -13,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import cut, damage, music, write, write_m4a, write_music_as, write_video
+from helpers import cut, damage, music, mutate, write, write_m4a, write_music_as, write_video
 from music2emotion import EmotionModel
-from music2emotion.audio import MAX_DAMAGED_SHARE, AudioError, load_audio, stream_audio
+from music2emotion.audio import MAX_DAMAGED_SHARE, AudioError, Ending, Losses, load_audio, stream_audio, verdict
 from music2emotion.cli import main
 
 pytest.importorskip("av")
@@ -28,7 +30,7 @@ WARNING = re.compile(r"damaged: ([\d.]+) s of audio could not be decoded and was
 def songs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """30 s of the same music in each format whose damage the tests make."""
     folder = tmp_path_factory.mktemp("songs")
-    for name in ("song.mp3", "song.m4a", "song.flac", "song.ogg", "song.opus", "song.webm"):
+    for name in ("song.mp3", "song.m4a", "song.flac", "song.ogg", "song.opus", "song.webm", "song.wav"):
         write_music_as(folder / name, SECONDS)
     return folder
 
@@ -58,6 +60,33 @@ def test_a_damaged_stretch_is_skipped_and_the_rest_predicted(songs, fast, tmp_pa
     assert lost == pytest.approx(a.duration - b.duration, abs=0.05)
     assert 0.03 < lost < MAX_DAMAGED_SHARE * SECONDS
     assert 8.0 < at < 12.0  # a third of the bytes is about a third of the audio
+
+
+def test_bits_flipped_all_over_an_ogg_file_are_decoded_as_they_are(songs, tmp_path):
+    """0.1 % of a 30 s Opus file's bits flipped leaves nearly every page with a bad checksum:
+    FFmpeg, which drops such pages, refused the file ("truncated: the audio stops at 0.0 s");
+    skipping them would lose most of it, so they are decoded as they are, and said to be."""
+    broken = tmp_path / "flipped.opus"
+    broken.write_bytes(mutate((songs / "song.opus").read_bytes(), "flip"))
+    blocks = stream_audio(broken)
+    decoded = sum(map(len, blocks)) / 22_050
+    assert decoded > (1 - MAX_DAMAGED_SHARE) * SECONDS
+    kept = re.search(r"([\d.]+) s of audio was decoded from data that fails its checksum$", blocks.damage)
+    assert blocks.damage.startswith("damaged: ") and kept and float(kept.group(1)) > 20, blocks.damage
+
+
+def test_64_kb_zeroed_in_an_ogg_file_are_skipped(songs, tmp_path):
+    """FFmpeg's Ogg demuxer gives up after 64 kB without a page, so a zeroed stretch that
+    long ended the file there; the stretch is left out of what it reads."""
+    data = bytearray((songs / "song.opus").read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 65536] = bytes(65536)
+    broken = tmp_path / "zeroed.opus"
+    broken.write_bytes(bytes(data))
+    blocks = stream_audio(broken)
+    decoded = sum(map(len, blocks)) / 22_050
+    found = WARNING.fullmatch(blocks.damage)
+    assert found and float(found.group(1)) == pytest.approx(SECONDS - decoded, abs=0.1), blocks.damage
+    assert 2 < float(found.group(1)) < MAX_DAMAGED_SHARE * SECONDS
 
 
 def test_a_stream_says_what_it_skipped_once_it_is_done(songs, tmp_path):
@@ -101,30 +130,130 @@ def test_a_file_where_nothing_decodes_is_an_error(tmp_path):
         load_audio(tmp_path / "noise.m4a")
 
 
-# What a cut file gives: where its header declares the length, the truncation; an MP4 cut
-# before its index (FFmpeg writes it last), that; an Ogg file declares what its last whole
-# page reaches, a WAV file's length is its data's, so those predict what is there; a head
-# without the container's first bytes is nothing either decoder knows, except MPEG audio and
-# FLAC, whose frames each carry their own header.
-@pytest.mark.parametrize("name, head, tail, outcome", [
-    ("song.mp3", 0.0, 0.3, r"truncated: the audio stops at 2\d\.\d s but the header declares 30\.0 s"),
-    ("song.flac", 0.0, 0.3, r"truncated: the audio stops at 2\d\.\d s but the header declares 30\.0 s"),
-    ("song.webm", 0.0, 0.3, r"truncated: the audio stops at 2\d\.\d s but the header declares 30\.0 s"),
-    ("song.m4a", 0.0, 0.3, r"truncated or damaged MP4 file: FFmpeg cannot read it \(.*\)"),
-    ("song.ogg", 0.0, 0.3, 21.0),
-    ("song.mp3", 0.3, 0.0, 21.0),
-    ("song.flac", 0.3, 0.0, 21.0),
-    ("song.m4a", 0.3, 0.0, r"not a supported audio format \(neither libsndfile nor FFmpeg recognise it\)"),
-    ("song.ogg", 0.3, 0.0, r"not a supported audio format \(neither libsndfile nor FFmpeg recognise it\)"),
-    ("song.webm", 0.3, 0.0, r"not a supported audio format \(neither libsndfile nor FFmpeg recognise it\)"),
+# What a cut file gives: a warning with what was decoded and what the header states, or
+# past a quarter of the audio missing an error; an Ogg file states no length but its last
+# page (a cut one lacks the page that ends the stream), so its warning says what was
+# decoded; an MP4 cut before its index (FFmpeg writes it last) cannot be read at all.
+CUT_WARNING = r"truncated: 2\d(\.\d+)? s of 30 s decoded, the rest is missing"
+UNSTATED = r"truncated: 2\d(\.\d+)? s decoded, then the file stops short \(it does not state its full length\)"
+CUT_ERROR = r"truncated: 2\d(\.\d+)? s of 30 s decoded \((2[6-9]|3\d) % missing\), more than the 25 % a prediction may skip"
+NO_INDEX = r"truncated or damaged MP4 file: FFmpeg cannot read it \(.*\)"
+
+
+@pytest.mark.parametrize("name, tail, error, warning", [
+    ("song.mp3", 0.1, "", CUT_WARNING),
+    ("song.flac", 0.1, "", CUT_WARNING),
+    ("song.webm", 0.1, "", CUT_WARNING),
+    ("song.wav", 0.1, "", CUT_WARNING),
+    ("song.ogg", 0.1, "", UNSTATED),
+    ("song.opus", 0.1, "", UNSTATED),
+    ("song.m4a", 0.1, NO_INDEX, ""),
+    ("song.mp3", 0.3, CUT_ERROR, ""),
+    ("song.flac", 0.3, CUT_ERROR, ""),
+    ("song.webm", 0.3, CUT_ERROR, ""),
+    ("song.wav", 0.3, CUT_ERROR, ""),
+    ("song.ogg", 0.3, "", UNSTATED),
 ])
-def test_truncated_heads_and_tails(songs, tmp_path, name, head, tail, outcome):
-    broken = cut(songs / name, tmp_path / name, head=head, tail=tail)
+def test_a_truncated_file_is_predicted_with_a_warning_or_past_a_quarter_refused(songs, tmp_path, name, tail,
+                                                                                 error, warning):
+    broken = cut(songs / name, tmp_path / name, tail=tail)
+    blocks = stream_audio(broken)
+    if error:
+        with pytest.raises(AudioError, match=f"^{error}$"):
+            list(blocks)
+        return
+    decoded = sum(map(len, blocks)) / 22_050
+    assert re.fullmatch(warning, blocks.damage), blocks.damage
+    assert float(re.search(r"[\d.]+", blocks.damage).group()) == pytest.approx(decoded, abs=0.05)
+    assert decoded == pytest.approx(30 * (1 - tail), abs=1.5)  # bytes and audio go together
+
+
+# A head cut off: MPEG audio and FLAC frames each carry their own header, so what remains
+# decodes (a FLAC frame cut in two at the start is skipped as damaged); a container whose
+# first bytes are gone is nothing either decoder knows.
+@pytest.mark.parametrize("name, outcome", [
+    ("song.mp3", 21.0),
+    ("song.flac", 21.0),
+    ("song.m4a", r"not a supported audio format \(neither libsndfile nor FFmpeg recognise it\)"),
+    ("song.ogg", r"not a supported audio format \(neither libsndfile nor FFmpeg recognise it\)"),
+    ("song.webm", r"not a supported audio format \(neither libsndfile nor FFmpeg recognise it\)"),
+])
+def test_a_file_cut_at_the_head(songs, tmp_path, name, outcome):
+    broken = cut(songs / name, tmp_path / name, head=0.3)
     if isinstance(outcome, float):
-        assert len(load_audio(broken)) / 22_050 == pytest.approx(outcome, abs=1.0)
+        blocks = stream_audio(broken)
+        assert sum(map(len, blocks)) / 22_050 == pytest.approx(outcome, abs=1.0)
+        assert blocks.damage == "" or WARNING.fullmatch(blocks.damage), blocks.damage
     else:
         with pytest.raises(AudioError, match=f"^{outcome}$"):
             load_audio(broken)
+
+
+# --- the one policy, on its own ---------------------------------------------------------------
+
+RATE = 1000  # frames per second of the policy's examples
+
+
+def losses(*stretches: tuple[float, float]) -> Losses:
+    """Losses at RATE of the stretches ``(start, seconds)``."""
+    lost = Losses(RATE)
+    for start, seconds in stretches:
+        lost.add(int(start * RATE), int(seconds * RATE))
+    return lost
+
+
+@pytest.mark.parametrize("lost, decoded, declared, ending, outcome", [
+    # nothing missing, or within the slack of encoder delay and padding
+    ((), 30, 30, Ending(), ""),
+    ((), 29.9, 30, Ending(), ""),
+    ((), 30, None, Ending(), ""),
+    # damaged stretches skipped: a warning, past a quarter an error
+    (((10, 2),), 28, 30, Ending(), r"damaged: 2 s of audio could not be decoded and was skipped \(at 10\.0 s\)"),
+    (((10, 8),), 22, 30, Ending(), r"ERROR damaged: 27 % of the audio could not be decoded \(8 s of 30 s\), "
+                                   r"more than the 25 % a prediction may skip"),
+    # short of the stated length: truncated, a warning, past a quarter an error
+    ((), 27, 30, Ending(), r"truncated: 27 s of 30 s decoded, the rest is missing"),
+    ((), 20, 30, Ending(), r"ERROR truncated: 20 s of 30 s decoded \(33 % missing\), more than the 25 % a prediction may skip"),
+    ((), 27, None, Ending(seconds=30), r"truncated: 27 s of 30 s decoded, the rest is missing"),
+    ((), 27, 27, Ending(seconds=30), r"truncated: 27 s of 30 s decoded, the rest is missing"),
+    # a file whose bytes are all there lost the rest to damage, wherever the decoder skipped it
+    ((), 27, 30, Ending(complete=True), r"damaged: 3 s of audio could not be decoded and was skipped "
+                                        r"\(the decoder does not say where\)"),
+    # cut, but nothing states how long it should be: what was decoded
+    ((), 12, 12, Ending(cut=True), r"truncated: 12 s decoded, then the file stops short \(it does not state its full length\)"),
+    ((), 12, None, Ending(cut=True), r"truncated: 12 s decoded, then the file stops short \(it does not state its full length\)"),
+    # a stretch lost at the very end of a cut file is its cut
+    (((27, 0.5),), 27, 30, Ending(cut=True), r"truncated: 27 s of 30 s decoded, the rest is missing"),
+    # both, and both together past the quarter
+    (((5, 1),), 26, 30, Ending(), r"damaged: 1 s of audio could not be decoded and was skipped \(at 5\.0 s\); "
+                                  r"truncated: 26 s of 30 s decoded, the rest is missing"),
+    (((5, 3),), 21, 30, Ending(), r"ERROR truncated: 30 % of the audio is missing \(3 s could not be decoded, 6 s cut off, "
+                                  r"of 30 s\), more than the 25 % a prediction may skip"),
+    # nothing decoded
+    ((), 0, 30, Ending(), r"ERROR truncated: the file stops before any of its audio \(it holds a header and no samples\)"),
+    ((), 0, None, Ending(cut=True), r"ERROR truncated: the file stops before any of its audio \(it holds a header and no samples\)"),
+    ((), 0, None, Ending(), r"ERROR no audio data \(the file holds a header but no samples\)"),
+    ((), 0, 30, Ending(complete=True), r"ERROR damaged: 100 % of the audio could not be decoded \(30 s of 30 s\), "
+                                       r"more than the 25 % a prediction may skip"),
+])
+def test_one_policy_decides_what_a_file_missing_audio_gets(lost, decoded, declared, ending, outcome):
+    got = losses(*lost)
+    try:
+        result = verdict(got, int(decoded * RATE), None if declared is None else int(declared * RATE), ending)
+    except AudioError as exc:
+        result = f"ERROR {exc}"
+    assert re.fullmatch(outcome, result), result
+
+
+def test_a_header_naming_a_codec_no_decoder_knows_is_a_one_line_error(tmp_path):
+    """A WAV whose block size and sample size are damaged (libsndfile refuses it, FFmpeg
+    opens it without a decoder) gave "unexpected AttributeError: 'NoneType' object has no
+    attribute 'sample_rate'"."""
+    data = bytearray(write_music_as(tmp_path / "whole.wav", 2.0).read_bytes())
+    data[32:36] = b"\x04\x1b\x80\x22"
+    (tmp_path / "broken.wav").write_bytes(bytes(data))
+    with pytest.raises(AudioError, match=r"^no decoder for its audio \(an unknown codec, or a damaged header\)$"):
+        load_audio(tmp_path / "broken.wav")
 
 
 @pytest.mark.parametrize("name", ["film.mp4", "film.mkv", "film.mov", "film.avi", "film.webm"])

@@ -18,6 +18,7 @@ NOT_AUDIO = "not a supported audio format (neither libsndfile nor FFmpeg recogni
 NO_AUDIO_STREAM = "no audio stream (the file holds only video or data)"
 NO_SAMPLES = "no audio data (the file holds a header but no samples)"
 NOT_FINITE = "invalid samples: the audio holds NaN or infinite values"
+NO_DECODER = "no decoder for its audio (an unknown codec, or a damaged header)"
 
 
 class AudioError(Exception):
@@ -49,9 +50,35 @@ def too_long(seconds: float, limit: float, *, declared: bool = True) -> str:
             "header declares less or no length")
 
 
-def truncated(decoded: float, declared: float) -> str:
-    """The reason a file that stops at ``decoded`` seconds, short of the ``declared``, fails."""
-    return f"truncated: the audio stops at {decoded:.1f} s but the header declares {declared:.1f} s"
+def truncated(decoded: float, declared: float | None) -> str:
+    """The warning for a file that stops at ``decoded`` seconds, short of the ``declared``
+    length (``None`` when the file shows it is cut but states no length)."""
+    if declared is None:
+        return (f"truncated: {format_seconds(decoded)} decoded, then the file stops short "
+                "(it does not state its full length)")
+    return f"truncated: {format_seconds(decoded)} of {format_seconds(declared)} decoded, the rest is missing"
+
+
+def truncated_before_audio() -> str:
+    """The reason a file cut short before its first audio fails."""
+    return "truncated: the file stops before any of its audio (it holds a header and no samples)"
+
+
+def too_much_missing(lost: float, cut: float, total: float, bound: float) -> str:
+    """The reason a file whose audio is more than the ``bound`` share missing fails:
+    ``lost`` seconds could not be decoded (damage), ``cut`` seconds were never in the file
+    (truncation), of ``total``."""
+    share = f"{100 * (lost + cut) / total:.0f} %"
+    limit = f"more than the {100 * bound:.0f} % a prediction may skip"
+    if not cut:
+        return (f"damaged: {share} of the audio could not be decoded ({format_seconds(lost)} of "
+                f"{format_seconds(total)}), {limit}")
+    if not lost:
+        return (f"truncated: {format_seconds(total - cut)} of {format_seconds(total)} decoded ({share} "
+                f"missing), {limit}")
+    kind = "truncated" if cut >= lost else "damaged"
+    return (f"{kind}: {share} of the audio is missing ({format_seconds(lost)} could not be decoded, "
+            f"{format_seconds(cut)} cut off, of {format_seconds(total)}), {limit}")
 
 
 def decoding_failed(seconds: float, reason: str) -> str:

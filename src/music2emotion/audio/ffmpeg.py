@@ -19,10 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .content import sniff
+from .content import FileView, sniff
 from .decoder import Decoder, DecoderFailure, Losses
-from .errors import NO_AUDIO_STREAM, NOT_AUDIO, AudioError, check_header, damaged_container, one_line
-from .mpeg import FileFrom
+from .errors import NO_AUDIO_STREAM, NO_DECODER, NOT_AUDIO, AudioError, check_header, damaged_container, one_line
 
 # FFmpeg's demuxers whose header states the length (the sample tables of MP4, Matroska's
 # Duration, Ogg's last page, ASF's file properties, APE's and WavPack's totals). For the
@@ -73,21 +72,26 @@ class FFmpegDecoder(Decoder):
     skip : int
         Drop this many decoded frames first: the audio another decoder already gave before
         it stumbled (the stretches lost in them still count in ``losses``).
+    view : FileView, optional
+        The file as FFmpeg should read it (a damaged Ogg file's, from
+        :meth:`.content.OggScan.view`), instead of ``path`` from ``offset``; closed with
+        the decoder.
 
     Raises
     ------
     AudioError
-        FFmpeg cannot open the file, it holds no audio stream, or its header is implausible.
+        FFmpeg cannot open the file, it holds no audio stream, no decoder for it, or its
+        header is implausible.
     """
 
-    def __init__(self, path: Path, *, offset: int = 0, skip: int = 0):
+    def __init__(self, path: Path, *, offset: int = 0, skip: int = 0, view: FileView | None = None):
         import av  # FFmpeg's libraries load only for files that need them
 
         self._errors: tuple[type[BaseException], ...] = (av.error.FFmpegError, OSError, ValueError)
-        self._source: Any = None
-        if offset:
-            self._source = FileFrom(path, offset)
-        else:
+        self._source: Any = view
+        if offset and view is None:
+            self._source = FileView(path, offset)
+        elif view is None:
             try:
                 os.fsdecode(path).encode("utf-8")
             except UnicodeEncodeError:  # a name that is not valid UTF-8: FFmpeg gets the file itself
@@ -109,6 +113,8 @@ class FFmpegDecoder(Decoder):
                 raise AudioError(NO_AUDIO_STREAM)
             self.stream = streams[0]
             ctx = self.stream.codec_context
+            if ctx is None:  # PyAV opens no decoder for a codec FFmpeg does not know
+                raise AudioError(NO_DECODER)
             self.samplerate = int(ctx.sample_rate or 0)
             self.channels = int(ctx.channels or 0)
             check_header(self.samplerate, self.channels)

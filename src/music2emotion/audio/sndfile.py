@@ -13,7 +13,7 @@ import soundfile as sf
 
 from .decoder import Decoder, DecoderFailure, Losses
 from .errors import NOT_AUDIO, AudioError, check_header, one_line
-from .mpeg import FileFrom
+from .content import FileView
 
 
 def sndfile_reason(exc: Exception) -> str:
@@ -68,7 +68,7 @@ class SndfileDecoder(Decoder):
         AudioError
             libsndfile cannot open it; :data:`NOT_AUDIO` when it does not know the format.
         """
-        self.raw = FileFrom(path, offset) if offset else None
+        self.raw = FileView(path, offset) if offset else None
         try:
             self.f = _open(self.raw if self.raw is not None else os.fsencode(path))
         except BaseException:

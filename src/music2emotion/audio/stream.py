@@ -16,32 +16,45 @@ import numpy as np
 import soxr
 
 from ..config import SAMPLE_RATE, SILENCE_RMS
-from .content import MPEG, OGG, ogg_damaged, sniff
-from .decoder import Decoder, DecoderFailure, Losses
+from .content import (
+    ADTS,
+    AIFF,
+    FLAC,
+    MATROSKA,
+    MP4,
+    MPEG,
+    OGG,
+    WAV,
+    Content,
+    OggScan,
+    flac_last_frame_cut,
+    matroska_ending,
+    mp4_ending,
+    ogg_scan,
+    pcm_ending,
+    sniff,
+)
+from .decoder import TRUNCATION_SLACK_SECONDS, Decoder, DecoderFailure, Ending, Losses, verdict
 from .errors import (
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
-    NO_SAMPLES,
     NOT_AUDIO,
     NOT_FINITE,
     AudioError,
     check_path,
+    damaged_container,
     decoding_failed,
     one_line,
     too_long,
-    truncated,
 )
 from .ffmpeg import FFmpegDecoder
-from .mpeg import junk_end, length_header
+from .mpeg import junk_end, last_frame_cut, length_header, mpeg_ending
 from .sndfile import SndfileDecoder
 
 BLOCK_SECONDS = 20.0
 # A block also stays under this many decoded bytes, so a file with many channels or a huge
 # sample rate cannot make one block big (96 kHz x 6 channels x 20 s would be 46 MB).
 BLOCK_BYTES = 8 * 1024 * 1024
-# Decoding that stops this far short of the length the header declares is a truncated file;
-# the slack absorbs MP3 encoder delay and padding.
-TRUNCATION_SLACK_SECONDS = 0.25
 
 
 class _Handover(Decoder):
@@ -54,9 +67,8 @@ class _Handover(Decoder):
     and WAV bit for bit, MP3 within 7e-7, Vorbis within 1e-7), so the blocks join up.
     """
 
-    def __init__(self, first: SndfileDecoder, path: Path, offset: int, whole: bool = False):
+    def __init__(self, first: SndfileDecoder, path: Path, offset: int):
         self.first: SndfileDecoder = first
-        self.whole = whole
         self.then: FFmpegDecoder | None = None
         self.path, self.offset = path, offset
         self.samplerate, self.channels, self.frames = first.samplerate, first.channels, first.frames
@@ -98,10 +110,12 @@ class _Handover(Decoder):
                 raise
             self.failure = exc
             return self.read(out)
-        if (not len(got) and self.frames is not None
+        if (not len(got) and self.frames is not None and not self.ending.cut
                 and self.frames - self.given > TRUNCATION_SLACK_SECONDS * self.samplerate
                 and self._hand_over()):
-            return self.read(out)  # stopped short: perhaps at damage FFmpeg gets past
+            # stopped short: perhaps at damage FFmpeg gets past (not where the file's bytes
+            # show it cut, which FFmpeg would only reach again)
+            return self.read(out)
         self.given += len(got)
         return got
 
@@ -110,7 +124,8 @@ class _Handover(Decoder):
 
 
 def open_decoder(path: str | os.PathLike[str], *, pages: bool = True) -> Decoder:
-    """The file opened by the decoder its content calls for, whatever its name.
+    """The file opened by the decoder its content calls for, whatever its name, with what
+    its bytes say of its end (``ending``).
 
     libsndfile reads what it knows (an MP3 from its first real frame), handing over to
     FFmpeg where it stumbles midway (:class:`_Handover`); FFmpeg reads the rest: content
@@ -124,8 +139,9 @@ def open_decoder(path: str | os.PathLike[str], *, pages: bool = True) -> Decoder
     path : str or os.PathLike
         The file.
     pages : bool
-        Check an Ogg file's pages first, which reads all of it; ``False`` when only the
-        header is wanted (the length it declares, by libsndfile's reading).
+        Check an Ogg file's pages first, which reads all of it, and what the file's bytes
+        say of its end; ``False`` when only the header is wanted (the length it declares,
+        by libsndfile's reading).
 
     Returns
     -------
@@ -142,14 +158,52 @@ def open_decoder(path: str | os.PathLike[str], *, pages: bool = True) -> Decoder
     check_path(p)
     try:
         content = sniff(p)
-        if content is not None and (not content.sndfile or (content is OGG and pages and ogg_damaged(p))):
-            return FFmpegDecoder(p)
+        scan = ogg_scan(p) if content is OGG and pages else None
         # the junk scan only where the content may be MPEG audio behind junk: never on content
         # known to be something else, whose bytes hold false frame headers
         offset = junk_end(p) if content is None else 0
         states, whole = length_header(p, offset) if content is MPEG or offset else (True, False)
+        ending = _ending(p, content, scan, offset, states, whole) if pages else Ending()
     except OSError as exc:  # a disk error, or the file changed after check_path looked
         raise AudioError(f"unreadable: {one_line(exc.strerror or exc)}") from exc
+    decoder = _open(p, content, scan, offset, states)
+    decoder.ending = ending
+    return decoder
+
+
+def _ending(path: Path, content: Content | None, scan: OggScan | None, offset: int, states: bool,
+            whole: bool) -> Ending:
+    """What the bytes of ``path`` say of its end, by its content (see :class:`Ending`)."""
+    if content is MPEG or offset:
+        return mpeg_ending(path, states, whole)
+    if scan is not None:  # a stream that ends with its last page holds all its audio
+        return Ending(complete=not scan.cut, cut=scan.cut)
+    if content in (WAV, AIFF):
+        return pcm_ending(path, content)
+    if content is MP4:
+        return mp4_ending(path)
+    if content is MATROSKA:
+        return matroska_ending(path)
+    if content is FLAC:
+        return Ending(cut=flac_last_frame_cut(path))
+    if content is ADTS:
+        return Ending(cut=last_frame_cut(path, adts=True))
+    return Ending()
+
+
+def _open(p: Path, content: Content | None, scan: OggScan | None, offset: int, states: bool) -> Decoder:
+    """``p`` opened by the decoder its content calls for (see :func:`open_decoder`)."""
+    if content is not None and not content.sndfile:
+        return FFmpegDecoder(p)
+    if scan is not None and (scan.damaged or scan.gaps):
+        try:
+            decoder = FFmpegDecoder(p, view=scan.view(p))
+        except AudioError as exc:
+            if scan.headers:  # what fails is what the damage hit
+                raise AudioError(damaged_container(OGG.name, "its stream headers are damaged")) from exc
+            raise
+        decoder.losses.kept = scan.kept
+        return decoder
     if not states:
         return FFmpegDecoder(p, offset=offset)
     failure: AudioError | None = None
@@ -161,7 +215,7 @@ def open_decoder(path: str | os.PathLike[str], *, pages: bool = True) -> Decoder
         failure = exc
     else:
         if first.format != "MP3" or content is MPEG or offset:
-            return _Handover(first, p, offset, whole)
+            return _Handover(first, p, offset)
         first.close()  # libsndfile took it for MP3 by its name alone: its content is not
     try:
         return FFmpegDecoder(p)
@@ -242,7 +296,9 @@ def _block_frames(rate: int, channels: int, block_seconds: float = BLOCK_SECONDS
 
 class AudioStream(Iterator[np.ndarray]):
     """The blocks of :func:`stream_audio`, and once they are all yielded, ``damage``: the
-    warning for what decoding had to skip (``""`` when nothing)."""
+    warnings for what is missing from the audio (:func:`~.decoder.verdict`: ``damaged: ...``
+    for what decoding had to skip, ``truncated: ...`` for a file cut short; ``""`` when
+    nothing is)."""
 
     def __init__(self, path: str | os.PathLike[str], sample_rate: int, block_seconds: float,
                  max_seconds: float | None):
@@ -283,15 +339,7 @@ class AudioStream(Iterator[np.ndarray]):
                         yield out
             except (DecoderFailure, RuntimeError, ValueError) as exc:
                 raise AudioError(decoding_failed(decoded / in_rate, one_line(exc))) from exc
-            if decoded == 0:
-                raise AudioError(NO_SAMPLES)
-            losses = f.losses
-            short = declared - decoded - losses.frames if declared else 0
-            if short > TRUNCATION_SLACK_SECONDS * in_rate and not f.whole:
-                raise AudioError(truncated(decoded / in_rate, declared / in_rate))
-            losses.settle(decoded, declared, f.whole)
-            losses.check(decoded)
-            self.damage = losses.warning()
+            self.damage = verdict(f.losses, decoded, declared, f.ending)
         tail = resampler.tail()
         if tail.size:
             yield tail
@@ -307,10 +355,11 @@ def stream_audio(
     """The file as consecutive mono float32 blocks at ``sample_rate``.
 
     Memory is one block (at most ``block_seconds`` and ``BLOCK_BYTES``) whatever the file's
-    length. Errors found late (truncation, a decoder failure midway, too much damage) are
-    raised after the blocks decoded so far, so callers must not treat a partial stream as a
-    result. Damaged stretches a decoder skips (see :mod:`music2emotion.audio.ffmpeg`) are
-    left out of the blocks, and the stream's ``damage`` says how much was lost and where.
+    length. Errors found late (a decoder failure midway, too much of the audio damaged or
+    cut off) are raised after the blocks decoded so far, so callers must not treat a partial
+    stream as a result. Damaged stretches a decoder skips (see
+    :mod:`music2emotion.audio.ffmpeg`) are left out of the blocks, and the stream's
+    ``damage`` says how much was lost and where, and how much of a truncated file is missing.
 
     Parameters
     ----------
@@ -334,7 +383,8 @@ def stream_audio(
     ------
     AudioError
         While iterating: the file cannot be decoded, is longer than ``max_seconds``, or
-        lost more than ``MAX_DAMAGED_SHARE`` of its audio; the message is a one-line reason.
+        misses more than ``MAX_DAMAGED_SHARE`` of its audio, damaged or cut off; the message
+        is a one-line reason.
     """
     return AudioStream(path, sample_rate, block_seconds, max_seconds)
 
@@ -443,7 +493,8 @@ def load_audio(path: str | os.PathLike[str], sample_rate: int = SAMPLE_RATE) -> 
 class LevelMeter:
     """Passes a stream of blocks through while counting its samples and energy, so a file's
     duration and whether it is digital silence come without a second pass; ``damage`` is
-    the stream's warning for what its decoder skipped (``""`` for audio in memory)."""
+    the stream's warnings for what is missing from its audio, damaged or cut off (``""``
+    for audio in memory)."""
 
     def __init__(self, blocks: Iterable[np.ndarray]):
         self._blocks = blocks
@@ -462,5 +513,6 @@ class LevelMeter:
 
     @property
     def damage(self) -> str:
-        """What the decoder had to skip, once the stream is done (:class:`AudioStream`)."""
+        """What is missing from the audio, damaged or cut off, once the stream is done
+        (:class:`AudioStream`)."""
         return str(getattr(self._blocks, "damage", ""))
