@@ -57,6 +57,7 @@ RATINGS = [
     ("+ penultimate", ("embedding", "melstats", "msd_penultimate")),
     ("+ penultimate + tags", ("embedding", "melstats", "msd_penultimate", "msd_tags")),
     ("+ pooled", ("embedding", "melstats", "msd_pooled")),
+    ("+ pooled + penultimate + tags (large)", ("embedding", "melstats", "msd_pooled", "msd_penultimate", "msd_tags")),
 ]
 SHOWN = ("valence_auc", "happy_vs_angry", "tender_vs_sad", "arousal_auc", "mood_right", "valence_r2", "arousal_r2")
 
