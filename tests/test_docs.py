@@ -37,3 +37,39 @@ def test_relative_links_resolve(page):
         if "://" in target:
             continue
         assert (page.parent / target).exists(), f"{page.name}: {target}"
+
+
+def _section(text: str, heading: str) -> str:
+    """A Markdown section's text, from its heading to the next heading of any level up to 2."""
+    start = text.index(heading)
+    after = re.search(r"\n## ", text[start + len(heading):])
+    return text[start:start + len(heading) + after.start()] if after else text[start:]
+
+
+@pytest.mark.slow
+def test_the_readme_python_block_runs_as_a_script(tmp_path):
+    """Saved as a file and run with ``python script.py``, as a user would: its worker
+    processes import the script again, so the block must hold up to that."""
+    import subprocess
+    import sys
+
+    from helpers import write_music
+
+    block = re.search(r"```python\n(.+?)\n```", _section(README.read_text(encoding="utf-8"), "## In Python"),
+                      re.S).group(1)
+    # the files it names, as small generated songs
+    names = sorted(set(re.findall(r'"([\w.]+\.(?:mp3|flac|wav))"', block)))
+    assert {"song.mp3", "a.mp3"} <= set(names)
+    for i, name in enumerate(names):
+        write_music(tmp_path / name, 12.0, channels=2, seed=i)
+    script = tmp_path / "script.py"
+    script.write_text(block, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    lines = done.stdout.splitlines()
+    assert lines and not any("error" in line.lower() and "'error': ''" not in line for line in lines), lines
+    # every predict_files row came back, each with its own path
+    for name in ("a.mp3", "b.flac"):
+        assert sum(f"'path': '{name}'" in line for line in lines) == 1, lines

@@ -58,6 +58,15 @@ _SIGNAL_CAUSES = {
     signal.SIGILL: "a native library built for another CPU",
     signal.SIGABRT: "a native library aborted (a broken install, or out of memory)",
 }
+# A spawned worker imports the main module before it runs anything else; a script that
+# starts a pool at its top level, outside ``if __name__ == "__main__":``, therefore starts
+# one again in every worker, where multiprocessing refuses it. The worker cannot tell its
+# parent through the pool's pipe (that arrives only after the import), so it exits with
+# this code, and the parent names the fix.
+MAIN_REIMPORTED_EXIT = 86
+MAIN_REIMPORTED = ("worker processes cannot start: each one re-ran this script's top-level code, which "
+                   "starts workers again (spawned processes import the main module); put the script's "
+                   "code under `if __name__ == \"__main__\":`")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -71,6 +80,13 @@ _worker_model: EmotionModel | None = None
 
 class WorkersKeepDying(RuntimeError):
     """Worker processes die before finishing any item: the setup, not one input, is broken."""
+
+
+def _importing_main() -> bool:
+    """Whether this process is a spawned worker still importing its parent's main module
+    (multiprocessing's own check for starting a process then, which it refuses, reads the
+    same flag)."""
+    return bool(getattr(mp.current_process(), "_inheriting", False))
 
 
 class WorkerDied(RuntimeError):
@@ -226,6 +242,7 @@ class _Worker:
         self.cancelled = False
         self.kill_at: float | None = None
         self.start_signal: int | None = None  # what ended the last start that failed
+        self.main_reimported = False  # the last start failed in the script's top-level code
         self.thread = threading.Thread(target=self._run, name=f"{pool.name}-{index}", daemon=True)
 
     def _start(self) -> str:
@@ -250,6 +267,7 @@ class _Worker:
         except (EOFError, OSError):
             code = self._reap()
             self.start_signal = -code if code is not None and code < 0 else None
+            self.main_reimported = code == MAIN_REIMPORTED_EXIT
             kind, payload = "failed", (f"the process died by {signal_name(-code)}" if self.start_signal
                                        else f"the process exited with code {code}")
         except Exception as exc:  # its initializer's error could not be unpickled
@@ -319,6 +337,9 @@ class _Worker:
             if self.proc is None:
                 why = self._start()
                 if pool._closed:
+                    return
+                if why and self.main_reimported:  # the same on every try
+                    pool._break(WorkersKeepDying(MAIN_REIMPORTED))
                     return
                 if why:
                     failures += 1
@@ -402,6 +423,9 @@ class WorkerPool(Generic[T, R]):
                  name: str = "music2emotion-worker", stop_when_crashing: bool = True):
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
+        if _importing_main():
+            # a worker re-running an unguarded script: leave quietly, the parent says why
+            raise SystemExit(MAIN_REIMPORTED_EXIT)
         self._ctx = mp.get_context("spawn")
         self._fn, self._init, self._initargs, self.name = fn, initializer, initargs, name
         self._cond = threading.Condition()
