@@ -14,6 +14,7 @@ import functools
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -424,8 +425,13 @@ class WorkerPool(Generic[T, R]):
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
         if _importing_main():
-            # a worker re-running an unguarded script: leave quietly, the parent says why
-            raise SystemExit(MAIN_REIMPORTED_EXIT)
+            # a worker re-running an unguarded script: leave quietly, the parent says why.
+            # At once, from whatever thread: a server starting its pool in a thread of its
+            # own caught SystemExit and went on to fail in a way the parent cannot tell.
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:
+                    stream.flush()
+            os._exit(MAIN_REIMPORTED_EXIT)
         self._ctx = mp.get_context("spawn")
         self._fn, self._init, self._initargs, self.name = fn, initializer, initargs, name
         self._cond = threading.Condition()
