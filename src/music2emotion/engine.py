@@ -399,7 +399,10 @@ class WorkerPool(Generic[T, R]):
     die on ``START_ATTEMPTS`` items in a row before any item succeeded set :attr:`crashing`
     (one line naming the signal and its likely causes) and, with ``stop_when_crashing``,
     break the pool the same way. Spawned, not forked: the caller may hold threads or locks.
-    Workers end with their parent.
+    Workers end with their parent. A spawned worker imports the main module first; one that
+    would start a pool while doing so (a script without ``if __name__ == "__main__":``)
+    exits at once, and the parent's pool breaks with :data:`MAIN_REIMPORTED`, the fix in
+    one line.
 
     Parameters
     ----------

@@ -142,8 +142,18 @@ def resolve_model(model: str | os.PathLike[str] | None = None) -> Path:
 
 
 def model_name(path: str | os.PathLike[str]) -> str:
-    """What a model file is called where a user reads it (the web page, a tag): a bundled
-    model's name (``accurate``), else the file's stem."""
+    """What a model file is called where a user reads it (the web page's footer).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A model file.
+
+    Returns
+    -------
+    str
+        The name ``--model`` takes for a bundled model (``accurate``), else the file's stem.
+    """
     path = Path(path)
     for name in BUNDLED_MODELS:
         bundled = bundled_model_path(name)
