@@ -46,6 +46,7 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 pytest.importorskip("fastapi", reason="the 'serve' extra is not installed")
 
+from music2emotion.config import MOOD_CLASSES, MOOD_COLORS  # noqa: E402
 from music2emotion.server import ServerSettings, create_app, running  # noqa: E402
 
 TOKEN = "a token for the page"
@@ -99,6 +100,8 @@ def test_drop_a_song_and_see_the_same_numbers_as_predict(browser, model_path, tm
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(url + "/")
         page.wait_for_selector("#model-info a")  # /api/health answered
+        # the footer names the model as --model does (a file's stem; a bundled model's name)
+        assert page.locator("#model-info").inner_text().startswith(f"Model {model_path.stem} · ")
         page.wait_for_selector("#token-form", state="visible")  # and said a token is needed
         page.fill("#token-input", "not the token")
         page.click("#token-form button[type=submit]")
@@ -239,8 +242,13 @@ def test_moods_and_intervals_on_the_page(browser, mood_model, mood_folder, tmp_p
             assert (across["x"] + across["width"] - area["x"]) / area["width"] == pytest.approx(want["valence_high"], abs=0.01)
             assert 1 - (up["y"] + up["height"] - area["y"]) / area["height"] == pytest.approx(want["arousal_low"], abs=0.01)
             assert 1 - (up["y"] - area["y"]) / area["height"] == pytest.approx(want["arousal_high"], abs=0.01)
-            assert page.locator(f"#results tbody tr[data-file='{f.name}'] td.mood").inner_text().startswith(
-                {"happy": "happy", "angry": "tense", "sad": "sad", "tender": "calm"}[want["mood"]])
+            # the word the CLI writes, in its colour in the pictures
+            mood = page.locator(f"#results tbody tr[data-file='{f.name}'] td.mood")
+            assert mood.inner_text() == want["mood"]
+            assert mood.evaluate("n => n.style.getPropertyValue('--q')") == MOOD_COLORS[want["mood"]]
+        # the plane's quadrants are named by the same words, in the same colours
+        words = page.locator("#plane text.quad-label")
+        assert sorted(words.nth(i).text_content() for i in range(words.count())) == sorted(MOOD_CLASSES)
         page.click("#results tbody tr[data-file='sad.wav']")
         bars = page.locator("#moods .mood-bar")
         assert bars.count() == 4

@@ -48,6 +48,28 @@ def test_predict_prints_a_table_and_exits_zero(audio_dir, tiny_model, capsys):
     assert out[1].startswith(str(audio_dir / "a.wav"))
 
 
+def test_the_table_has_a_warning_column_apart_from_the_error(tiny_model, tmp_path, capsys):
+    import numpy as np
+    from helpers import write
+
+    song = write_music(tmp_path / "song.wav", 3.0)
+    silent = write(tmp_path / "silent.wav", np.zeros(3 * 22_050, np.float32))
+    bad = tmp_path / "bad.mp3"
+    bad.write_text("not audio")
+    code = main(["predict", str(song), str(silent), str(bad), "--model", str(tiny_model), "--jobs", "1"])
+    out = capsys.readouterr().out.splitlines()
+    assert code == 1
+    header = out[0].split()
+    assert header == ["path", "valence", "arousal", "warning", "error"]
+    warning_at, error_at = out[0].index("warning"), out[0].index("error")
+    rows = {Path(line.split()[0]).name: line for line in out[1:]}
+    assert rows["silent.wav"][warning_at:].startswith("silent: ")
+    assert rows["silent.wav"][error_at:].strip() == ""
+    assert rows["bad.mp3"][warning_at:error_at].strip() == ""
+    assert rows["bad.mp3"][error_at:].startswith("not a supported audio format")
+    assert rows["song.wav"][warning_at:].strip() == ""
+
+
 def test_predict_deam_scale(audio_dir, tiny_model, tmp_path):
     unit, deam = tmp_path / "u.csv", tmp_path / "d.csv"
     main(["predict", str(audio_dir / "a.wav"), "-o", str(unit), "--model", str(tiny_model)])

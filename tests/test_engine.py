@@ -127,3 +127,48 @@ def test_worker_processes_keep_freed_memory_for_the_next_window(tmp_path):
                                       check=True).stdout) for how in ("plain", "keep")}
     # measured: 8,459 page faults against 1,753
     assert faults["keep"] * 3 < faults["plain"], faults
+
+
+def _run_script(path, code: str):
+    import subprocess
+    import sys
+
+    path.write_text(code)
+    return subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=120,
+                          cwd=path.parent)
+
+
+def test_a_script_without_the_main_guard_is_told_the_fix_in_one_line(tmp_path):
+    """Spawned workers import the main module: a script that starts a pool at its top level
+    starts one again in every worker. It must fail at once with the fix, not after three
+    tries with a hint about the model and memory."""
+    songs = [str(write_music(tmp_path / f"{i}.wav", 2.0, seed=i)) for i in range(2)]
+    done = _run_script(tmp_path / "unguarded.py",
+                       "from music2emotion import predict_files\n"
+                       "print('top level')\n"
+                       f"for result in predict_files({songs!r}, model='fast', jobs=2):\n"
+                       "    print(result.row())\n")
+    assert done.returncode == 1
+    # the workers leave quietly (each after re-running the script's first lines)
+    assert done.stderr.count("Traceback") == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("music2emotion.engine.WorkersKeepDying: worker processes cannot start")
+    assert 'if __name__ == "__main__":' in last and "memory" not in last
+
+
+def test_the_main_guard_message_holds_for_a_pool_started_in_a_thread(tmp_path):
+    """As a server starts its workers: from a thread, whose errors the caller catches. The
+    worker must still leave at once, so that the parent can tell why."""
+    done = _run_script(tmp_path / "threaded.py",
+                       "import threading\n"
+                       "from music2emotion.engine import WorkerPool\n"
+                       "def start():\n"
+                       "    try:\n"
+                       "        WorkerPool(abs, 1).wait_ready(60)\n"
+                       "    except Exception as exc:\n"
+                       "        print('caught:', exc)\n"
+                       "thread = threading.Thread(target=start)\n"
+                       "thread.start()\n"
+                       "thread.join()\n")
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert done.stdout.strip().splitlines()[-1].startswith("caught: worker processes cannot start")

@@ -172,3 +172,21 @@ def test_names_that_are_not_utf8_round_trip(tiny_model, tmp_path, capfd):
     assert main([*args, "--resume"]) == 0
     assert "1 of 1 files already" in capfd.readouterr().err
     assert out.read_bytes().count(b"\n") == 2
+
+
+def test_json_lines_write_empty_text_as_empty_strings_and_missing_values_as_null():
+    """As docs/usage.md says: ``warning`` and ``error`` are "" when there is none, a failed
+    row has ``windows`` 0, every other key without a value is null."""
+    from music2emotion.output import COLUMNS
+
+    buf = io.StringIO()
+    writer = RowWriter(buf, "jsonl")
+    writer.write(Prediction("bad.mp3", error="empty file (0 bytes)"))
+    writer.write(Prediction("good.wav", 0.5, 0.25, duration=3.0, windows=1))
+    failed, good = (json.loads(line) for line in buf.getvalue().splitlines())
+    assert list(failed) == list(good) == COLUMNS
+    assert failed["warning"] == "" and failed["error"] == "empty file (0 bytes)" and failed["windows"] == 0
+    assert all(failed[k] is None for k in COLUMNS if k not in ("path", "windows", "warning", "error"))
+    # a model without mood words or intervals: those keys are null, the text ones empty
+    assert good["warning"] == good["error"] == "" and good["valence"] == 0.5
+    assert good["mood"] is None and good["p_sad"] is None and good["valence_low"] is None

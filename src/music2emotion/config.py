@@ -48,6 +48,12 @@ SCALES: tuple[str, ...] = get_args(Scale)
 # calm/tender), and the output columns that carry them; the one list of quadrant words.
 MOOD_CLASSES = ("happy", "angry", "sad", "tender")
 MOOD_COLUMNS = tuple(f"p_{m}" for m in MOOD_CLASSES)
+# One colour per quadrant word and per axis for every picture a user sees: the PNGs
+# (plot.py) and the web page (served to it in /api/health), so that a mood or an axis looks
+# the same wherever it is drawn. The words themselves are the quadrants' only names. Dark
+# enough to read as text on white, distinct in hue from each other and from the axes'.
+MOOD_COLORS = dict(zip(MOOD_CLASSES, ("#c98a00", "#c62828", "#1e63c4", "#2e8b57")))
+TARGET_COLORS = dict(zip(TARGETS, ("#8e24aa", "#00838f")))
 # Each value's interval, as the columns name its bounds.
 INTERVAL_COLUMNS = ("valence_low", "valence_high", "arousal_low", "arousal_high")
 

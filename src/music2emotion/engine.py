@@ -14,6 +14,7 @@ import functools
 import multiprocessing as mp
 import os
 import signal
+import sys
 import threading
 import time
 from collections import deque
@@ -58,6 +59,15 @@ _SIGNAL_CAUSES = {
     signal.SIGILL: "a native library built for another CPU",
     signal.SIGABRT: "a native library aborted (a broken install, or out of memory)",
 }
+# A spawned worker imports the main module before it runs anything else; a script that
+# starts a pool at its top level, outside ``if __name__ == "__main__":``, therefore starts
+# one again in every worker, where multiprocessing refuses it. The worker cannot tell its
+# parent through the pool's pipe (that arrives only after the import), so it exits with
+# this code, and the parent names the fix.
+MAIN_REIMPORTED_EXIT = 86
+MAIN_REIMPORTED = ("worker processes cannot start: each one re-ran this script's top-level code, which "
+                   "starts workers again (spawned processes import the main module); put the script's "
+                   "code under `if __name__ == \"__main__\":`")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -71,6 +81,13 @@ _worker_model: EmotionModel | None = None
 
 class WorkersKeepDying(RuntimeError):
     """Worker processes die before finishing any item: the setup, not one input, is broken."""
+
+
+def _importing_main() -> bool:
+    """Whether this process is a spawned worker still importing its parent's main module
+    (multiprocessing's own check for starting a process then, which it refuses, reads the
+    same flag)."""
+    return bool(getattr(mp.current_process(), "_inheriting", False))
 
 
 class WorkerDied(RuntimeError):
@@ -226,6 +243,7 @@ class _Worker:
         self.cancelled = False
         self.kill_at: float | None = None
         self.start_signal: int | None = None  # what ended the last start that failed
+        self.main_reimported = False  # the last start failed in the script's top-level code
         self.thread = threading.Thread(target=self._run, name=f"{pool.name}-{index}", daemon=True)
 
     def _start(self) -> str:
@@ -250,6 +268,7 @@ class _Worker:
         except (EOFError, OSError):
             code = self._reap()
             self.start_signal = -code if code is not None and code < 0 else None
+            self.main_reimported = code == MAIN_REIMPORTED_EXIT
             kind, payload = "failed", (f"the process died by {signal_name(-code)}" if self.start_signal
                                        else f"the process exited with code {code}")
         except Exception as exc:  # its initializer's error could not be unpickled
@@ -320,6 +339,9 @@ class _Worker:
                 why = self._start()
                 if pool._closed:
                     return
+                if why and self.main_reimported:  # the same on every try
+                    pool._break(WorkersKeepDying(MAIN_REIMPORTED))
+                    return
                 if why:
                     failures += 1
                     if failures >= START_ATTEMPTS:
@@ -377,7 +399,10 @@ class WorkerPool(Generic[T, R]):
     die on ``START_ATTEMPTS`` items in a row before any item succeeded set :attr:`crashing`
     (one line naming the signal and its likely causes) and, with ``stop_when_crashing``,
     break the pool the same way. Spawned, not forked: the caller may hold threads or locks.
-    Workers end with their parent.
+    Workers end with their parent. A spawned worker imports the main module first; one that
+    would start a pool while doing so (a script without ``if __name__ == "__main__":``)
+    exits at once, and the parent's pool breaks with :data:`MAIN_REIMPORTED`, the fix in
+    one line.
 
     Parameters
     ----------
@@ -402,6 +427,14 @@ class WorkerPool(Generic[T, R]):
                  name: str = "music2emotion-worker", stop_when_crashing: bool = True):
         if workers < 1:
             raise ValueError("a pool needs at least one worker")
+        if _importing_main():
+            # a worker re-running an unguarded script: leave quietly, the parent says why.
+            # At once, from whatever thread: a server starting its pool in a thread of its
+            # own caught SystemExit and went on to fail in a way the parent cannot tell.
+            for stream in (sys.stdout, sys.stderr):
+                if stream is not None:
+                    stream.flush()
+            os._exit(MAIN_REIMPORTED_EXIT)
         self._ctx = mp.get_context("spawn")
         self._fn, self._init, self._initargs, self.name = fn, initializer, initargs, name
         self._cond = threading.Condition()

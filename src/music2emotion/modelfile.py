@@ -145,6 +145,27 @@ def resolve_model(model: str | os.PathLike[str] | None = None) -> Path:
     return path
 
 
+def model_name(path: str | os.PathLike[str]) -> str:
+    """What a model file is called where a user reads it (the web page's footer).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A model file.
+
+    Returns
+    -------
+    str
+        The name ``--model`` takes for a bundled model (``accurate``), else the file's stem.
+    """
+    path = Path(path)
+    for name in BUNDLED_MODELS:
+        bundled = bundled_model_path(name)
+        if path.name == bundled.name and path.resolve().parent == bundled.resolve().parent:
+            return name
+    return path.stem
+
+
 def metadata(kind: str, settings: FeatureSettings, **fields: Any) -> str:
     """The metadata text an exporter stores under :data:`METADATA_KEY`.
 

@@ -25,7 +25,8 @@ SUBCOMMANDS = (predict, training, serve, collection)
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="music2emotion",
-        description="Valence (sad to happy) and arousal (calm to energetic) of music, on a 0-1 scale.",
+        description="Valence (sad to happy) and arousal (calm to energetic) of music, on a 0-1 scale "
+                    "(DEAM's 1-9 with --scale deam).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

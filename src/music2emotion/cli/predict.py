@@ -32,7 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="valence and arousal of audio files or folders")
     p.add_argument("paths", nargs="+", help="audio files and/or folders (searched recursively)")
     p.add_argument("-o", "--output", help="write rows to this CSV, JSONL or Parquet file, flushed as "
-                                          "each file finishes (default: a table on stdout)")
+                                          "each file finishes (default: stdout, as a table; as CSV "
+                                          "or JSON Lines rows with --timeline or --format)")
     p.add_argument("--format", choices=FORMATS, help="output format (default: from the -o extension, else csv)")
     add_model(p)
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
@@ -63,11 +64,13 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _table(rows: list[dict[str, object]]) -> str:
-    # the quadrant word only from a model with a mood head
-    cols = ["path", "valence", "arousal", *(["mood"] if any(r.get("mood") for r in rows) else []), "error"]
+    """The rows as the table ``predict`` prints without ``-o``: the values, the quadrant word
+    (only from a model with a mood head), the warning (only when a row has one) and the error."""
+    optional = [c for c in ("mood", "warning") if any(r.get(c) for r in rows)]
+    cols = ["path", "valence", "arousal", *optional, "error"]
 
     def cell(row: dict[str, object], col: str) -> str:
-        value = (row["error"] or row["warning"]) if col == "error" else row[col]
+        value = row[col]
         return "" if value is None else str(value)
 
     cells = [[cell(r, c) for c in cols] for r in rows]

@@ -59,9 +59,10 @@ from starlette.types import Receive
 
 from .._version import __version__
 from ..audio import SCAN_EXTENSIONS, format_seconds, too_long
-from ..config import Scale
+from ..config import MOOD_CLASSES, MOOD_COLORS, TARGET_COLORS, Scale
 from ..engine import WORKER_DIED, Cancelled, WorkerDied
 from ..model import EmotionModel
+from ..modelfile import model_name
 from ..prediction import MOOD_FIELDS, Prediction
 from .analysis import Analysis
 from .guard import CLOSE, Guard, json_error
@@ -98,11 +99,13 @@ def web_dir() -> Path:
 class MoodsOut(BaseModel):
     """What a mood head and intervals add, after the values (null for a model without them)."""
 
-    mood: str | None = Field(None, description="the most probable quadrant: happy, angry, sad or tender")
-    p_happy: float | None = Field(None, description="probability of Q1, happy/excited (the four sum to 1)")
-    p_angry: float | None = Field(None, description="probability of Q2, angry/tense")
-    p_sad: float | None = Field(None, description="probability of Q3, sad/depressed")
-    p_tender: float | None = Field(None, description="probability of Q4, calm/tender")
+    mood: str | None = Field(None, description="the quadrant the values lie in, also the most probable one: "
+                                               "happy, angry, sad or tender")
+    p_happy: float | None = Field(None, description="probability of happy: valence and arousal high (the "
+                                                    "four sum to 1)")
+    p_angry: float | None = Field(None, description="probability of angry: valence low, arousal high")
+    p_sad: float | None = Field(None, description="probability of sad: valence and arousal low")
+    p_tender: float | None = Field(None, description="probability of tender: valence high, arousal low")
     valence_low: float | None = Field(None, description="the valence interval's lower bound, on the "
                                                         "values' scale (the model's coverage, e.g. 90 %)")
     valence_high: float | None = None
@@ -150,6 +153,7 @@ class ErrorResponse(BaseModel):
 
 
 class ModelInfo(BaseModel):
+    name: str = Field(description="what --model calls it: a bundled model's name, else the file's stem")
     file: str
     settings: dict[str, Any]
     info: dict[str, Any]
@@ -173,6 +177,9 @@ class Health(BaseModel):
     auth: bool = Field(description="whether /api/predict needs 'Authorization: Bearer <token>'")
     model: ModelInfo
     limits: Limits
+    moods: list[str] = Field(description="the quadrant words, in the order of the p_* fields")
+    colors: dict[str, str] = Field(description="the colour of each quadrant word and axis, as the "
+                                               "pictures draw them")
 
 
 class PageFiles(StaticFiles):
@@ -491,12 +498,15 @@ def create_app(model: EmotionModel | str | os.PathLike[str] | None = None,
             problem=problem,
             version=__version__,
             auth=settings.token is not None,
-            model=ModelInfo(file=m.path.name, settings=m.settings.to_dict(), info=m.info),
+            model=ModelInfo(name=model_name(m.path), file=m.path.name, settings=m.settings.to_dict(),
+                            info=m.info),
             limits=Limits(max_upload_bytes=settings.max_upload_bytes, max_files=settings.max_files,
                           max_duration=settings.max_duration,
                           max_request_duration=settings.max_request_duration,
                           workers=settings.worker_count,
                           audio_extensions=sorted(SCAN_EXTENSIONS)),
+            moods=list(MOOD_CLASSES),
+            colors={**MOOD_COLORS, **TARGET_COLORS},
         )
 
     page = web_dir()

@@ -8,23 +8,19 @@
 
 (() => {
   const SVG = "http://www.w3.org/2000/svg";
-  const PALETTE = ["#4f46e5", "#e11d48", "#0891b2", "#d97706", "#16a34a", "#9333ea",
-                   "#db2777", "#0d9488", "#ea580c", "#2563eb", "#65a30d", "#7c3aed"];
-  const QUADRANTS = [ // [valence >= .5, arousal >= .5] -> label; word: the API's mood
-    { v: false, a: true, word: "angry", label: "tense / angry", cls: "q-tense" },
-    { v: true, a: true, word: "happy", label: "happy / excited", cls: "q-happy" },
-    { v: false, a: false, word: "sad", label: "sad / depressed", cls: "q-sad" },
-    { v: true, a: false, word: "tender", label: "calm / tender", cls: "q-calm" },
-  ];
-  // the mood head's probabilities, in the API's order (config.MOOD_CLASSES)
-  const MOOD_WORDS = ["happy", "angry", "sad", "tender"];
+  // Where each quadrant lies, in the order of the API's words (/api/health "moods", the
+  // package's config.MOOD_CLASSES): Q1 valence and arousal high, Q2 valence low and arousal
+  // high, Q3 both low, Q4 valence high and arousal low. The words and their colours come
+  // from /api/health, so the page names and colours them as the pictures and the CLI do.
+  const SIDES = [{ v: true, a: true }, { v: false, a: true }, { v: false, a: false }, { v: true, a: false }];
+  let QUADRANTS = []; // {v, a, word, color}
   // the CSV's columns: those of `music2emotion predict -o file.csv`
-  const CSV_COLUMNS = ["path", "valence", "arousal", "duration", "windows", "warning", "error", "mood",
-                       ...MOOD_WORDS.map((m) => `p_${m}`), "valence_low", "valence_high", "arousal_low", "arousal_high"];
+  const csvColumns = () => ["path", "valence", "arousal", "duration", "windows", "warning", "error", "mood",
+                            ...QUADRANTS.map((q) => `p_${q.word}`), "valence_low", "valence_high", "arousal_low", "arousal_high"];
 
   const $ = (id) => document.getElementById(id);
   const input = $("file-input"), drop = $("drop"), tbody = document.querySelector("#results tbody");
-  const entries = []; // {id, file, name, size, state, progress, result, error, color}
+  const entries = []; // {id, file, name, size, state, progress, result, error}
   let selected = null, nextId = 0, limits = null, active = 0, maxActive = 2;
   const queue = [];
   const TOKEN_KEY = "music2emotion-token";
@@ -62,10 +58,17 @@
   function fmtBytes(n) {
     return n >= 1e6 ? `${(n / 1e6).toFixed(n >= 1e7 ? 0 : 1)} MB` : `${Math.max(1, Math.round(n / 1e3))} kB`;
   }
-  // a result's quadrant: its mood word (the quadrant of its values; of a 0.3 model, its head's), else where its point lies
+  // a result's quadrant: its mood word (the quadrant of its values; of a 0.3 model, its head's);
+  // none for a model without one, as the CLI and the CSV show none
   function mood(r) {
-    if (r.mood) return QUADRANTS.find((q) => q.word === r.mood);
-    return QUADRANTS.find((q) => q.v === (r.valence >= 0.5) && q.a === (r.arousal >= 0.5));
+    return (r && r.mood && QUADRANTS.find((q) => q.word === r.mood)) || null;
+  }
+  // draw a node (and what it holds) in a quadrant's colour: the stylesheet reads --q
+  function paint(node, q) {
+    if (!q) return node;
+    node.classList.add("q");
+    node.style.setProperty("--q", q.color);
+    return node;
   }
   const hasInterval = (r) => r.valence_low !== null && r.valence_low !== undefined;
   const hasMoods = (r) => r.p_happy !== null && r.p_happy !== undefined;
@@ -86,13 +89,17 @@
       $("drop-hint").textContent =
         `WAV, FLAC, MP3, OGG and more · up to ${fmtBytes(limits.max_upload_bytes)} each · analysed on this server only`;
       $("drop-hint").title = limits.audio_extensions.join(" ");
+      QUADRANTS = info.moods.map((word, i) => ({ ...SIDES[i], word, color: info.colors[word] }));
+      for (const axis of ["valence", "arousal"]) document.documentElement.style.setProperty(`--${axis}`, info.colors[axis]);
       const s = info.model.settings;
       foot.textContent = "";
-      foot.append(`Model ${info.model.file} · ${s.window_seconds} s windows · ` +
-                  `music2emotion ${info.version} · `);
+      const name = h("span", "model-name", info.model.name);
+      name.title = info.model.file;
+      foot.append("Model ", name, ` · ${s.window_seconds} s windows · music2emotion ${info.version} · `);
       const a = h("a", null, "API docs");
       a.href = "/docs";
       foot.append(a);
+      render();
     } catch (err) {
       foot.textContent = `Cannot reach the server (${err.message}); reload the page when it is running.`;
     }
@@ -102,7 +109,7 @@
   function addFiles(files) {
     for (const file of files) {
       const entry = { id: nextId++, file, name: file.name, size: file.size, state: "queued",
-                      progress: 0, result: null, error: "", color: PALETTE[entries.length % PALETTE.length] };
+                      progress: 0, result: null, error: "" };
       entries.push(entry);
       if (limits && file.size > limits.max_upload_bytes) {
         entry.state = "error";
@@ -235,12 +242,13 @@
   }
   function downloadCsv() {
     // same columns as `music2emotion predict -o file.csv`
-    const lines = [CSV_COLUMNS.join(",")];
+    const columns = csvColumns();
+    const lines = [columns.join(",")];
     for (const e of entries) {
       if (e.state !== "done" && e.state !== "error") continue;
       const r = e.result || {};
       const row = { ...r, path: e.name, windows: r.windows ?? 0, warning: r.warning || "", error: e.error || r.error || "" };
-      lines.push(CSV_COLUMNS.map((c) => csvCell(row[c])).join(","));
+      lines.push(columns.map((c) => csvCell(row[c])).join(","));
     }
     const blob = new Blob([lines.join("\r\n") + "\r\n"], { type: "text/csv" });
     const a = h("a");
@@ -311,9 +319,10 @@
 
   // the line under the file name on phones, where the mood and status columns are hidden
   function fillSubline(entry, node) {
-    const q = entry.result ? mood(entry.result) : null;
-    node.className = `subline s-${entry.state}` + (q ? ` ${q.cls}` : "");
-    if (q) node.textContent = q.label;
+    const q = mood(entry.result);
+    node.className = `subline s-${entry.state}`;
+    node.style.removeProperty("--q");
+    if (q) paint(node, q).textContent = q.word;
     else fillStatus(entry, node);
   }
 
@@ -336,17 +345,14 @@
       tr.dataset.state = e.state;
       if (e.id === selected) tr.classList.add("selected");
       const name = h("td", "file");
-      const dot = h("span", "dot");
-      dot.style.background = e.color;
-      name.append(dot, h("span", "fname", e.name));
-      name.title = e.name;
       const r = e.result;
-      const q = r ? mood(r) : null;
+      const q = mood(r);
+      name.append(paint(h("span", "dot"), q), h("span", "fname", e.name));
+      name.title = e.name;
       const sub = h("span", "subline");
       fillSubline(e, sub);
       name.appendChild(sub);
-      const moodTd = h("td", "mood", q ? q.label : "");
-      if (q) moodTd.classList.add(q.cls);
+      const moodTd = paint(h("td", "mood", q ? q.word : ""), q);
       tr.append(name, h("td", "num valence", r ? fmt(r.valence) : ""), h("td", "num arousal", r ? fmt(r.arousal) : ""),
                 h("td", "num col-dur", r ? fmtTime(r.duration) : ""), moodTd);
       const st = h("td", `status s-${e.state}`);
@@ -377,9 +383,10 @@
     const half = { w: P.w / 2, h: P.h / 2 };
     for (const q of QUADRANTS) {
       const x = q.v ? P.x + half.w : P.x, y = q.a ? P.y : P.y + half.h;
-      el("rect", { x, y, width: half.w, height: half.h, class: `quad ${q.cls}` }, svg);
+      paint(el("rect", { x, y, width: half.w, height: half.h, class: "quad" }, svg), q);
       const tx = q.v ? x + half.w - 10 : x + 10, ty = q.a ? y + 22 : y + half.h - 12;
-      el("text", { x: tx, y: ty, class: `quad-label ${q.cls}`, "text-anchor": q.v ? "end" : "start" }, svg, q.label);
+      paint(el("text", { x: tx, y: ty, class: "quad-label", "text-anchor": q.v ? "end" : "start",
+                         "data-mood": q.word }, svg, q.word), q);
     }
     el("rect", { x: P.x, y: P.y, width: P.w, height: P.h, class: "plot-area" }, svg);
     for (const t of [0.25, 0.5, 0.75]) {
@@ -399,12 +406,12 @@
     done.sort((a, b) => (a.id === selected) - (b.id === selected));
     for (const e of done) {
       const r = e.result;
-      const g = el("g", { class: "point-group" + (e.id === selected ? " selected" : "") }, svg);
+      const g = paint(el("g", { class: "point-group" + (e.id === selected ? " selected" : "") }, svg), mood(r));
       if (hasInterval(r)) {
         // the intervals: a cross from low to high on each axis, with end caps
         const x0 = px(r.valence_low), x1 = px(r.valence_high), y0 = py(r.arousal_low), y1 = py(r.arousal_high);
         const cx = px(r.valence), cy = py(r.arousal), cap = 4;
-        const cross = el("g", { class: "interval", stroke: e.color, "data-file": e.name }, g);
+        const cross = el("g", { class: "interval", "data-file": e.name }, g);
         el("line", { x1: x0, x2: x1, y1: cy, y2: cy, class: "span-valence" }, cross);
         el("line", { x1: cx, x2: cx, y1: y0, y2: y1, class: "span-arousal" }, cross);
         el("path", { d: `M${x0},${cy - cap}v${2 * cap}M${x1},${cy - cap}v${2 * cap}` +
@@ -412,9 +419,9 @@
         el("title", {}, cross, `${e.name}\nvalence ${fmt(r.valence_low)}–${fmt(r.valence_high)} · ` +
                                `arousal ${fmt(r.arousal_low)}–${fmt(r.arousal_high)}`);
       }
-      if (e.id === selected) el("circle", { cx: px(r.valence), cy: py(r.arousal), r: 13, class: "halo", stroke: e.color }, g);
+      if (e.id === selected) el("circle", { cx: px(r.valence), cy: py(r.arousal), r: 13, class: "halo" }, g);
       const c = el("circle", {
-        cx: px(r.valence), cy: py(r.arousal), r: e.id === selected ? 8 : 6.5, fill: e.color, class: "point",
+        cx: px(r.valence), cy: py(r.arousal), r: e.id === selected ? 8 : 6.5, class: "point",
         "data-file": e.name, "data-valence": String(r.valence), "data-arousal": String(r.arousal), tabindex: 0,
       }, g);
       el("title", {}, c, `${e.name}\nvalence ${fmt(r.valence)} · arousal ${fmt(r.arousal)}`);
@@ -450,11 +457,11 @@
     const r = e.result, q = mood(r);
     // the interval under the value, to two decimals so that it fits a phone's width
     const range = (key) => hasInterval(r) ? `${r[key + "_low"].toFixed(2)}–${r[key + "_high"].toFixed(2)}` : "";
-    const items = [["Valence", fmt(r.valence), "", range("valence")], ["Arousal", fmt(r.arousal), "", range("arousal")],
-                   ["Length", fmtTime(r.duration), "", ""], ["Mood", q.label, q.cls, ""]];
-    for (const [k, v, cls, sub] of items) {
+    const items = [["Valence", fmt(r.valence), null, range("valence")], ["Arousal", fmt(r.arousal), null, range("arousal")],
+                   ["Length", fmtTime(r.duration), null, ""], ["Mood", q ? q.word : "–", q, ""]];
+    for (const [k, v, quadrant, sub] of items) {
       const div = h("div", "stat");
-      const dd = h("dd", cls, v);
+      const dd = paint(h("dd", null, v), quadrant);
       if (sub) dd.append(h("span", "range", sub));
       div.append(h("dt", null, k), dd);
       box.appendChild(div);
@@ -469,15 +476,15 @@
     box.textContent = "";
     box.hidden = !(r && hasMoods(r));
     if (box.hidden) return;
-    for (const word of MOOD_WORDS) {
-      const q = QUADRANTS.find((x) => x.word === word), p = r[`p_${word}`];
-      const row = h("div", `mood-bar ${q.cls}` + (r.mood === word ? " likeliest" : ""));
+    for (const q of QUADRANTS) {
+      const word = q.word, p = r[`p_${word}`];
+      const row = paint(h("div", "mood-bar" + (r.mood === word ? " likeliest" : "")), q);
       row.dataset.mood = word;
       row.dataset.p = String(p);
       const track = h("span", "track"), fill = h("span", "fill");
       fill.style.width = `${(100 * p).toFixed(1)}%`;
       track.appendChild(fill);
-      row.append(h("span", "label", q.label), track, h("span", "pct", `${Math.round(100 * p)} %`));
+      row.append(h("span", "label", word), track, h("span", "pct", `${Math.round(100 * p)} %`));
       box.appendChild(row);
     }
   }
