@@ -83,12 +83,14 @@ CONVENTIONS_KEY = "conventions"
 SPREAD_KEY = "spread"
 
 # The models shipped inside the package, by the name ``--model`` accepts (README, "Models";
-# MODEL_CARD.md): the audioset model (descriptors + the pretrained AudioSet encoder, with a
-# quadrant head and intervals; the default), a descriptors-only model, and the seed's CNN,
-# which keeps the seed's [batch, 1, 64, frames] ONNX contract.
+# MODEL_CARD.md), each made by ``music2emotion train --arch NAME``: the pretrained AudioSet
+# encoder with a quadrant head, moods and intervals (the default), the same on half of each
+# window, the AudioSet encoder beside musicnn's music-trained one, and the seed's CNN, which
+# keeps the seed's [batch, 1, 64, frames] ONNX contract.
 BUNDLED_MODELS = {
     "accurate": "emotion_model.onnx",
     "fast": "emotion_model_fast.onnx",
+    "large": "emotion_model_large.onnx",
     "seed": "emotion_model_seed.onnx",
 }
 DEFAULT_MODEL = "accurate"

@@ -127,6 +127,7 @@ def ears_from_model(path: str | os.PathLike[str], output: str) -> Any:
         The file's graph has no such tensor.
     """
     import onnx
+    from onnx import TensorProto, helper
     from onnx.utils import Extractor
 
     proto = onnx.load(str(path))
@@ -134,6 +135,9 @@ def ears_from_model(path: str | os.PathLike[str], output: str) -> Any:
     made = {o for n in proto.graph.node for o in n.output}
     if output not in made or source not in {i.name for i in proto.graph.input}:
         raise ValueError(f"{path}: its graph computes no {output!r} from {source!r}")
+    known = {v.name for v in (*proto.graph.value_info, *proto.graph.output)}
+    if output not in known:  # an inner tensor: the extractor wants its type, which is all we know
+        proto.graph.value_info.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, None))
     return Extractor(proto).extract_model([source], [output])
 
 
