@@ -5,7 +5,7 @@
         --config "from_block=15" --config "from_block=14" --config "from_block=13"
 
 For each ``--config`` (keyword arguments of :class:`music2emotion.training.finetune.FineTune`),
-on the same folds as ``scripts/reproduce_model.py`` (DEAM in 5 random folds, 4Q in 5 folds
+on 0.4's folds (DEAM in 5 random folds, 4Q in 5 folds
 grouped by artist, fold k of both held out together): fine-tune a copy of the encoder on the
 other folds (an artist-grouped inner split of them for early stopping), embed every clip with
 it, and score the bundled models' heads on fold k (the one answer on the embedding, DEAM's
@@ -17,7 +17,7 @@ the folds of a long configuration.
 
 ``--final CONFIG`` instead fine-tunes on every song of both sets for ``--epochs`` epochs (the
 fold runs' median best epoch) and writes the encoder as an ONNX file shaped like the
-original (``--out``/encoder.onnx), for ``reproduce_model.py --encoder``.
+original (``--out``/encoder.onnx), which ``training.graph.audioset_ear`` makes an ear of.
 
 CPU only, one thread, seeded. Needs the ``train`` and ``ml`` extras.
 """
@@ -104,7 +104,7 @@ def main() -> int:
     ap.add_argument("--quadrants", required=True, help="quadrant labels CSV (the 4Q set's labels.csv)")
     ap.add_argument("--encoder", required=True, help="the EfficientAT mn04_as ONNX file")
     ap.add_argument("--out", default="runs/finetune")
-    ap.add_argument("--cache-dir", help="feature cache folder, as reproduce_model.py's (default: --out)")
+    ap.add_argument("--cache-dir", help="feature cache folder (default: --out)")
     ap.add_argument("--config", action="append", default=[], help="FineTune keyword arguments (repeat)")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=42)

@@ -202,8 +202,9 @@ def song_folds(labels: Labels, k: int, seed: int) -> list[np.ndarray]:
 class Heads:
     """What a model computes from its feature rows, fitted on some songs of a corpus.
 
-    ``answer`` (moods given) or ``unit_regressor`` (ratings only) make the one answer;
-    ``ratings_regressor``, when both were given, the ratings' convention.
+    With moods, ``answer`` (the quadrant head's log-odds) makes the one answer and
+    ``regressor``, when there are ratings too, the ratings' convention beside it; with ratings
+    only, ``regressor`` makes the one answer.
     """
 
     def __init__(self, arch: Arch, rows: Layout, with_moods: bool, with_ratings: bool):
@@ -511,7 +512,9 @@ def train_model(
         "labels": [k for k, on in (("moods", heads.with_moods), ("ratings", heads.with_ratings)) if on],
         "songs": c.n, "windows": int(len(c.x)), "moods": {w: counts[w] for w in MOOD_CLASSES},
         "rated": counts["rated"], "rating_scale": c.labels.rating_scale if heads.with_ratings else None,
-        "artists": len({s.artist for s in c.labels.songs if s.artist}), "sources": list(sources)}
+        "artists": len({s.artist for s in c.labels.songs if s.artist}),
+        # names, not paths: a model travels, and a path would tell where it was made
+        "sources": [Path(s).name for s in sources]}
     figures = {"folds": len(fold_songs), "seed": seed, "mean": cv["mean"], "std": cv["std"], "all": cv["all"]}
     meta: dict[str, Any] = {
         CONVENTIONS_KEY: convs, "arch": arch.name, "trained_on": trained_on, "validation": figures,
