@@ -42,6 +42,7 @@ def fast() -> EmotionModel:
     return EmotionModel("fast", threads=1)
 
 
+@pytest.mark.slow  # twelve pairs through the fast model
 @pytest.mark.parametrize("name, wrong", [
     ("aac.m4a", ".mp3"), ("mp3.mp3", ".m4a"), ("flac.flac", ".ogg"), ("vorbis.ogg", ".wav"),
     ("opus.webm", ".mp3"), ("raw.aac", ".mp3"), ("pcm.wav", ".flac"), ("flac.mkv", ".m4a"),

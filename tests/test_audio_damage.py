@@ -45,6 +45,9 @@ def fast() -> EmotionModel:
 # decoder lost sync" (FLAC), "truncated: the audio stops at 25.5 s" (WebM), and silently
 # garbled audio from libsndfile's Ogg decoders. What each loses (measured): MP3 0.25 s, M4A
 # 0.21 s, FLAC 0.19 s, Vorbis 1.3 s and Opus 2.0 s (a page), WebM 4.5 s (a cluster).
+# every container, with the fast model: CI's; the quick loop keeps the damage campaign's
+# quick part, one outcome of each container
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["song.mp3", "song.m4a", "song.flac", "song.ogg", "song.opus", "song.webm"])
 def test_a_damaged_stretch_is_skipped_and_the_rest_predicted(songs, fast, tmp_path, name):
     whole = songs / name
@@ -96,6 +99,7 @@ def test_a_stream_says_what_it_skipped_once_it_is_done(songs, tmp_path):
     assert rest and WARNING.fullmatch(blocks.damage)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [
     "a.mp3", "a.m4a", "a.alac.m4a", "a.flac", "a.ogg", "a.opus", "a.webm", "a.mka", "a.mkv", "a.wma",
     "a.aac", "a.wav",

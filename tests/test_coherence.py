@@ -86,7 +86,7 @@ def test_every_row_of_a_model_with_all_four_words_is_coherent(mood_model, tmp_pa
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["accurate", "fast"])
+@pytest.mark.parametrize("name", ["accurate", "fast", "large"])
 def test_every_row_of_the_bundled_models_is_coherent(name, tmp_path):
     files = _varied(tmp_path / "songs", 12.0)
     _check_everything(EmotionModel(name, threads=1), files, tmp_path, words_needed=3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 from pathlib import Path
 
@@ -102,6 +103,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise UsageError(f"{', '.join(given)} belong to --arch seed")
     if args.folds < 2:
         raise UsageError("--folds must be at least 2")
+    missing = [m for m in ("sklearn", "skl2onnx", "onnx", "matplotlib") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise UsageError(f"training needs {', '.join(missing)}: pip install 'music2emotion[train,ml]'")
     from ..training.arches import arch
     from ..training.labels import parse_scale, read_labels
     from ..training.trainer import train_model

@@ -132,6 +132,8 @@ def write_report(out: Path, report: dict[str, Any], cv: dict[str, Any], c: Any) 
             line += "; 90 % intervals ± " + " / ".join(f"{v:.3f}" for v in cal["half_width"])
             line += ", covering " + " / ".join(f"{v:.3f}" for v in cal["coverage"]) + " of held-out ratings"
         lines.append(line + f" ({' / '.join(TARGETS)}).")
+    lines.append(f"- The most probable mood is the quadrant of the values for "
+                 f"{100 * report['figures']['all']['coherent']:.1f} % of the songs, out of fold.")
     if report["relation"]:
         r = report["relation"]
         lines.append(f"- The ratings' valence ≈ the answer's valence + {r['beta']:.3f} (arousal − 0.5) + {r['c']:.3f}.")

@@ -385,6 +385,9 @@ def cross_validate(c: Corpus, arch: Arch, rows: Layout, folds: list[np.ndarray],
     everything = figures(np.arange(len(mood_songs)), np.arange(len(rated)),
                          np.average(hits, axis=0, weights=[len(r) for r in r_in_fold]).tolist()
                          if with_ratings else None)
+    # the word is the most probable quadrant: the probabilities derive from the values
+    scored_values = unit[mood_songs] if with_moods else unit[rated]
+    everything["coherent"] = float((probabilities.argmax(1) + 1 == quadrant_of(scored_values)).mean())
     keys = [key for key in FIGURES if any(key in f for f in per_fold)]
     stats = {key: _mean_std([f.get(key, np.nan) for f in per_fold]) for key in keys}
     return {"oof": oof, "folds": per_fold, "mean": {k: v[0] for k, v in stats.items()},
