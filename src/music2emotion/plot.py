@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from .config import DEAM_MAX, DEAM_MIN, MOOD_CLASSES, MOOD_COLORS, NEUTRAL, TARGET_COLORS, Scale, to_unit
+from .config import DEAM_MAX, DEAM_MIN, MOOD_CLASSES, MOOD_COLORS, TARGET_COLORS, Scale, to_unit
 from .prediction import Prediction, Segment, quadrant_mood
 
 VALENCE_COLOR, AROUSAL_COLOR = TARGET_COLORS["valence"], TARGET_COLORS["arousal"]

@@ -57,7 +57,7 @@ from mutagen.wave import WAVE
 
 from music2emotion import EmotionModel, __version__, to_unit
 from music2emotion.config import MOOD_COLUMNS
-from music2emotion.modelfile import BUNDLED_MODELS
+from music2emotion.modelfile import model_name
 
 from .moods import quadrant_word
 
@@ -151,13 +151,9 @@ def model_id(model: EmotionModel) -> str:
     else the file's stem), the music2emotion version that made it and the start of the
     file's SHA-256, so that a retrained model of the same name and version is told apart
     (files tagged by it are not skipped as up to date)."""
-    path = Path(model.path)
-    name = path.stem
-    bundled = {file: n for n, file in BUNDLED_MODELS.items()}
-    if path.name in bundled and path.parent.name == "models" and path.parent.parent.name == "music2emotion":
-        name = bundled[path.name]
+    name = model_name(model.path)
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with open(model.path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     version = model.info.get("music2emotion_version", __version__)
