@@ -25,7 +25,7 @@ import numpy as np
 
 from music2emotion.training.arches import ARCHES
 from music2emotion.training.features import file_rows
-from music2emotion.training.labels import read_label_csv
+from music2emotion.training.labels import Labels, read_label_csv
 from music2emotion.training.quadrants import quadrant_scores
 from music2emotion.training.trainer import Heads, corpus, cross_validate, song_folds
 
