@@ -35,12 +35,12 @@ from typing import Any
 import numpy as np
 from scipy.stats import rankdata
 
-from ..config import AUDIO_EXTENSIONS, MOOD_CLASSES, NEUTRAL, TARGETS
-from ..plot import MOOD_COLORS
+from ..config import AUDIO_EXTENSIONS, MOOD_CLASSES, MOOD_COLORS, NEUTRAL, TARGETS
 from .data import read_csv_rows
 
 QUADRANTS = (1, 2, 3, 4)
-QUADRANT_NAMES = {1: "Q1 happy", 2: "Q2 angry/tense", 3: "Q3 sad", 4: "Q4 calm/tender"}
+# the quadrants by their number and their one word (config.MOOD_CLASSES), as every picture names them
+QUADRANT_NAMES = {q: f"Q{q} {word}" for q, word in enumerate(MOOD_CLASSES, start=1)}
 # Which side of neutral each quadrant is on: (valence high, arousal high).
 HIGH = {1: (True, True), 2: (False, True), 3: (False, False), 4: (True, False)}
 REQUIRED = ("song_id", "quadrant")
