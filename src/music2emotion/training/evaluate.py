@@ -253,6 +253,17 @@ class QuadrantData:
         return out
 
 
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and standard deviation (ddof 1; 0 for one value) of per-fold figures, leaving
+    out the NaN of a fold that cannot have one (e.g. an AUC without one side, the correlation
+    of a constant prediction); NaN, NaN when none is left."""
+    v = np.asarray(values, np.float64)
+    v = v[~np.isnan(v)]
+    if not len(v):
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
 @dataclass
 class CVResult:
     """One candidate's cross-validation: per-fold scores and out-of-fold predictions, on
@@ -276,13 +287,7 @@ class CVResult:
 
     def quadrant_stat(self, key: str) -> tuple[float, float]:
         """Mean and standard deviation over folds of one of ``quadrant_scores``' figures."""
-        if not self.quadrant_scores:
-            return float("nan"), float("nan")
-        v = np.array([f[key] for f in self.quadrant_scores], np.float64)
-        v = v[~np.isnan(v)]  # e.g. the correlation of a constant prediction
-        if not len(v):
-            return float("nan"), float("nan")
-        return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+        return mean_std([f[key] for f in self.quadrant_scores])
 
     def summary(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name}

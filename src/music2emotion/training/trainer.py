@@ -45,6 +45,7 @@ from . import answer as ans
 from . import metrics
 from . import regressors as rg
 from .arches import Arch
+from .evaluate import mean_std
 from .features import FileRows, file_rows
 from .graph import AUDIOSET_SOURCE, FEATURES, MUSICNN_SOURCE, Layout, column_nodes, regressor_nodes, save_model
 from .labels import Labels, LabelError, check_enough
@@ -227,13 +228,12 @@ class Heads:
 
     def fit(self, c: Corpus, songs: np.ndarray) -> Heads:
         """Fit on the windows of ``songs`` (song numbers)."""
-        moods, ratings = c.moods[songs], c.ratings[songs]
+        mood_songs = songs[c.moods[songs] > 0]
+        rated = songs[~np.isnan(c.ratings[songs, 0])]
         if self.with_moods:
-            mood_songs = songs[moods > 0]
             rows = c.rows_of(mood_songs)
             self.answer = ans.Answer(self.head_columns, self.arch.head_c).fit(c.x[rows], c.moods[c.song[rows]])
             if self.with_ratings:
-                rated = songs[~np.isnan(ratings[:, 0])]
                 r_rows = c.rows_of(rated)
                 margins = c.song_means(self.answer.margins(c.x[r_rows]), r_rows, rated)
                 self.answer.scale = ans.deam_scale(margins, c.ratings[rated, 1])
@@ -241,7 +241,6 @@ class Heads:
                 margins = c.song_means(self.answer.margins(c.x[rows]), rows, mood_songs)
                 self.answer.scale = VALUES_SD_WITHOUT_RATINGS / float(np.std(margins))
         if self.with_ratings:
-            rated = songs[~np.isnan(ratings[:, 0])]
             rows = c.rows_of(rated)
             self.regressor = rg.ensemble(len(self.ratings_columns), *self.arch.ratings_members).fit(
                 c.x[rows][:, self.ratings_columns], c.ratings[c.song[rows]])
@@ -285,14 +284,6 @@ def _fold(arch: Arch, rows: Layout, c: Corpus, with_moods: bool, with_ratings: b
     with threadpool_limits(1):
         heads = Heads(arch, rows, with_moods, with_ratings).fit(c, train)
         return heads if test is None else heads.song_values(c, test)
-
-
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    v = np.asarray(values, np.float64)
-    v = v[~np.isnan(v)]
-    if not len(v):
-        return float("nan"), float("nan")
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
 
 
 def _ece_and_log_loss(p: np.ndarray, q: np.ndarray) -> dict[str, float]:
@@ -389,7 +380,7 @@ def cross_validate(c: Corpus, arch: Arch, rows: Layout, folds: list[np.ndarray],
     scored_values = unit[mood_songs] if with_moods else unit[rated]
     everything["coherent"] = float((probabilities.argmax(1) + 1 == quadrant_of(scored_values)).mean())
     keys = [key for key in FIGURES if any(key in f for f in per_fold)]
-    stats = {key: _mean_std([f.get(key, np.nan) for f in per_fold]) for key in keys}
+    stats = {key: mean_std([f.get(key, np.nan) for f in per_fold]) for key in keys}
     return {"oof": oof, "folds": per_fold, "mean": {k: v[0] for k, v in stats.items()},
             "std": {k: v[1] for k, v in stats.items()}, "all": everything, "calibration": calibration,
             "relation": relation, "probabilities": probabilities, "truth": truth,
